@@ -1,0 +1,298 @@
+"""Faust agents, tables, timer and web views of a cxpulse worker.
+
+Two stages, both fed whole batches by :mod:`streams.transport`:
+
+* one *source* agent per metric family reads its input topic and keeps the
+  per-partition engine state in that family's table (changelog co-partitioned
+  with the topic), sending dead letters and bucket snapshots;
+* the *merge* agent reads the internal partials topic, keeps merged buckets and
+  watermarks in the merge table, and publishes final KPI records.
+
+Every batch is flushed to the broker (changelog records, dead letters,
+snapshots) before Faust may ack and commit it, so a committed offset never runs
+ahead of durable state. An unexpected exception crashes the worker instead of
+escaping ``async for`` (where Faust would ack the batch and lose it): state is
+rebuilt from the tables on restart and the batch is processed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import faust
+from faust.types import TP, StreamT
+from faust.web import Request, Response, Web
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+from agents.gauges import KpiCollector
+from agents.runtime import Runtime, Send, Write, now_ms
+from streams.app import CxApp, topic_names
+from streams.settings import Settings
+
+log = logging.getLogger("cxpulse")
+OUTCOMES = ("accepted", "invalid", "duplicate", "late")
+
+
+class Health:
+    """Why the worker is or is not consuming, for ``/healthz``."""
+
+    def __init__(self) -> None:
+        self.broker_error: str | None = None
+        self.broker_error_since_ms: int | None = None
+        self.last_batch_ms: int | None = None
+
+    def reason(self, app: faust.App) -> str | None:
+        if not app.consumer.assignment() and self.last_batch_ms is None:
+            return "starting: waiting for partitions"
+        if app.rebalancing:
+            return "rebalancing"
+        if app.in_recovery:
+            return "recovering tables"
+        if self.broker_error is not None:
+            return f"broker unreachable: {self.broker_error}"
+        return None
+
+
+class Metrics:
+    """The worker's own Prometheus registry: health counters plus the KPI collector."""
+
+    def __init__(self, runtime: Runtime, source_topics: Iterable[str]) -> None:
+        self.registry = CollectorRegistry()
+        self.events = Counter(
+            "cx_events_total",
+            "Input records by outcome (heartbeats not counted)",
+            ["topic", "outcome"],
+            registry=self.registry,
+        )
+        for topic in source_topics:
+            for outcome in OUTCOMES:
+                self.events.labels(topic, outcome)
+        self.watermark = Gauge(
+            "cx_watermark_timestamp_seconds",
+            "Event-time watermark of each input topic",
+            ["topic"],
+            registry=self.registry,
+        )
+        self.lag = Gauge(
+            "cx_consumer_lag",
+            "Records in the partition not yet processed",
+            ["topic", "partition"],
+            registry=self.registry,
+        )
+        self.alert_firing = Gauge(
+            "cx_alert_firing", "1 while an alert fires", ["alert", "channel"], registry=self.registry
+        )
+        self.registry.register(
+            KpiCollector(runtime.latest_records, runtime.settings.segments.dimensions)
+        )
+
+
+def register(app: CxApp, settings: Settings) -> Runtime:
+    """Declare the topics, tables, agents, timer and pages of a worker on ``app``."""
+    names = topic_names(settings)
+    n = settings.topics.partitions
+    runtime = Runtime(settings, names.partials)
+    metrics = Metrics(runtime, names.sources.values())
+    health = Health()
+    app_any: Any = app
+    app_any.cx_runtime, app_any.cx_metrics, app_any.cx_health = runtime, metrics, health
+
+    def raw_topic(name: str, **kw: Any) -> faust.TopicT:
+        return app.topic(name, partitions=n, key_serializer="raw", value_serializer="raw", **kw)
+
+    partials = raw_topic(names.partials, internal=True)
+    tables = {
+        family: app.Table(
+            f"{family}-state", partitions=n, key_type=str, value_type=bytes
+        )
+        for family in names.sources
+    }
+    merge_table = app.Table(
+        "merge-state", partitions=n, key_type=str, value_type=bytes
+    )
+
+    async def send_all(sends: Iterable[Send]) -> None:
+        producer = app.producer
+        for topic, key, value, partition in sends:
+            await producer.send(topic, key, value, partition, None, None)
+
+    def write_all(table: Any, writes: Iterable[Write]) -> None:
+        for key, value in writes:
+            if value is None:
+                table.pop(key, None)
+            else:
+                table[key] = value
+
+    def store_view(table: Any) -> Mapping[str, bytes]:
+        return dict(table.data.items())
+
+    async def crash(where: str, exc: BaseException) -> None:
+        log.critical("cxpulse: unexpected error in %s; stopping so no batch is lost", where,
+                     exc_info=exc)
+        await app.crash(exc)
+
+    def make_source_agent(family: str, topic_name: str) -> None:
+        table = tables[family]
+        topic = raw_topic(topic_name)
+
+        async def source(stream: StreamT) -> None:
+            async for event in stream.events():
+                try:
+                    partition = event.message.partition
+                    result = runtime.process_source(
+                        family, partition, event.value, _LazyView(table, store_view)
+                    )
+                    write_all(table, result.writes)
+                    await send_all(result.sends)
+                    await app.producer.flush()
+                    for outcome, count in result.outcomes.items():
+                        metrics.events.labels(topic_name, outcome).inc(count)
+                    health.last_batch_ms = now_ms()
+                except Exception as exc:  # noqa: BLE001 - see the module docstring
+                    await crash(f"{family} source", exc)
+                    return
+
+        source.__name__ = f"{family}_source"
+        app.agent(topic, name=f"cxpulse.{family}-source", concurrency=1)(source)
+
+    for family, topic_name in names.sources.items():
+        make_source_agent(family, topic_name)
+
+    @app.agent(partials, name="cxpulse.merge", concurrency=1)
+    async def merge(stream: StreamT) -> None:
+        async for event in stream.events():
+            try:
+                partition = event.message.partition
+                result = runtime.process_merge(
+                    partition, event.value, _LazyView(merge_table, store_view)
+                )
+                write_all(merge_table, result.writes)
+                if result.finals:
+                    await send_all(result.finals)
+                    await app.producer.flush()
+                write_all(merge_table, result.wm_writes)
+                await app.producer.flush()
+            except Exception as exc:  # noqa: BLE001 - see the module docstring
+                await crash("merge", exc)
+                return
+
+    tick_s = min(1.0, settings.emit_interval_ms / 1000.0)
+    emit_every = max(1, round(settings.emit_interval_ms / 1000.0 / tick_s))
+    ticks = 0
+
+    @app.timer(interval=tick_s)
+    async def tick() -> None:
+        nonlocal ticks
+        if app.rebalancing or app.in_recovery or not app.consumer.assignment():
+            return
+        ticks += 1
+        try:
+            await _heartbeat_statuses(app, runtime, tables, store_view)
+            if ticks % emit_every == 0:
+                await send_all(runtime.provisional())
+            _update_health_gauges(app, runtime, metrics)
+            await _check_broker(app, health)
+        except Exception:
+            log.warning("cxpulse: timer tick failed", exc_info=True)
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        for tp in revoked:
+            family = runtime.family_of_topic.get(tp.topic)
+            if family is not None:
+                runtime.drop_source(family, tp.partition)
+            elif tp.topic == names.partials:
+                runtime.drop_merge(tp.partition)
+
+    _register_pages(app, runtime, metrics, health)
+    return runtime
+
+
+class _LazyView(Mapping[str, bytes]):
+    """The table's records, copied only if a processor actually needs restoring."""
+
+    def __init__(self, table: Any, view: Any) -> None:
+        self._table, self._view = table, view
+        self._data: Mapping[str, bytes] | None = None
+
+    def _load(self) -> Mapping[str, bytes]:
+        if self._data is None:
+            self._data = self._view(self._table)
+        return self._data
+
+    def __getitem__(self, key: str) -> bytes:
+        return self._load()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+
+async def _heartbeat_statuses(
+    app: faust.App, runtime: Runtime, tables: Mapping[str, Any], store_view: Any
+) -> None:
+    """Report every owned source partition's status, including ones with no traffic yet."""
+    sends: list[Send] = []
+    for tp in app.consumer.assignment():
+        family = runtime.family_of_topic.get(tp.topic)
+        if family is None:
+            continue
+        proc, fresh = runtime.processor(family, tp.partition, _LazyView(tables[family], store_view))
+        if fresh:
+            sends.extend(runtime.snapshot_sends_for(proc))
+        sends.extend(runtime.status_sends(family, proc.status()))
+    for topic, key, value, partition in sends:
+        await app.producer.send(topic, key, value, partition, None, None)
+
+
+def _update_health_gauges(app: faust.App, runtime: Runtime, metrics: Metrics) -> None:
+    for topic, seconds in runtime.watermark_seconds().items():
+        metrics.watermark.labels(topic).set(seconds)
+    for (family, partition), proc in list(runtime.processors.items()):
+        topic = runtime.topic_of[family]
+        highwater = app.consumer.highwater(TP(topic, partition))
+        if highwater is not None:
+            metrics.lag.labels(topic, str(partition)).set(max(highwater - proc.offset - 1, 0))
+
+
+async def _check_broker(app: faust.App, health: Health) -> None:
+    """A metadata round trip: the cheapest proof that the broker answers."""
+    client = app.producer._producer.client if app.producer._producer else None  # type: ignore[attr-defined]
+    if client is None:
+        return
+    try:
+        await asyncio.wait_for(client.fetch_all_metadata(), timeout=2.0)
+    except Exception as exc:  # noqa: BLE001 - any failure means unreachable
+        if health.broker_error is None:
+            health.broker_error_since_ms = now_ms()
+        health.broker_error = type(exc).__name__ or "timeout"
+    else:
+        health.broker_error = None
+        health.broker_error_since_ms = None
+
+
+def _register_pages(app: CxApp, runtime: Runtime, metrics: Metrics, health: Health) -> None:
+    @app.page("/metrics")
+    async def metrics_page(web: Web, request: Request) -> Response:
+        response = web.bytes(generate_latest(metrics.registry), content_type="text/plain")
+        response.charset = "utf-8"  # type: ignore[attr-defined]
+        return response
+
+    @app.page("/kpis")
+    async def kpis_page(web: Web, request: Request) -> Response:
+        records = sorted(
+            runtime.latest_records(), key=lambda r: (r["metric"], r["window"], r["segment"])
+        )
+        return web.json({"records": records, "finals": runtime.latest_finals()})
+
+    @app.page("/healthz")
+    async def healthz_page(web: Web, request: Request) -> Response:
+        reason = health.reason(app)
+        if reason is None:
+            return web.json({"status": "ok"})
+        return web.json({"status": "unavailable", "reason": reason}, status=503)

@@ -1,0 +1,39 @@
+"""KPI records of the ``cx.kpi`` topic (SPEC §4.1), built from merged window values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from schemas.timestamps import format_ts
+from streams.merge import WindowKpi
+
+SCHEMA_VERSION = 1
+
+
+def record_key(item: WindowKpi) -> str:
+    """``"{metric}|{window}|{segment}"``: the Kafka key, and the identity of a gauge series."""
+    return f"{item.kpi.metric}|{item.window.name}|{item.segment}"
+
+
+def kpi_record(item: WindowKpi, *, final: bool, watermark_ms: int | None, now_ms: int) -> dict[str, Any]:
+    """The record as the SPEC shows it; numbers are not rounded."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "metric": item.kpi.metric,
+        "window": item.window.name,
+        "segment": item.segment,
+        "window_start": format_ts(item.end_ms - item.window.size_ms),
+        "window_end": format_ts(item.end_ms),
+        "value": item.kpi.value,
+        "n": item.kpi.n,
+        "stats": item.kpi.stats,
+        "final": final,
+        "watermark": None if watermark_ms is None else format_ts(watermark_ms),
+        "emitted_at": format_ts(now_ms),
+    }
+
+
+def encode(record: dict[str, Any]) -> bytes:
+    return orjson.dumps(record)

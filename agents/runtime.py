@@ -1,0 +1,257 @@
+"""The worker's in-process state, between Faust (tables, topics) and the pure engine.
+
+:class:`Runtime` owns, for the partitions this worker is assigned, the source
+:class:`~streams.engine.PartitionProcessor` objects and the
+:class:`~streams.merge.MergeState` objects, plus the latest records behind the
+gauges. It has no Faust import: the agents in :mod:`agents.pipeline` hand it
+record batches and carry out what it returns (sends, table writes), which keeps
+all of this testable without a broker.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from agents.records import encode, kpi_record, record_key
+from agents.survey.family import SurveyFamily
+from streams.engine import EngineConfig, PartitionProcessor
+from streams.family import Family
+from streams.merge import MergeState, WindowKpi
+from streams.settings import Settings
+from streams.transport import RawRecord
+from streams.watermarks import PartitionStatus, TimePolicy
+
+Write = tuple[str, bytes | None]
+Send = tuple[str, bytes | None, bytes, int | None]  # topic, key, value, partition
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def build_families(settings: Settings) -> dict[str, Family]:
+    """The metric families this worker runs, by name (the name is also the topic role)."""
+    return {"survey": SurveyFamily(settings.time.dedup_horizon_ms)}
+
+
+@dataclass(slots=True)
+class SourceResult:
+    """What the agent must do after a source batch, in this order."""
+
+    sends: list[Send] = field(default_factory=list)
+    writes: list[Write] = field(default_factory=list)
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(slots=True)
+class MergeResult:
+    finals: list[Send] = field(default_factory=list)
+    writes: list[Write] = field(default_factory=list)
+    wm_writes: list[Write] = field(default_factory=list)
+
+
+class Runtime:
+    """Processors and merge states of one worker (see the module docstring)."""
+
+    def __init__(self, settings: Settings, partials_topic: str) -> None:
+        self.settings = settings
+        self.partials_topic = partials_topic
+        self.families = build_families(settings)
+        t = settings.time
+        self.policy = TimePolicy(t.allowed_lateness_ms, t.idle_timeout_ms, t.max_clock_skew_ms)
+        self.grids = tuple(sorted({w.step_ms for w in settings.windows}))
+        self.partitions = settings.topics.partitions
+        self.topic_of = {name: getattr(settings.topics, name) for name in self.families}
+        self.family_of_topic = {topic: name for name, topic in self.topic_of.items()}
+        self.processors: dict[tuple[str, int], PartitionProcessor] = {}
+        self.merges: dict[int, MergeState] = {}
+        #: latest provisional record per "metric|window|segment", per partials partition
+        self.latest: dict[int, dict[str, dict[str, Any]]] = {}
+        #: latest final record per "metric|window|segment", per partials partition
+        self.finals: dict[int, dict[str, dict[str, Any]]] = {}
+        self.topic_watermarks: dict[str, int | None] = {name: None for name in self.families}
+
+    # ------------------------------------------------------------ sources
+    def engine_config(self, family: str) -> EngineConfig:
+        s = self.settings
+        return EngineConfig(
+            topic=self.topic_of[family],
+            grids=self.grids,
+            policy=self.policy,
+            dedup_horizon_ms=s.time.dedup_horizon_ms,
+            dimensions=s.segments.dimensions,
+            max_segment_values=s.segments.max_segment_values,
+        )
+
+    def processor(
+        self, family: str, partition: int, table: Mapping[str, bytes]
+    ) -> tuple[PartitionProcessor, bool]:
+        """The processor for a source partition, restored from its table on first use."""
+        key = (family, partition)
+        proc = self.processors.get(key)
+        if proc is not None:
+            return proc, False
+        proc = PartitionProcessor.restore(
+            self.families[family], self.engine_config(family), partition, table, now_ms()
+        )
+        self.processors[key] = proc
+        return proc, True
+
+    def process_source(
+        self,
+        family: str,
+        partition: int,
+        records: list[RawRecord],
+        table: Mapping[str, bytes],
+    ) -> SourceResult:
+        proc, fresh = self.processor(family, partition, table)
+        out = proc.process(records, now_ms(), self.topic_watermarks.get(family))
+        result = SourceResult(outcomes=out.outcomes, writes=out.writes)
+        dl = self.settings.topics.deadletter
+        result.sends.extend((dl, None, v, None) for v in out.dead_letters)
+        snapshots = proc.live_snapshots() if fresh else out.snapshots
+        version = proc.offset
+        result.sends.extend(self._snapshot_sends(family, partition, version, snapshots))
+        if out.writes or fresh:
+            result.sends.extend(self.status_sends(family, proc.status()))
+        return result
+
+    def _snapshot_sends(
+        self, family: str, partition: int, version: int, snapshots: list[Any]
+    ) -> Iterator[Send]:
+        by_label: dict[str, list[list[Any]]] = {}
+        for snap in snapshots:
+            by_label.setdefault(snap.label, []).append([snap.grid, snap.start, snap.counts])
+        for label, entries in by_label.items():
+            key = f"{family}|{label}".encode()
+            value = orjson.dumps(
+                {"k": "b", "f": family, "p": partition, "v": version, "seg": label, "b": entries}
+            )
+            yield self.partials_topic, key, value, zlib.crc32(key) % self.partitions
+
+    def snapshot_sends_for(self, proc: PartitionProcessor) -> Iterator[Send]:
+        """Every live bucket of a just-restored processor (the merge stage may have missed some)."""
+        return self._snapshot_sends(
+            proc.family.name, proc.partition, proc.offset, proc.live_snapshots()
+        )
+
+    def status_sends(self, family: str, status: PartitionStatus) -> Iterator[Send]:
+        """A status goes to every partials partition: each merges all source partitions."""
+        value = orjson.dumps(
+            {
+                "k": "s",
+                "f": family,
+                "p": status.partition,
+                "v": status.version,
+                "mx": status.max_ts,
+                "la": status.last_arrival_wall_ms,
+            }
+        )
+        for j in range(self.partitions):
+            yield self.partials_topic, None, value, j
+
+    def restored_statuses(self) -> Iterator[Send]:
+        for (family, _), proc in sorted(self.processors.items()):
+            yield from self.status_sends(family, proc.status())
+
+    def drop_source(self, family: str, partition: int) -> None:
+        self.processors.pop((family, partition), None)
+
+    # -------------------------------------------------------------- merge
+    def merge_state(self, partition: int, table: Mapping[str, bytes]) -> MergeState:
+        state = self.merges.get(partition)
+        if state is None:
+            state = MergeState(
+                partition,
+                self.families,
+                self.settings.windows,
+                self.partitions,
+                self.policy,
+            )
+            state.restore(table, now_ms())
+            self.merges[partition] = state
+        return state
+
+    def process_merge(
+        self, partition: int, records: list[RawRecord], table: Mapping[str, bytes]
+    ) -> MergeResult:
+        state = self.merge_state(partition, table)
+        result = MergeResult()
+        for rec in records:
+            if rec.value is None:
+                continue
+            msg = orjson.loads(rec.value)
+            family = msg["f"]
+            if family not in self.families:
+                continue
+            if msg["k"] == "b":
+                result.writes.extend(
+                    state.apply_snapshot(family, msg["p"], msg["v"], msg["seg"], msg["b"])
+                )
+            else:
+                status = PartitionStatus(msg["p"], msg["v"], msg["mx"], msg["la"])
+                result.writes.extend(state.apply_status(family, status))
+        self.advance(state, result)
+        return result
+
+    def advance(self, state: MergeState, result: MergeResult) -> None:
+        now = now_ms()
+        finals, writes = state.advance(now)
+        result.wm_writes.extend(writes)
+        kpi_topic = self.settings.topics.kpi
+        for item in finals:
+            record = kpi_record(item, final=True, watermark_ms=state.wm[item.family], now_ms=now)
+            key = record_key(item)
+            self.finals.setdefault(state.partition, {})[key] = record
+            result.finals.append((kpi_topic, key.encode(), encode(record), None))
+        for family, wm in state.wm.items():
+            known = self.topic_watermarks.get(family)
+            if wm is not None and (known is None or wm > known):
+                self.topic_watermarks[family] = wm
+
+    def provisional(self) -> list[Send]:
+        """Records of the open windows of every owned merge partition; refreshes the gauges."""
+        now = now_ms()
+        kpi_topic = self.settings.topics.kpi
+        sends: list[Send] = []
+        for j, state in self.merges.items():
+            latest: dict[str, dict[str, Any]] = {}
+            for family in self.families:
+                wm = state.display_watermark(family)
+                items: list[WindowKpi] = state.current(family)
+                for item in items:
+                    record = kpi_record(item, final=False, watermark_ms=wm, now_ms=now)
+                    key = record_key(item)
+                    latest[key] = record
+                    sends.append((kpi_topic, key.encode(), encode(record), None))
+            self.latest[j] = latest
+        return sends
+
+    def drop_merge(self, partition: int) -> None:
+        self.merges.pop(partition, None)
+        self.latest.pop(partition, None)
+        self.finals.pop(partition, None)
+
+    def latest_finals(self) -> list[dict[str, Any]]:
+        return [r for records in list(self.finals.values()) for r in records.values()]
+
+    def latest_records(self) -> Iterator[dict[str, Any]]:
+        for records in list(self.latest.values()):
+            yield from records.values()
+
+    def watermark_seconds(self) -> Mapping[str, float]:
+        return {
+            self.topic_of[f]: wm / 1000.0
+            for f, wm in self.topic_watermarks.items()
+            if wm is not None
+        }
+
+
+RuntimeFactory = Callable[[Settings, str], Runtime]

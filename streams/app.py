@@ -1,0 +1,83 @@
+"""The Faust app, built once from :class:`~streams.settings.Settings` (no module-level app).
+
+Faust provides group membership, rebalancing, changelog-backed tables with
+recovery, the producer, timers and the web server. cxpulse changes only how
+records reach its agents (one Faust message per fetched batch, see
+:mod:`streams.transport`) and silences the start-up spinner, which otherwise
+leaves the root logger at DEBUG and costs ~12 % CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from faust.types import TransportT
+
+from streams.settings import Settings
+from streams.transport import BatchingConsumer, BatchingTransport
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """Names of every topic the worker reads or writes."""
+
+    sources: dict[str, str]  # family -> input topic
+    partials: str
+    kpi: str
+    alerts: str
+    deadletter: str
+
+
+def topic_names(settings: Settings) -> Topics:
+    t = settings.topics
+    return Topics(
+        sources={"survey": t.survey},
+        partials=f"{settings.worker.app_id}.partials",
+        kpi=t.kpi,
+        alerts=t.alerts,
+        deadletter=t.deadletter,
+    )
+
+
+class CxApp(faust.App):
+    """Faust app whose consumer hands cxpulse whole batches."""
+
+    def _new_transport(self) -> TransportT:
+        return BatchingTransport(self.conf.broker_consumer, self)
+
+
+class QuietWorker(faust.Worker):
+    """Faust worker without the terminal spinner (it forces the root logger to DEBUG)."""
+
+    def _setup_spinner_handler(self, logger: logging.Logger, level: int) -> None:
+        self.spinner = None
+
+
+def create_app(settings: Settings, broker_url: str, *, embedded: bool) -> CxApp:
+    """A Faust app for these settings; ``embedded`` tunes it for the local Tansu broker."""
+    names = topic_names(settings)
+    BatchingConsumer.batched_topics = frozenset([*names.sources.values(), names.partials])
+    options: dict[str, Any] = {
+        "broker": broker_url,
+        "store": settings.store.url,
+        "datadir": settings.store.data_dir,
+        "web_port": settings.web_port,
+        "web_host": "127.0.0.1" if embedded else None,
+        "topic_partitions": settings.topics.partitions,
+        "topic_replication_factor": 1 if embedded else 3,
+        "table_standby_replicas": 0,
+        "producer_acks": -1,
+        "consumer_auto_offset_reset": "earliest",
+        "broker_commit_interval": 1.0,
+        "stream_wait_empty": False,
+        "value_serializer": "raw",
+        "key_serializer": "raw",
+    }
+    if embedded:
+        # Tansu waits half the session timeout before completing a group join.
+        options.update(broker_session_timeout=6.0, broker_heartbeat_interval=1.0)
+    options = {k: v for k, v in options.items() if v is not None}
+    return CxApp(settings.worker.app_id, **options)

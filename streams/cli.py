@@ -1,0 +1,227 @@
+"""The ``cxpulse`` command: worker, broker, replay, generate, kpis, demo, bench.
+
+Settings are built once here (TOML + env) and handed down; a bad value exits 2
+naming the key before anything starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from streams.settings import Settings, settings_or_exit
+
+
+def _bootstrap(url: str) -> str:
+    return url.removeprefix("kafka://")
+
+
+@contextlib.contextmanager
+def broker_for(settings: Settings, override: str | None) -> Iterator[tuple[str, bool]]:
+    """The broker URL to use, starting the embedded one when none is configured."""
+    url = override or settings.broker.url
+    if url:
+        yield url, False
+        return
+    from streams.broker import EmbeddedBroker
+
+    with EmbeddedBroker() as broker:
+        print(f"cxpulse: embedded broker at {broker.url}", file=sys.stderr)
+        yield broker.url, True
+
+
+def all_topics(settings: Settings) -> dict[str, int]:
+    from streams.app import topic_names
+
+    names = topic_names(settings)
+    n = settings.topics.partitions
+    topics = {name: n for name in (settings.topics.survey, settings.topics.cart,
+                                   settings.topics.ticket)}  # fmt: skip
+    topics.update({names.partials: n, names.kpi: n, names.alerts: n, names.deadletter: n})
+    return topics
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from agents.pipeline import register
+    from streams.app import QuietWorker, create_app
+    from streams.broker import ensure_topics, wait_for_kafka
+
+    with broker_for(settings, args.broker) as (url, embedded):
+        embedded = embedded or bool(args.embedded_tuning)
+        bootstrap = _bootstrap(url)
+        asyncio.run(wait_for_kafka(bootstrap))
+        asyncio.run(ensure_topics(bootstrap, all_topics(settings)))
+        app = create_app(settings, url, embedded=embedded)
+        register(app, settings)
+        worker = QuietWorker(app, loglevel=settings.worker.log_level.upper(), quiet=True)
+        worker.execute_from_commandline()
+    return 0
+
+
+def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.broker import run_broker_forever
+
+    return run_broker_forever(args.port)
+
+
+def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.broker import ensure_topics
+    from streams.replay import replay_file
+
+    url = args.broker or settings.broker.url
+    if not url:
+        print("cxpulse replay: give --broker kafka://host:port (or [broker] url)", file=sys.stderr)
+        return 2
+    bootstrap = _bootstrap(url)
+    asyncio.run(ensure_topics(bootstrap, all_topics(settings)))
+    n = asyncio.run(replay_file(Path(args.file), bootstrap, settings, close=not args.no_close))
+    print(f"cxpulse replay: produced {n} records", file=sys.stderr)
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.broker import ensure_topics
+    from streams.replay import generate
+
+    url = args.broker or settings.broker.url
+    if not url:
+        print("cxpulse generate: give --broker kafka://host:port", file=sys.stderr)
+        return 2
+    bootstrap = _bootstrap(url)
+    asyncio.run(ensure_topics(bootstrap, all_topics(settings)))
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            generate(
+                bootstrap,
+                settings,
+                rate=args.rate,
+                duration_s=args.duration,
+                incident_after_s=args.incident_after,
+            )
+        )
+    return 0
+
+
+def cmd_kpis(args: argparse.Namespace, settings: Settings) -> int:
+    from agents.view import watch_kpis
+
+    url = args.broker or settings.broker.url
+    if not url:
+        print("cxpulse kpis: give --broker kafka://host:port", file=sys.stderr)
+        return 2
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(watch_kpis(_bootstrap(url), settings, duration_s=args.duration))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """Broker, a worker and live traffic as child processes, and the live view here."""
+    from streams.broker import EmbeddedBroker, free_port
+
+    exe = [sys.executable, "-m", "streams.cli"]
+    with EmbeddedBroker() as broker:
+        port = settings.web_port or free_port()
+        env = {**os.environ, "CXPULSE_BROKER_URL": broker.url, "CXPULSE_WEB_PORT": str(port),
+               "CXPULSE_EMIT_INTERVAL": "2s", "CXPULSE_TIME_IDLE_TIMEOUT": "10s"}  # fmt: skip
+        children = [
+            subprocess.Popen([*exe, "worker", "--embedded-tuning"], env=env),
+            subprocess.Popen(
+                [*exe, "generate", "--rate", "40", "--incident-after", "120"], env=env
+            ),
+        ]
+        print(f"cxpulse demo: worker metrics at http://127.0.0.1:{port}/metrics", file=sys.stderr)
+        try:
+            demo_settings = settings_or_exit(args.config, env)
+            asyncio.run(_demo_view(broker.url, demo_settings, args.duration))
+        except KeyboardInterrupt:
+            pass
+        finally:
+            for child in children:
+                child.send_signal(signal.SIGTERM)
+            for child in children:
+                try:
+                    child.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+    return 0
+
+
+async def _demo_view(url: str, settings: Settings, duration: float | None) -> None:
+    from agents.view import watch_kpis
+
+    await watch_kpis(_bootstrap(url), settings, duration_s=duration)
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from benchmarks.run import main as bench_main
+
+    return bench_main(args.events, args.out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cxpulse", description=__doc__)
+    parser.add_argument("--config", help="TOML config file (default: $CXPULSE_CONFIG)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("worker", help="run a worker (joins the consumer group)")
+    p.add_argument("--broker", help="kafka://host:port (default: [broker] url, else embedded)")
+    p.add_argument("--embedded-tuning", action="store_true",
+                   help="short session timeouts for the embedded broker")  # fmt: skip
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("broker", help="run the embedded Kafka-compatible broker alone")
+    p.add_argument("--port", type=int, default=None)
+    p.set_defaults(func=cmd_broker)
+
+    p = sub.add_parser("replay", help="produce a recorded JSONL file, then closing heartbeats")
+    p.add_argument("file")
+    p.add_argument("--broker")
+    p.add_argument("--no-close", action="store_true", help="do not send closing heartbeats")
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("generate", help="live synthetic traffic")
+    p.add_argument("--broker")
+    p.add_argument("--rate", type=float, default=50.0, help="survey invitations per second")
+    p.add_argument("--duration", type=float, default=None, help="seconds (default: forever)")
+    p.add_argument("--incident-after", type=float, default=None,
+                   help="seconds until the app channel's scores collapse")  # fmt: skip
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("kpis", help="live terminal view of cx.kpi")
+    p.add_argument("--broker")
+    p.add_argument("--duration", type=float, default=None)
+    p.set_defaults(func=cmd_kpis)
+
+    p = sub.add_parser("demo", help="broker + worker + traffic + live view")
+    p.add_argument("--duration", type=float, default=None)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("bench", help="throughput benchmark")
+    p.add_argument("--events", type=int, default=200_000)
+    p.add_argument("--out", default="benchmarks/results.json")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = settings_or_exit(args.config)
+    logging.basicConfig(level=settings.worker.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")  # fmt: skip
+    started = time.monotonic()
+    code: int = args.func(args, settings)
+    logging.getLogger("cxpulse").debug("%s took %.1fs", args.command, time.monotonic() - started)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,360 @@
+"""The per-partition engine: validation, dedup, lateness, buckets and persisted state.
+
+One :class:`PartitionProcessor` owns one partition of one input topic. It turns a
+batch of raw records into
+
+* dead letters and outcome counts (invalid, duplicate, late, accepted),
+* bucket aggregates: integer counters per (grid step, bucket start, segment),
+  one grid per distinct window step, summed by the merge stage into windows,
+* table writes that persist its whole state, and
+* snapshots of the buckets the batch changed, for the merge stage.
+
+Exactly-once without broker transactions. Every persisted record carries the
+sequence number ``s`` of the batch that wrote it and the value it replaced
+(``pv``); the partition's meta record, written *last* in each batch, names the
+last complete batch and the input offset it reached. A changelog partition is
+written by one producer in order, so after a crash it holds complete batches
+plus at most a prefix of one more: :meth:`PartitionProcessor.restore` rolls
+that prefix back to ``pv`` and the records after the meta offset are simply
+processed again (records at or below it are skipped). Snapshots carry the input
+offset as a version, so the merge stage keeps the newest one whatever the
+interleaving of old and new owners.
+
+State is bounded: buckets go once their end is below the partition watermark
+(no accepted event can reach them; the merge stage keeps what windows need),
+dedup ids after the horizon, entities when the family says they are inert.
+Expiry is decided at batch start from the watermark the previous batch left,
+so rolling back a batch never needs an expired value again.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from schemas.deadletter import dead_letter_record
+from schemas.events import Heartbeat, Invalid
+from streams.family import Deltas, Family
+from streams.segments import SegmentCap
+from streams.transport import RawRecord
+from streams.watermarks import PartitionStatus, TimePolicy, is_late, partition_watermark
+
+#: Coarse time step of the expiry index (entities and dedup chunks are swept per step).
+_EXPIRY_STEP_MS = 60_000
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """What the engine needs from the settings, for one input topic."""
+
+    topic: str
+    grids: tuple[int, ...]
+    policy: TimePolicy
+    dedup_horizon_ms: int
+    dimensions: tuple[str, ...]
+    max_segment_values: int
+
+    @property
+    def fine_grid(self) -> int:
+        return math.gcd(*self.grids)
+
+
+@dataclass(frozen=True, slots=True)
+class BucketSnapshot:
+    """The full current value of one source bucket (replace semantics, versioned)."""
+
+    label: str
+    grid: int
+    start: int
+    counts: list[int]
+
+
+@dataclass(slots=True)
+class BatchOutput:
+    """Everything a batch produced, for the agent to send, write and count."""
+
+    dead_letters: list[bytes] = field(default_factory=list)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    writes: list[tuple[str, bytes | None]] = field(default_factory=list)
+    snapshots: list[BucketSnapshot] = field(default_factory=list)
+
+
+def _dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj)
+
+
+class PartitionProcessor:
+    """State and logic for one input partition (see the module docstring)."""
+
+    def __init__(self, family: Family, config: EngineConfig, partition: int, now_wall_ms: int):
+        self.family = family
+        self.config = config
+        self.partition = partition
+        self.seq = 0
+        self.offset = -1
+        self.max_ts: int | None = None
+        self.last_arrival_wall_ms = now_wall_ms
+        self.segments = SegmentCap(config.dimensions, config.max_segment_values)
+        self.buckets: dict[tuple[int, int, str], list[int]] = {}
+        self.entities: dict[str, Any] = {}
+        self.dedup: dict[str, tuple[int, int]] = {}  # event_id -> (ts, chunk seq)
+        self.chunks: dict[int, tuple[int, list[str]]] = {}  # chunk seq -> (max ts, its ids)
+        self._entity_expiry: dict[int, set[str]] = {}
+        self._pending: dict[str, bytes | None] = {}  # rewrites owed after a rollback
+        # per-batch scratch
+        self._fine: dict[tuple[int, str], list[int]] = {}
+        self._entity_prev: dict[str, Any] = {}
+        self._new_ids: dict[str, int] = {}
+
+    # ----------------------------------------------------------------- keys
+    def _key(self, *parts: object) -> str:
+        return "|".join((str(self.partition), *map(str, parts)))
+
+    @property
+    def meta_key(self) -> str:
+        return self._key("m")
+
+    # ------------------------------------------------------------ restoring
+    @classmethod
+    def restore(
+        cls,
+        family: Family,
+        config: EngineConfig,
+        partition: int,
+        records: Mapping[str, bytes],
+        now_wall_ms: int,
+    ) -> PartitionProcessor:
+        """Rebuild from this partition's table records, rolling back a half-written batch."""
+        proc = cls(family, config, partition, now_wall_ms)
+        prefix = f"{partition}|"
+        meta_raw = records.get(proc.meta_key)
+        if meta_raw is not None:
+            meta = orjson.loads(meta_raw)
+            proc.seq, proc.offset, proc.max_ts = meta["s"], meta["o"], meta["mx"]
+            proc.segments = SegmentCap(config.dimensions, config.max_segment_values, meta["seg"])
+        chunks: list[tuple[int, dict[str, int]]] = []
+        for key, raw in records.items():
+            if not key.startswith(prefix) or key == proc.meta_key:
+                continue
+            rec = orjson.loads(raw)
+            stale = rec["s"] > proc.seq
+            kind, _, rest = key[len(prefix) :].partition("|")
+            if kind == "d":
+                if stale:
+                    proc._pending[key] = None
+                else:
+                    chunks.append((rec["s"], rec["ids"]))
+                continue
+            value = rec["pv"] if stale else rec["v"]
+            if stale:
+                proc._pending[key] = None if value is None else _dumps(
+                    {"s": proc.seq, "v": value, "pv": value}
+                )
+            if value is None:
+                continue
+            if kind == "b":
+                grid, start, label = rest.split("|", 2)
+                proc.buckets[(int(grid), int(start), label)] = value
+            elif kind == "e":
+                proc.entities[rest] = value
+                proc._index_entity(rest, value)
+        for seq, ids in sorted(chunks, key=lambda c: c[0]):
+            proc._register_chunk(seq, ids)
+        return proc
+
+    def _register_chunk(self, seq: int, ids: dict[str, int]) -> None:
+        for event_id, ts in ids.items():
+            self.dedup[event_id] = (ts, seq)
+        self.chunks[seq] = (max(ids.values(), default=0), list(ids))
+
+    # -------------------------------------------------------------- status
+    @property
+    def watermark(self) -> int | None:
+        return partition_watermark(self.max_ts, self.config.policy)
+
+    def status(self) -> PartitionStatus:
+        return PartitionStatus(self.partition, self.offset, self.max_ts, self.last_arrival_wall_ms)
+
+    def live_snapshots(self) -> list[BucketSnapshot]:
+        """Every bucket still held, for re-sending after a restart or a takeover."""
+        return [BucketSnapshot(lb, g, st, list(c)) for (g, st, lb), c in self.buckets.items()]
+
+    # ---------------------------------------------------- ObserveContext API
+    def labels(self, source: object) -> tuple[str, ...]:
+        return self.segments.labels(source)
+
+    def add(self, ts: int, labels: Sequence[str], deltas: Deltas) -> None:
+        start = ts - ts % self._fine_grid
+        fine = self._fine
+        for label in labels:
+            acc = fine.get((start, label))
+            if acc is None:
+                acc = fine[(start, label)] = [0] * self.family.slots
+            for slot, delta in deltas:
+                acc[slot] += delta
+
+    def entity(self, key: str) -> Any:
+        return self.entities.get(key)
+
+    def set_entity(self, key: str, value: Any) -> None:
+        if key not in self._entity_prev:
+            self._entity_prev[key] = self.entities.get(key)
+        self.entities[key] = value
+        self._index_entity(key, value)
+
+    def drop_entity(self, key: str) -> None:
+        if key in self.entities:
+            if key not in self._entity_prev:
+                self._entity_prev[key] = self.entities[key]
+            del self.entities[key]
+
+    def _index_entity(self, key: str, value: Any) -> None:
+        at = self.family.expires_at(value)
+        self._entity_expiry.setdefault(at - at % _EXPIRY_STEP_MS, set()).add(key)
+
+    # ----------------------------------------------------------- processing
+    @property
+    def _fine_grid(self) -> int:
+        return self.config.fine_grid
+
+    def process(
+        self, records: Iterable[RawRecord], now_wall_ms: int, topic_wm: int | None
+    ) -> BatchOutput:
+        """Apply one batch of records of this partition, in order."""
+        out = BatchOutput()
+        cfg = self.config
+        policy = cfg.policy
+        lateness = policy.allowed_lateness_ms
+        horizon = cfg.dedup_horizon_ms
+        parse = self.family.parse
+        observe = self.family.observe
+        was_idle = now_wall_ms - self.last_arrival_wall_ms > policy.idle_timeout_ms
+        writes = out.writes
+        if self._pending:
+            writes.extend(self._pending.items())
+            self._pending.clear()
+        self._expire(writes)
+        seq = self.seq + 1
+        last_offset = self.offset
+        max_ts = self.max_ts
+        arrived = False
+        outcomes = out.outcomes
+        for rec in records:
+            if rec.offset <= self.offset:
+                continue  # already applied before a restart
+            last_offset = rec.offset
+            ev = parse(rec.value)
+            if isinstance(ev, Invalid):
+                outcomes["invalid"] += 1
+                out.dead_letters.append(self._dead_letter(rec, ev.reason, ev.error, now_wall_ms))
+                continue
+            arrived = True
+            pwm = None if max_ts is None else max_ts - lateness
+            if isinstance(ev, Heartbeat):
+                if pwm is None or ev.ts >= pwm:
+                    max_ts = ev.ts if max_ts is None else max(max_ts, ev.ts)
+                continue
+            first = self.dedup.get(ev.event_id)
+            if first is not None and (pwm is None or first[0] >= pwm - horizon):
+                outcomes["duplicate"] += 1
+                continue
+            if is_late(ev.ts, pwm, topic_wm, was_idle):
+                outcomes["late"] += 1
+                behind = (pwm if pwm is not None and ev.ts < pwm else topic_wm) or 0
+                error = f"ts {ev.ts} is {behind - ev.ts} ms behind the watermark {behind}"
+                out.dead_letters.append(self._dead_letter(rec, "late", error, now_wall_ms))
+                continue
+            outcomes["accepted"] += 1
+            self.dedup[ev.event_id] = (ev.ts, seq)
+            self._new_ids[ev.event_id] = ev.ts
+            max_ts = ev.ts if max_ts is None else max(max_ts, ev.ts)
+            self.max_ts = max_ts  # families may read the watermark
+            observe(ev, self)
+        self.max_ts = max_ts
+        if arrived:
+            self.last_arrival_wall_ms = now_wall_ms
+        if last_offset == self.offset and not writes:
+            return out  # nothing new (a replayed batch)
+        self._fold(out, seq)
+        for key, prev in self._entity_prev.items():
+            value = self.entities.get(key)
+            writes.append((self._key("e", key), _dumps({"s": seq, "v": value, "pv": prev})))
+        self._entity_prev.clear()
+        if self._new_ids:
+            self.chunks[seq] = (max(self._new_ids.values()), list(self._new_ids))
+            writes.append((self._key("d", seq), _dumps({"s": seq, "ids": self._new_ids})))
+            self._new_ids = {}
+        self.seq, self.offset = seq, last_offset
+        meta = {"s": seq, "o": last_offset, "mx": max_ts, "seg": self.segments.snapshot()}
+        writes.append((self.meta_key, _dumps(meta)))
+        return out
+
+    def _fold(self, out: BatchOutput, seq: int) -> None:
+        """Fold the batch's fine-grid increments into every grid's buckets."""
+        if not self._fine:
+            return
+        buckets = self.buckets
+        prev: dict[tuple[int, int, str], list[int] | None] = {}
+        for (fine_start, label), deltas in self._fine.items():
+            for grid in self.config.grids:
+                key = (grid, fine_start - fine_start % grid, label)
+                acc = buckets.get(key)
+                if key not in prev:
+                    prev[key] = None if acc is None else list(acc)
+                if acc is None:
+                    acc = buckets[key] = [0] * len(deltas)
+                for i, d in enumerate(deltas):
+                    if d:
+                        acc[i] += d
+        self._fine = {}
+        for key, before in prev.items():
+            grid, start, label = key
+            value = buckets[key]
+            out.writes.append(
+                (self._key("b", grid, start, label), _dumps({"s": seq, "v": value, "pv": before}))
+            )
+            out.snapshots.append(BucketSnapshot(label, grid, start, list(value)))
+
+    def _expire(self, writes: list[tuple[str, bytes | None]]) -> None:
+        """Drop state that no accepted event can change any more (see module docstring)."""
+        wm = self.watermark
+        if wm is None:
+            return
+        for key in [k for k in self.buckets if k[1] + k[0] <= wm]:
+            del self.buckets[key]
+            writes.append((self._key("b", *key), None))
+        horizon_wm = wm - self.config.dedup_horizon_ms
+        expired = []
+        for seq, (mx, _) in self.chunks.items():  # oldest first; stop at the first live one
+            if mx >= horizon_wm:
+                break
+            expired.append(seq)
+        for seq in expired:
+            for event_id in self.chunks.pop(seq)[1]:
+                entry = self.dedup.get(event_id)
+                if entry is not None and entry[1] == seq:
+                    del self.dedup[event_id]
+            writes.append((self._key("d", seq), None))
+        for step in [t for t in self._entity_expiry if t + _EXPIRY_STEP_MS <= wm]:
+            for key in self._entity_expiry.pop(step):
+                value = self.entities.get(key)
+                if value is not None and self.family.expires_at(value) <= wm:
+                    del self.entities[key]
+                    writes.append((self._key("e", key), None))
+
+    def _dead_letter(self, rec: RawRecord, reason: str, error: str, now_wall_ms: int) -> bytes:
+        return dead_letter_record(
+            topic=self.config.topic,
+            partition=self.partition,
+            offset=rec.offset,
+            key=rec.key,
+            value=rec.value,
+            reason=reason,
+            error=error,
+            at_ms=now_wall_ms,
+        )

@@ -1,0 +1,69 @@
+"""The contract between the shared event-time engine and a metric family.
+
+A family (surveys, carts, tickets) knows how to parse its topic, what one event
+*observes* (increments to integer counters, attributed to an event time and a
+segment source), and how to turn summed counters into KPI values. It knows
+nothing of Kafka, Faust, windows or watermarks: the engine in
+:mod:`streams.engine` owns all of those, once, for every family.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from schemas.events import Heartbeat, Invalid
+
+#: Sparse counter increments: ``((slot, delta), ...)``.
+Deltas = Sequence[tuple[int, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class Kpi:
+    """One metric's value over one window and segment (before it becomes a record)."""
+
+    metric: str
+    value: float | None
+    n: int
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+class ObserveContext(Protocol):
+    """What the engine offers a family while it applies one accepted event."""
+
+    def labels(self, source: object) -> tuple[str, ...]:
+        """Segment labels (``all``, ``channel=web``…) of an event or entity, cap applied."""
+
+    def add(self, ts: int, labels: Sequence[str], deltas: Deltas) -> None:
+        """Count ``deltas`` at attribution time ``ts`` under each segment label."""
+
+    def entity(self, key: str) -> Any:
+        """The family's state for an entity (a response, a cart, a ticket), or ``None``."""
+
+    def set_entity(self, key: str, value: Any) -> None:
+        """Replace an entity's state (values are treated as immutable: always a new value)."""
+
+    def drop_entity(self, key: str) -> None:
+        """Forget an entity once it can no longer change any metric."""
+
+
+class Family(Protocol):
+    """A metric family plugged into the engine."""
+
+    name: str
+    #: Number of integer counters in one bucket aggregate.
+    slots: int
+    parse: Callable[[bytes | None], Any]
+
+    def observe(self, event: Any, ctx: ObserveContext) -> None:
+        """Apply one accepted (valid, not duplicate, not late) event."""
+
+    def expires_at(self, value: Any) -> int:
+        """Partition watermark from which an entity's state can no longer change a metric."""
+
+    def kpis(self, counts: Sequence[int]) -> list[Kpi]:
+        """KPI values for summed counters; only metrics that have an observation."""
+
+
+__all__ = ["Deltas", "Family", "Heartbeat", "Invalid", "Kpi", "ObserveContext"]

@@ -1,0 +1,246 @@
+"""The merge stage: source buckets of every partition → windows → KPI values.
+
+Source partitions may live on different workers, yet a KPI such as NPS for
+``all`` sums every partition. Each source partition therefore sends versioned
+snapshots of its buckets (replace, never add) and its event-time status to the
+internal partials topic, keyed by ``family|segment``; the worker owning a
+partials partition holds a :class:`MergeState` for it. Replace-by-version
+makes re-sends after crashes and takeovers harmless, and because a source
+sends a bucket's snapshot before any status that lets a window containing it
+close, a window is final exactly when every partition's data for it is in.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from streams.family import Family, Kpi
+from streams.watermarks import PartitionStatus, TimePolicy, topic_watermark
+from streams.windows import WindowSpec, current_window_end, ends_closed_between
+
+Bucket = dict[int, tuple[int, list[int]]]  # source partition -> (version, counts)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowKpi:
+    """One KPI value for one (window, segment, end): a KPI record without its envelope."""
+
+    family: str
+    kpi: Kpi
+    window: WindowSpec
+    segment: str
+    end_ms: int
+
+
+class MergeState:
+    """Merged buckets, partition statuses and watermarks of one partials partition."""
+
+    def __init__(
+        self,
+        partition: int,
+        families: Mapping[str, Family],
+        windows: Sequence[WindowSpec],
+        source_partitions: int,
+        policy: TimePolicy,
+    ) -> None:
+        self.partition = partition
+        self.families = families
+        self.windows = tuple(windows)
+        self.source_partitions = source_partitions
+        self.policy = policy
+        self.buckets: dict[tuple[str, str], dict[int, dict[int, Bucket]]] = {}
+        self.statuses: dict[str, dict[int, PartitionStatus]] = {f: {} for f in families}
+        self.wm: dict[str, int | None] = {f: None for f in families}
+        self._span = {
+            grid: max(w.size_ms for w in self.windows if w.step_ms == grid)
+            for grid in {w.step_ms for w in self.windows}
+        }
+
+    # --------------------------------------------------------------- keys
+    def bucket_key(self, family: str, label: str, grid: int, start: int) -> str:
+        return f"{self.partition}|b|{family}|{label}|{grid}|{start}"
+
+    def status_key(self, family: str, source: int) -> str:
+        return f"{self.partition}|s|{family}|{source}"
+
+    def wm_key(self, family: str) -> str:
+        return f"{self.partition}|w|{family}"
+
+    # ---------------------------------------------------------- restoring
+    def restore(self, records: Mapping[str, bytes], now_wall_ms: int) -> None:
+        """Load this partition's records from the merge table.
+
+        Idle clocks restart at ``now_wall_ms``: a worker that was down must not
+        take every partition for idle and let the live rule close windows early.
+        """
+        prefix = f"{self.partition}|"
+        for key, raw in records.items():
+            if not key.startswith(prefix):
+                continue
+            kind, *parts = key[len(prefix) :].split("|")
+            value = orjson.loads(raw)
+            if kind == "b":
+                family, label, grid, start = parts[0], "|".join(parts[1:-2]), parts[-2], parts[-1]
+                bucket = {int(src): (v[0], v[1]) for src, v in value.items()}
+                self._grid(family, label, int(grid))[int(start)] = bucket
+            elif kind == "s" and parts[0] in self.statuses:
+                p, version, max_ts, _ = value
+                self.statuses[parts[0]][int(parts[1])] = PartitionStatus(p, version, max_ts, now_wall_ms)
+            elif kind == "w" and parts[0] in self.wm:
+                self.wm[parts[0]] = value
+
+    def _grid(self, family: str, label: str, grid: int) -> dict[int, Bucket]:
+        return self.buckets.setdefault((family, label), {}).setdefault(grid, {})
+
+    # ------------------------------------------------------------ applying
+    def apply_snapshot(
+        self,
+        family: str,
+        source: int,
+        version: int,
+        label: str,
+        entries: Iterable[Sequence[Any]],
+    ) -> list[tuple[str, bytes | None]]:
+        """Replace source buckets unless we already hold a newer version; return table writes."""
+        writes: list[tuple[str, bytes | None]] = []
+        wm = self.wm.get(family)
+        for grid, start, counts in entries:
+            if wm is not None and start + self._span.get(grid, 0) <= wm:
+                continue  # every window holding it is final already
+            buckets = self._grid(family, label, grid)
+            bucket = buckets.get(start)
+            if bucket is None:
+                bucket = buckets[start] = {}
+            held = bucket.get(source)
+            if held is not None and held[0] > version:
+                continue
+            bucket[source] = (version, counts)
+            writes.append((self.bucket_key(family, label, grid, start), _dump_bucket(bucket)))
+        return writes
+
+    def apply_status(self, family: str, status: PartitionStatus) -> list[tuple[str, bytes | None]]:
+        held = self.statuses[family].get(status.partition)
+        if held is not None and (held.version, held.last_arrival_wall_ms) > (
+            status.version,
+            status.last_arrival_wall_ms,
+        ):
+            return []
+        self.statuses[family][status.partition] = status
+        value = orjson.dumps(
+            [status.partition, status.version, status.max_ts, status.last_arrival_wall_ms]
+        )
+        return [(self.status_key(family, status.partition), value)]
+
+    # ------------------------------------------------------------ windows
+    def advance(
+        self, now_wall_ms: int
+    ) -> tuple[list[WindowKpi], list[tuple[str, bytes | None]]]:
+        """Move each family's watermark; return the KPIs that became final and table writes.
+
+        The caller publishes the finals *before* writing the new watermark, so a
+        crash in between re-publishes identical records rather than losing them.
+        """
+        finals: list[WindowKpi] = []
+        writes: list[tuple[str, bytes | None]] = []
+        for family in self.families:
+            old = self.wm[family]
+            new = topic_watermark(
+                self.statuses[family].values(), self.source_partitions, self.policy, now_wall_ms, old
+            )
+            if new is None or new == old:
+                continue
+            finals.extend(self._finals(family, old, new))
+            self.wm[family] = new
+            # The watermark first: a durable bucket deletion must imply a durable watermark,
+            # or a restart would re-close windows without the deleted buckets.
+            writes.append((self.wm_key(family), orjson.dumps(new)))
+            writes.extend(self._expire(family, new))
+        return finals, writes
+
+    def display_watermark(self, family: str) -> int | None:
+        """The topic watermark, or before there is one the most advanced partition's."""
+        wm = self.wm[family]
+        if wm is not None:
+            return wm
+        marks = [s.watermark(self.policy) for s in self.statuses[family].values()]
+        return max((m for m in marks if m is not None), default=None)
+
+    def current(self, family: str) -> list[WindowKpi]:
+        """Provisional KPIs of the open window containing the watermark, per window and segment."""
+        wm = self.display_watermark(family)
+        if wm is None:
+            return []
+        out: list[WindowKpi] = []
+        for (fam, label), grids in self.buckets.items():
+            if fam != family:
+                continue
+            for spec in self.windows:
+                end = current_window_end(wm, spec)
+                totals = _window_totals(grids.get(spec.step_ms, {}), spec, [end])
+                out.extend(self._kpis(family, label, spec, totals))
+        return out
+
+    def _finals(self, family: str, old: int | None, new: int) -> list[WindowKpi]:
+        out: list[WindowKpi] = []
+        for (fam, label), grids in self.buckets.items():
+            if fam != family:
+                continue
+            for spec in self.windows:
+                buckets = grids.get(spec.step_ms, {})
+                ends = list(ends_closed_between(buckets, spec, old, new))
+                if ends:
+                    out.extend(self._kpis(family, label, spec, _window_totals(buckets, spec, ends)))
+        return out
+
+    def _kpis(
+        self, family: str, label: str, spec: WindowSpec, totals: Mapping[int, list[int]]
+    ) -> list[WindowKpi]:
+        kpis = self.families[family].kpis
+        return [
+            WindowKpi(family, kpi, spec, label, end)
+            for end, counts in totals.items()
+            for kpi in kpis(counts)
+        ]
+
+    def _expire(self, family: str, wm: int) -> list[tuple[str, bytes | None]]:
+        writes: list[tuple[str, bytes | None]] = []
+        for (fam, label), grids in self.buckets.items():
+            if fam != family:
+                continue
+            for grid, buckets in grids.items():
+                span = self._span.get(grid, 0)
+                for start in [s for s in buckets if s + span <= wm]:
+                    del buckets[start]
+                    writes.append((self.bucket_key(family, label, grid, start), None))
+        return writes
+
+
+def _dump_bucket(bucket: Bucket) -> bytes:
+    return orjson.dumps({str(src): [v, c] for src, (v, c) in bucket.items()})
+
+
+def _window_totals(
+    buckets: Mapping[int, Bucket], spec: WindowSpec, ends: Sequence[int]
+) -> dict[int, list[int]]:
+    """Sum of every source's counts over the buckets of each window end (empty windows left out)."""
+    starts = sorted(buckets)
+    out: dict[int, list[int]] = {}
+    for end in ends:
+        lo = bisect_left(starts, end - spec.size_ms)
+        hi = bisect_left(starts, end)
+        total: list[int] | None = None
+        for start in starts[lo:hi]:
+            for _, counts in buckets[start].values():
+                if total is None:
+                    total = list(counts)
+                else:
+                    for i, c in enumerate(counts):
+                        total[i] += c
+        if total is not None:
+            out[end] = total
+    return out

@@ -1,0 +1,77 @@
+"""Hopping windows ``size/step`` aligned to the UTC epoch, as pure integer arithmetic.
+
+A window ``size/step`` with end ``E`` (a multiple of ``step``) covers attribution
+times ``E - size <= t < E``. cxpulse never stores windows: it stores *buckets* of
+width ``step`` (one grid per distinct step) and sums ``size // step`` adjacent
+buckets to get a window. That keeps state per bucket, not per window, and makes
+every window a merge of the same integer aggregates, whatever the order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from streams.durations import format_duration_ms, parse_duration_ms
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class WindowSpec:
+    """A hopping window: ``size_ms`` long, a new one every ``step_ms``."""
+
+    size_ms: int
+    step_ms: int
+
+    @property
+    def name(self) -> str:
+        """The spelling used in KPI records and Prometheus labels, e.g. ``1h/1m``."""
+        return f"{format_duration_ms(self.size_ms)}/{format_duration_ms(self.step_ms)}"
+
+    @property
+    def buckets_per_window(self) -> int:
+        return self.size_ms // self.step_ms
+
+
+def parse_window(text: str) -> WindowSpec:
+    """Parse ``"1h/1m"``; the size must be a positive multiple of the step."""
+    if not isinstance(text, str) or text.count("/") != 1:
+        raise ValueError(f"{text!r} is not a window (write it size/step, e.g. '1h/1m')")
+    size_s, step_s = text.split("/")
+    size, step = parse_duration_ms(size_s), parse_duration_ms(step_s)
+    if step <= 0 or size <= 0:
+        raise ValueError(f"window {text!r}: size and step must be positive")
+    if size % step:
+        raise ValueError(f"window {text!r}: the size must be a whole multiple of the step")
+    return WindowSpec(size, step)
+
+
+def bucket_start(ts_ms: int, step_ms: int) -> int:
+    """Start of the ``step``-wide bucket holding ``ts_ms`` (floor, also for negative times)."""
+    return ts_ms - ts_ms % step_ms
+
+
+def window_ends_for(ts_ms: int, spec: WindowSpec) -> range:
+    """Every window end ``E`` whose window covers ``ts_ms`` (``E - size <= ts < E``)."""
+    first = bucket_start(ts_ms, spec.step_ms) + spec.step_ms
+    return range(first, first + spec.size_ms, spec.step_ms)
+
+
+def current_window_end(watermark_ms: int, spec: WindowSpec) -> int:
+    """End of the window whose last step contains the watermark: the open one."""
+    return bucket_start(watermark_ms, spec.step_ms) + spec.step_ms
+
+
+def ends_closed_between(
+    bucket_starts: Iterable[int], spec: WindowSpec, after_ms: int | None, upto_ms: int
+) -> Iterator[int]:
+    """Window ends ``E`` with ``after < E <= upto`` that cover at least one of ``bucket_starts``.
+
+    These are exactly the windows that became final when the watermark moved from
+    ``after`` to ``upto`` and that have an observation (windows with none are skipped).
+    """
+    ends: set[int] = set()
+    for start in bucket_starts:
+        for end in range(start + spec.step_ms, start + spec.step_ms + spec.size_ms, spec.step_ms):
+            if (after_ms is None or end > after_ms) and end <= upto_ms:
+                ends.add(end)
+    return iter(sorted(ends))
