@@ -53,10 +53,16 @@ GAUGES: dict[str, list[Source]] = {
         ("cx_carts_recovered", "Abandoned carts bought later", "stats.recovered", ()),
     ],
     "checkout_abandonment": [
-        ("cx_checkout_abandonment_ratio", "Abandoned / ended sessions that reached checkout",
-         "value", ())
+        (
+            "cx_checkout_abandonment_ratio",
+            "Abandoned / ended sessions that reached checkout",
+            "value",
+            (),
+        )
     ],
-    "ticket_sla_breach": [("cx_ticket_sla_breach_ratio", "First-response SLA breaches", "value", ())],
+    "ticket_sla_breach": [
+        ("cx_ticket_sla_breach_ratio", "First-response SLA breaches", "value", ())
+    ],
     "ticket_sla_breach_business": [
         ("cx_ticket_sla_breach_business_ratio", "SLA breaches in business time", "value", ())
     ],
@@ -110,13 +116,18 @@ class KpiCollector(Collector):
                     labels = ["window", *self._dimensions, *(k for k, _ in extra)]
                     fam = families[name] = GaugeMetricFamily(name, doc, labels=labels)
                 fam.add_metric(
-                    [record["window"], *segment_labels(record["segment"], self._dimensions),
-                     *(v for _, v in extra)],
+                    [
+                        record["window"],
+                        *segment_labels(record["segment"], self._dimensions),
+                        *(v for _, v in extra),
+                    ],
                     float(value),
                 )
         if self._open_gauges is not None:
             for name, by_channel in self._open_gauges().items():
-                fam = GaugeMetricFamily(name, f"{name} now (sum across workers)", labels=["channel"])
+                fam = GaugeMetricFamily(
+                    name, f"{name} now (sum across workers)", labels=["channel"]
+                )
                 for channel, count in sorted(by_channel.items()):
                     fam.add_metric([channel], float(count))
                 families[name] = fam

@@ -24,7 +24,7 @@ from typing import Any
 
 import faust
 from faust.types import TP, StreamT
-from faust.web import Request, Response, Web
+from faust.web import Request, Response, View
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from agents.gauges import KpiCollector
@@ -83,7 +83,10 @@ class Metrics:
             registry=self.registry,
         )
         self.alert_firing = Gauge(
-            "cx_alert_firing", "1 while an alert fires", ["alert", "channel"], registry=self.registry
+            "cx_alert_firing",
+            "1 while an alert fires",
+            ["alert", "channel"],
+            registry=self.registry,
         )
         self.registry.register(
             KpiCollector(runtime.latest_records, runtime.settings.segments.dimensions)
@@ -105,14 +108,10 @@ def register(app: CxApp, settings: Settings) -> Runtime:
 
     partials = raw_topic(names.partials, internal=True)
     tables = {
-        family: app.Table(
-            f"{family}-state", partitions=n, key_type=str, value_type=bytes
-        )
+        family: app.Table(f"{family}-state", partitions=n, key_type=str, value_type=bytes)
         for family in names.sources
     }
-    merge_table = app.Table(
-        "merge-state", partitions=n, key_type=str, value_type=bytes
-    )
+    merge_table = app.Table("merge-state", partitions=n, key_type=str, value_type=bytes)
 
     async def send_all(sends: Iterable[Send]) -> None:
         producer = app.producer
@@ -130,8 +129,9 @@ def register(app: CxApp, settings: Settings) -> Runtime:
         return dict(table.data.items())
 
     async def crash(where: str, exc: BaseException) -> None:
-        log.critical("cxpulse: unexpected error in %s; stopping so no batch is lost", where,
-                     exc_info=exc)
+        log.critical(
+            "cxpulse: unexpected error in %s; stopping so no batch is lost", where, exc_info=exc
+        )
         await app.crash(exc)
 
     def make_source_agent(family: str, topic_name: str) -> None:
@@ -198,7 +198,7 @@ def register(app: CxApp, settings: Settings) -> Runtime:
         except Exception:
             log.warning("cxpulse: timer tick failed", exc_info=True)
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         for tp in revoked:
             family = runtime.family_of_topic.get(tp.topic)
@@ -278,20 +278,18 @@ async def _check_broker(app: faust.App, health: Health) -> None:
 
 def _register_pages(app: CxApp, runtime: Runtime, metrics: Metrics, health: Health) -> None:
     @app.page("/metrics")
-    async def metrics_page(web: Web, request: Request) -> Response:
-        response = web.bytes(generate_latest(metrics.registry), content_type="text/plain")
-        response.charset = "utf-8"  # type: ignore[attr-defined]
-        return response
+    async def metrics_page(web: View, request: Request) -> Response:
+        return web.text(generate_latest(metrics.registry).decode(), content_type="text/plain")
 
     @app.page("/kpis")
-    async def kpis_page(web: Web, request: Request) -> Response:
+    async def kpis_page(web: View, request: Request) -> Response:
         records = sorted(
             runtime.latest_records(), key=lambda r: (r["metric"], r["window"], r["segment"])
         )
         return web.json({"records": records, "finals": runtime.latest_finals()})
 
     @app.page("/healthz")
-    async def healthz_page(web: Web, request: Request) -> Response:
+    async def healthz_page(web: View, request: Request) -> Response:
         reason = health.reason(app)
         if reason is None:
             return web.json({"status": "ok"})

@@ -17,7 +17,9 @@ def record_key(item: WindowKpi) -> str:
     return f"{item.kpi.metric}|{item.window.name}|{item.segment}"
 
 
-def kpi_record(item: WindowKpi, *, final: bool, watermark_ms: int | None, now_ms: int) -> dict[str, Any]:
+def kpi_record(
+    item: WindowKpi, *, final: bool, watermark_ms: int | None, now_ms: int
+) -> dict[str, Any]:
     """The record as the SPEC shows it; numbers are not rounded."""
     return {
         "schema_version": SCHEMA_VERSION,

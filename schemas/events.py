@@ -223,6 +223,8 @@ def _bad_enum(name: str, value: object, allowed: frozenset[str] | Mapping[str, A
 def _bad_ts(value: object) -> Invalid:
     if value is None:
         return _schema("ts: missing or null")
+    if type(value) in (int, float):
+        return _schema(f"ts: {value!r} is not an integral epoch-ms value in years 0001-9999")
     return _schema(
         f"ts: {_show(value)} is not epoch milliseconds or an RFC 3339 time with an offset"
     )

@@ -70,6 +70,8 @@ def create_app(settings: Settings, broker_url: str, *, embedded: bool) -> CxApp:
         "topic_replication_factor": 1 if embedded else 3,
         "table_standby_replicas": 0,
         "producer_acks": -1,
+        # a too_large record (> 1 MiB) is copied whole to the dead-letter topic
+        "producer_max_request_size": 8 << 20,
         "consumer_auto_offset_reset": "earliest",
         "broker_commit_interval": 1.0,
         "stream_wait_empty": False,

@@ -216,7 +216,7 @@ class EmbeddedBroker:
         await asyncio.to_thread(self.stop)
 
 
-async def wait_for_kafka(bootstrap: str, timeout: float = 15.0) -> None:  # noqa: ASYNC109
+async def wait_for_kafka(bootstrap: str, timeout: float = 15.0) -> None:
     """Return once the cluster at ``bootstrap`` answers a metadata request; retry until then.
 
     Raises ``TimeoutError`` naming the last error after ``timeout`` seconds.

@@ -152,8 +152,8 @@ class PartitionProcessor:
                 continue
             value = rec["pv"] if stale else rec["v"]
             if stale:
-                proc._pending[key] = None if value is None else _dumps(
-                    {"s": proc.seq, "v": value, "pv": value}
+                proc._pending[key] = (
+                    None if value is None else _dumps({"s": proc.seq, "v": value, "pv": value})
                 )
             if value is None:
                 continue
@@ -325,9 +325,9 @@ class PartitionProcessor:
         wm = self.watermark
         if wm is None:
             return
-        for key in [k for k in self.buckets if k[1] + k[0] <= wm]:
-            del self.buckets[key]
-            writes.append((self._key("b", *key), None))
+        for bucket in [k for k in self.buckets if k[1] + k[0] <= wm]:
+            del self.buckets[bucket]
+            writes.append((self._key("b", *bucket), None))
         horizon_wm = wm - self.config.dedup_horizon_ms
         expired = []
         for seq, (mx, _) in self.chunks.items():  # oldest first; stop at the first live one

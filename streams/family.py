@@ -9,7 +9,7 @@ nothing of Kafka, Faust, windows or watermarks: the engine in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -54,7 +54,9 @@ class Family(Protocol):
     name: str
     #: Number of integer counters in one bucket aggregate.
     slots: int
-    parse: Callable[[bytes | None], Any]
+
+    def parse(self, value: bytes | None) -> Any:
+        """Decode and validate one record value: an event, a Heartbeat or an Invalid."""
 
     def observe(self, event: Any, ctx: ObserveContext) -> None:
         """Apply one accepted (valid, not duplicate, not late) event."""

@@ -90,7 +90,9 @@ class MergeState:
                 self._grid(family, label, int(grid))[int(start)] = bucket
             elif kind == "s" and parts[0] in self.statuses:
                 p, version, max_ts, _ = value
-                self.statuses[parts[0]][int(parts[1])] = PartitionStatus(p, version, max_ts, now_wall_ms)
+                self.statuses[parts[0]][int(parts[1])] = PartitionStatus(
+                    p, version, max_ts, now_wall_ms
+                )
             elif kind == "w" and parts[0] in self.wm:
                 self.wm[parts[0]] = value
 
@@ -137,9 +139,7 @@ class MergeState:
         return [(self.status_key(family, status.partition), value)]
 
     # ------------------------------------------------------------ windows
-    def advance(
-        self, now_wall_ms: int
-    ) -> tuple[list[WindowKpi], list[tuple[str, bytes | None]]]:
+    def advance(self, now_wall_ms: int) -> tuple[list[WindowKpi], list[tuple[str, bytes | None]]]:
         """Move each family's watermark; return the KPIs that became final and table writes.
 
         The caller publishes the finals *before* writing the new watermark, so a
@@ -150,7 +150,11 @@ class MergeState:
         for family in self.families:
             old = self.wm[family]
             new = topic_watermark(
-                self.statuses[family].values(), self.source_partitions, self.policy, now_wall_ms, old
+                self.statuses[family].values(),
+                self.source_partitions,
+                self.policy,
+                now_wall_ms,
+                old,
             )
             if new is None or new == old:
                 continue

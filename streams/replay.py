@@ -118,7 +118,9 @@ async def replay_file(path: Path, bootstrap: str, settings: Settings, *, close: 
     if close and max_ts is not None:
         t = settings.topics
         records.extend(
-            heartbeats(closing_heartbeat_ts(max_ts, settings), settings, (t.survey, t.cart, t.ticket))
+            heartbeats(
+                closing_heartbeat_ts(max_ts, settings), settings, (t.survey, t.cart, t.ticket)
+            )
         )
     return await produce(bootstrap, records)
 

@@ -92,7 +92,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return TrueEndConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
-    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:  # type: ignore[override]
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
         records, active_partitions = await self._wait_next_records(timeout)
         generation_id = self.app.consumer_generation_id
         if records is None or self.should_stop:
@@ -131,7 +131,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
 class BatchingTransport(faust_aiokafka.Transport):
     """The aiokafka transport with :class:`BatchingConsumer`."""
 
-    Consumer: ClassVar[type[faust_aiokafka.Consumer]] = BatchingConsumer  # type: ignore[misc]
+    Consumer: ClassVar[type[faust_aiokafka.Consumer]] = BatchingConsumer
 
 
 async def sleep_forever() -> None:  # pragma: no cover - used by the CLI's idle loops

@@ -73,7 +73,9 @@ def topic_watermark(
     candidate: int | None
     if active:
         marks = [s.watermark(policy) for s in active]
-        candidate = None if any(m is None for m in marks) else min(m for m in marks if m is not None)
+        candidate = (
+            None if any(m is None for m in marks) else min(m for m in marks if m is not None)
+        )
     else:
         newest = max((s.max_ts for s in known if s.max_ts is not None), default=None)
         live = newest is not None and abs(now_wall_ms - newest) <= policy.max_clock_skew_ms

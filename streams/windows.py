@@ -10,7 +10,7 @@ every window a merge of the same integer aggregates, whatever the order.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from streams.durations import format_duration_ms, parse_duration_ms
 
@@ -21,10 +21,14 @@ class WindowSpec:
 
     size_ms: int
     step_ms: int
+    #: How the config spelled it (``24h/15m`` stays ``24h/15m``, not ``1d/15m``).
+    label: str = field(default="", compare=False)
 
     @property
     def name(self) -> str:
         """The spelling used in KPI records and Prometheus labels, e.g. ``1h/1m``."""
+        if self.label:
+            return self.label
         return f"{format_duration_ms(self.size_ms)}/{format_duration_ms(self.step_ms)}"
 
     @property
@@ -42,7 +46,7 @@ def parse_window(text: str) -> WindowSpec:
         raise ValueError(f"window {text!r}: size and step must be positive")
     if size % step:
         raise ValueError(f"window {text!r}: the size must be a whole multiple of the step")
-    return WindowSpec(size, step)
+    return WindowSpec(size, step, text.strip())
 
 
 def bucket_start(ts_ms: int, step_ms: int) -> int:

@@ -1,0 +1,170 @@
+"""Real worker processes and real topics for the integration tests (no mocks)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
+
+from streams.broker import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class WorkerProcess:
+    """``cxpulse worker`` as a child process with its own env and log file."""
+
+    env: Mapping[str, str]
+    log_path: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        env = {**os.environ, **self.env, "CXPULSE_WEB_PORT": str(self.port)}
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker", "--embedded-tuning"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        return self
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def wait_healthy(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None and self.proc.poll() is None, self.log_tail()
+            try:
+                status, _ = self.get("/healthz")
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.3)
+        raise AssertionError(f"worker not healthy after {timeout}s\n{self.log_tail()}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+def worker_env(unique: str, broker_url: str, **extra: str) -> dict[str, str]:
+    """Unique topics and app id, the real broker, fast emission, no wall-clock idling."""
+    env = {
+        "CXPULSE_BROKER_URL": broker_url,
+        "CXPULSE_WORKER_APP_ID": f"cx-{unique}",
+        "CXPULSE_TOPICS_SURVEY": f"survey-{unique}",
+        "CXPULSE_TOPICS_CART": f"cart-{unique}",
+        "CXPULSE_TOPICS_TICKET": f"ticket-{unique}",
+        "CXPULSE_TOPICS_KPI": f"kpi-{unique}",
+        "CXPULSE_TOPICS_ALERTS": f"alerts-{unique}",
+        "CXPULSE_TOPICS_DEADLETTER": f"deadletter-{unique}",
+        "CXPULSE_TOPICS_PARTITIONS": "4",
+        "CXPULSE_EMIT_INTERVAL": "1s",
+        "CXPULSE_TIME_IDLE_TIMEOUT": "30m",
+        "CXPULSE_STORE_DATA_DIR": f"/tmp/cxpulse-test-{unique}",
+    }
+    env.update(extra)
+    return env
+
+
+async def produce(
+    bootstrap: str, topic: str, records: Iterable[tuple[int, bytes | None, bytes]]
+) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=5, acks="all", max_request_size=8 << 20
+    )
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topic, value, key=key, partition=partition)
+            for partition, key, value in records
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def read_all(bootstrap: str, topic: str, idle_s: float = 1.5) -> list[Any]:
+    """Every record of a topic from the beginning, decoded as JSON, until it is quiet."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                enable_auto_commit=False)  # fmt: skip
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        for _ in range(50):
+            if partitions:
+                break
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic)
+            await asyncio.sleep(0.1)
+        tps = [TopicPartition(topic, p) for p in sorted(partitions or [])]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        out: list[Any] = []
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < idle_s:
+            batch = await consumer.getmany(timeout_ms=200, max_records=10_000)
+            if any(batch.values()):
+                quiet_since = time.monotonic()
+            for records in batch.values():
+                out.extend(orjson.loads(r.value) for r in records)
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def wait_for_finals(
+    bootstrap: str, topic: str, expected: int, timeout: float = 180.0
+) -> dict[tuple[str, str, str, str], list[dict[str, Any]]]:
+    """Final KPI records by (metric, window, segment, window_end), once ``expected`` are in."""
+    deadline = time.monotonic() + timeout
+    finals: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
+    while time.monotonic() < deadline:
+        finals = {}
+        for rec in await read_all(bootstrap, topic, idle_s=1.0):
+            if rec["final"]:
+                key = (rec["metric"], rec["window"], rec["segment"], rec["window_end"])
+                finals.setdefault(key, []).append(rec)
+        if len(finals) >= expected:
+            return finals
+        await asyncio.sleep(2)
+    return finals

@@ -1,0 +1,291 @@
+"""Surveys end to end on the real embedded broker, against the independent oracle.
+
+A few thousand survey events over several hours, with duplicates, invalid
+records, out-of-order arrival within the lateness and a few late events, are
+produced to a 4-partition topic; a real ``cxpulse worker`` process computes the
+KPIs; every final record must equal the oracle's, for every metric, window,
+segment and window end; every invalid and late record must be dead-lettered with
+its reason; ``/metrics`` must show the same values as the latest records.
+A second test kills the worker with SIGKILL mid-replay and restarts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from schemas.synthetic import SurveyTraffic
+from schemas.timestamps import format_ts
+from streams.broker import EmbeddedBroker
+from streams.replay import closing_heartbeat_ts
+from streams.settings import load_settings
+from tests.integration.harness import (
+    WorkerProcess,
+    produce,
+    read_all,
+    wait_for_finals,
+    worker_env,
+)
+from tests.oracle import Produced, classify, survey_finals
+
+pytestmark = pytest.mark.integration
+
+PARTITIONS = 4
+LATENESS_MS = 120_000
+T0 = 1_795_000_000_000 - 1_795_000_000_000 % 86_400_000 + 7 * 3_600_000  # 07:00 UTC
+
+
+def _partition(key: str) -> int:
+    return zlib.crc32(key.encode()) % PARTITIONS
+
+
+def build_dataset(seed: int, invitations: int = 700) -> list[Produced]:
+    """Survey traffic over ~6 h with every kind of trouble SPEC §1–§2 names."""
+    rng = random.Random(seed)
+    traffic = SurveyTraffic(seed=seed)
+    events: list[dict[str, Any]] = []
+    for i in range(invitations):
+        events.extend(traffic.events_at(T0 + i * 30_000 + rng.randrange(30_000)))
+    # arrival order: event time plus up to 50 s of jitter -> out of order within the lateness
+    events.sort(key=lambda e: e["ts"] + rng.randrange(50_000))
+    out: list[Produced] = []
+    for ev in events:
+        p = _partition(ev["customer_id"])
+        out.append(Produced(p, ev))
+        roll = rng.random()
+        if roll < 0.03:  # a duplicate, shortly after
+            out.append(Produced(p, dict(ev)))
+        elif roll < 0.035:  # a late copy with a new id, far behind the watermark
+            late = {**ev, "event_id": ev["event_id"] + "-late", "ts": ev["ts"] - 15 * 60_000}
+            out.append(Produced(p, late))
+        elif roll < 0.06:
+            out.append(Produced(p, _garbage(rng, ev), _garbage_reason(rng)))
+    # reason is decided by the garbage kind; keep them consistent
+    return [_fix_garbage(rec) for rec in out]
+
+
+_GARBAGE = ("invalid_json", "schema", "out_of_range", "schema_ts", "too_large")
+
+
+def _garbage_reason(rng: random.Random) -> str:
+    return rng.choice(_GARBAGE)
+
+
+def _garbage(rng: random.Random, ev: dict[str, Any]) -> Any:
+    return dict(ev)
+
+
+def _fix_garbage(rec: Produced) -> Produced:
+    if rec.invalid_reason is None:
+        return rec
+    ev = dict(rec.value)
+    kind = rec.invalid_reason
+    if kind == "invalid_json":
+        raw = orjson.dumps(ev)[:-3] + b"\xff"
+    elif kind == "schema":
+        ev.pop("response_id")
+        raw = orjson.dumps(ev)
+    elif kind == "out_of_range":
+        ev.update(type="answer", question="csat", score=9)
+        raw = orjson.dumps(ev)
+    elif kind == "schema_ts":
+        ev["ts"] = "yesterday"
+        raw = orjson.dumps(ev)
+        kind = "schema"
+    else:
+        ev["padding"] = "x" * (1 << 20)
+        raw = orjson.dumps(ev)
+    return Produced(rec.partition, raw, kind)
+
+
+def encode(rec: Produced) -> tuple[int, bytes | None, bytes]:
+    if isinstance(rec.value, bytes):
+        return rec.partition, None, rec.value
+    key = rec.value.get("customer_id")
+    return rec.partition, key.encode() if key else None, orjson.dumps(rec.value)
+
+
+def closing(records: list[Produced]) -> Iterator[Produced]:
+    settings = load_settings(env={})
+    max_ts = max(r.value["ts"] for r in records if r.invalid_reason is None)
+    hb = {"type": "heartbeat", "ts": closing_heartbeat_ts(max_ts, settings)}
+    for p in range(PARTITIONS):
+        yield Produced(p, hb)
+
+
+def expected_finals(records: list[Produced]) -> dict[tuple[str, str, str, str], Any]:
+    settings = load_settings(env={})
+    windows = [(w.name, w.size_ms, w.step_ms) for w in settings.windows]
+    classified = classify(records, PARTITIONS, LATENESS_MS)
+    finals = survey_finals(classified.accepted, windows)
+    return {(m, w, s, format_ts(end)): v for (m, w, s, end), v in finals.items()}
+
+
+def assert_same(got: Any, want: Any, where: str) -> None:
+    if isinstance(want, float) and isinstance(got, float):
+        assert math.isclose(got, want, rel_tol=1e-12, abs_tol=1e-12), (where, got, want)
+    else:
+        assert got == want, (where, got, want)
+
+
+def check_finals(finals: dict[tuple[str, str, str, str], list[dict[str, Any]]],
+                 expected: dict[tuple[str, str, str, str], Any]) -> None:  # fmt: skip
+    missing = set(expected) - set(finals)
+    extra = set(finals) - set(expected)
+    assert not missing, f"{len(missing)} final records missing, e.g. {sorted(missing)[:3]}"
+    assert not extra, f"{len(extra)} unexpected final records, e.g. {sorted(extra)[:3]}"
+    for key, copies in finals.items():
+        bodies = {orjson.dumps({k: c[k] for k in ("value", "n", "stats")}) for c in copies}
+        assert len(bodies) == 1, f"{key} published final with different values: {bodies}"
+        rec = copies[0]
+        value, n, stats = expected[key]
+        assert_same(rec["value"], value, f"{key} value")
+        assert rec["n"] == n, (key, rec["n"], n)
+        assert set(rec["stats"]) == set(stats), (key, rec["stats"], stats)
+        for name, want in stats.items():
+            assert_same(rec["stats"][name], want, f"{key} stats.{name}")
+
+
+def test_replay_gives_the_oracles_final_records(
+    broker: EmbeddedBroker, unique: str, tmp_path: Path
+) -> None:
+    records = build_dataset(seed=11)
+    expected = expected_finals(records)
+    env = worker_env(unique, broker.url)
+    worker = WorkerProcess(env, tmp_path / "worker.log").start()
+    try:
+        worker.wait_healthy()
+        asyncio.run(produce(broker.bootstrap, env["CXPULSE_TOPICS_SURVEY"], map(encode, records)))
+        _check_metrics_match_latest_records(worker)
+        asyncio.run(
+            produce(broker.bootstrap, env["CXPULSE_TOPICS_SURVEY"], map(encode, closing(records)))
+        )
+        finals = asyncio.run(
+            wait_for_finals(broker.bootstrap, env["CXPULSE_TOPICS_KPI"], len(expected))
+        )
+        check_finals(finals, expected)
+        _check_dead_letters(broker, env, records)
+        _check_event_counters(worker, env, records)
+    finally:
+        worker.stop()
+    assert "Traceback" not in worker.log_tail(400), worker.log_tail()
+
+
+def _check_dead_letters(broker: EmbeddedBroker, env: dict[str, str],
+                        records: list[Produced]) -> None:  # fmt: skip
+    letters = asyncio.run(read_all(broker.bootstrap, env["CXPULSE_TOPICS_DEADLETTER"]))
+    classified = classify(records, PARTITIONS, LATENESS_MS)
+    by_reason: dict[str, int] = {}
+    for letter in letters:
+        by_reason[letter["reason"]] = by_reason.get(letter["reason"], 0) + 1
+        assert letter["topic"] == env["CXPULSE_TOPICS_SURVEY"]
+        assert {"partition", "offset", "key", "value", "error", "at"} <= set(letter)
+    want: dict[str, int] = {}
+    for rec in classified.invalid:
+        assert rec.invalid_reason is not None
+        want[rec.invalid_reason] = want.get(rec.invalid_reason, 0) + 1
+    want["late"] = len(classified.late)
+    assert by_reason == want
+    late_ids = {orjson.loads(x["value"])["event_id"] for x in letters if x["reason"] == "late"}
+    assert late_ids == {ev["event_id"] for ev in classified.late}
+
+
+def _metric_samples(worker: WorkerProcess) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    status, body = worker.get("/metrics")
+    assert status == 200
+    samples = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples
+
+
+def _check_metrics_match_latest_records(worker: WorkerProcess) -> None:
+    """With input paused, /metrics must hold the values of the latest provisional records."""
+    deadline = 60
+    records: list[dict[str, Any]] = []
+    for _ in range(deadline):
+        _status, body = worker.get("/kpis")
+        records = orjson.loads(body)["records"]
+        if any(r["metric"] == "nps" for r in records):
+            break
+        asyncio.run(asyncio.sleep(1))
+    assert records, "no provisional records on /kpis"
+    asyncio.run(asyncio.sleep(3))  # the input has stopped: the records are stable now
+    _, body = worker.get("/kpis")
+    records = orjson.loads(body)["records"]
+    samples = _metric_samples(worker)
+    gauges = {"nps": ("cx_nps_score", "value"), "csat": ("cx_csat_ratio", "value"),
+              "ces": ("cx_ces_mean_score", "value"),
+              "switch_intent": ("cx_switch_intent_ratio", "value"),
+              "repurchase_intent": ("cx_repurchase_intent_ratio", "value"),
+              "response_rate": ("cx_survey_response_ratio", "value")}  # fmt: skip
+    checked = 0
+    for rec in records:
+        name, _ = gauges[rec["metric"]]
+        channel = rec["segment"].partition("=")[2] or "all"
+        labels = (("channel", channel), ("window", rec["window"]))
+        if rec["value"] is None:
+            assert (name, labels) not in samples
+            continue
+        assert samples[(name, labels)] == pytest.approx(rec["value"], rel=1e-9), (name, labels)
+        checked += 1
+        if rec["metric"] == "nps":
+            assert samples[("cx_nps_responses", labels)] == rec["n"]
+            moe = samples[("cx_nps_margin_of_error", labels)]
+            assert moe == pytest.approx(rec["stats"]["moe95"], rel=1e-9)
+    assert checked >= 30, f"only {checked} gauges compared"
+
+
+def _check_event_counters(worker: WorkerProcess, env: dict[str, str],
+                          records: list[Produced]) -> None:  # fmt: skip
+    classified = classify(records, PARTITIONS, LATENESS_MS)
+    samples = _metric_samples(worker)
+    topic = env["CXPULSE_TOPICS_SURVEY"]
+
+    def count(outcome: str) -> float:
+        return samples[("cx_events_total", (("outcome", outcome), ("topic", topic)))]
+
+    assert count("accepted") == len(classified.accepted)
+    assert count("duplicate") == classified.duplicates
+    assert count("late") == len(classified.late)
+    assert count("invalid") == len(classified.invalid)
+
+
+def test_sigkill_mid_replay_recovers_and_gives_the_same_finals(
+    broker: EmbeddedBroker, unique: str, tmp_path: Path
+) -> None:
+    records = build_dataset(seed=23, invitations=500)
+    expected = expected_finals(records)
+    env = worker_env(unique, broker.url)
+    topic = env["CXPULSE_TOPICS_SURVEY"]
+    thirds = [records[: len(records) // 3], records[len(records) // 3 : 2 * len(records) // 3],
+              records[2 * len(records) // 3 :]]  # fmt: skip
+    worker = WorkerProcess(env, tmp_path / "worker.log").start()
+    try:
+        worker.wait_healthy()
+        asyncio.run(produce(broker.bootstrap, topic, map(encode, thirds[0])))
+        asyncio.run(asyncio.sleep(2))
+        worker.kill()  # SIGKILL after the first third was processed (some of it committed)
+        asyncio.run(produce(broker.bootstrap, topic, map(encode, thirds[1])))
+        worker = WorkerProcess(env, tmp_path / "worker.log").start()
+        worker.wait_healthy()
+        asyncio.run(produce(broker.bootstrap, topic, map(encode, thirds[2])))
+        worker.kill()  # SIGKILL again while the last third is being processed
+        worker = WorkerProcess(env, tmp_path / "worker.log").start()
+        worker.wait_healthy()
+        asyncio.run(produce(broker.bootstrap, topic, map(encode, closing(records))))
+        finals = asyncio.run(wait_for_finals(broker.bootstrap, env["CXPULSE_TOPICS_KPI"],
+                                             len(expected)))  # fmt: skip
+        check_finals(finals, expected)
+    finally:
+        worker.stop()
