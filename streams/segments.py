@@ -15,7 +15,7 @@ from collections.abc import Iterable
 ALL = "all"
 OTHER = "other"
 UNKNOWN = "unknown"
-_VALID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+_VALID = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 
 
 class SegmentCap:
@@ -43,7 +43,7 @@ class SegmentCap:
         value = key[1]
         if value not in (UNKNOWN, OTHER):
             admitted = self._admitted[dimension]
-            if not _VALID.match(value):
+            if not _VALID.fullmatch(value):
                 value = OTHER
             elif value not in admitted:
                 if len(admitted) >= self.limit:
@@ -51,8 +51,10 @@ class SegmentCap:
                 else:
                     admitted.append(value)
         label = f"{dimension}={value}"
-        if value == key[1] or value == OTHER:
-            # Only cache decisions that cannot change: admitted values and rejections.
+        if value == key[1]:
+            # Cache admitted values (and the raw ``unknown``/``other``) only: at most
+            # ``limit + 2`` keys per dimension. Rejections are not cached, so a flood of
+            # random names cannot grow this dict; recomputing one gives the same answer.
             self._labels[key] = label
         return label
 

@@ -287,5 +287,10 @@ def test_sigkill_mid_replay_recovers_and_gives_the_same_finals(
         finals = asyncio.run(wait_for_finals(broker.bootstrap, env["CXPULSE_TOPICS_KPI"],
                                              len(expected)))  # fmt: skip
         check_finals(finals, expected)
+        # the last worker restored its tables: it did not need to reprocess everything
+        accepted = len(classify(records, PARTITIONS, LATENESS_MS).accepted)
+        samples = _metric_samples(worker)
+        topic_labels = (("outcome", "accepted"), ("topic", topic))
+        assert 0 < samples[("cx_events_total", topic_labels)] < accepted
     finally:
         worker.stop()
