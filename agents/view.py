@@ -7,7 +7,6 @@ window, with the trend of its last values as a sparkline.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import deque
 from typing import Any
@@ -33,27 +32,28 @@ def sparkline(values: list[float]) -> str:
 
 def render(latest: dict[tuple[str, str], dict[str, Any]],
            trends: dict[tuple[str, str], deque[float]]) -> Table:  # fmt: skip
-    table = Table(title="cxpulse — live KPIs (shortest window, provisional)", expand=True)
+    table = Table(title="cxpulse — live KPIs (shortest window with data, provisional)", expand=True)
     for col in ("metric", "segment", "window", "value", "n", "trend", "watermark"):
         table.add_column(col)
     for (metric, segment), rec in sorted(latest.items()):
         value = rec["value"]
         text = "—" if value is None else f"{value:.3f}"
-        table.add_row(metric, segment, rec["window"], text, str(rec["n"]),
-                      sparkline(list(trends[(metric, segment)])), rec["watermark"] or "")  # fmt: skip
+        trend = sparkline(list(trends[(metric, segment)]))
+        table.add_row(metric, segment, rec["window"], text, str(rec["n"]), trend,
+                      rec["watermark"] or "")  # fmt: skip
     return table
 
 
 async def watch_kpis(bootstrap: str, settings: Settings, duration_s: float | None) -> None:
-    shortest = min(settings.windows, key=lambda w: w.size_ms).name
+    from streams.broker import ensure_topics, wait_for_kafka
+
+    order = {w.name: i for i, w in enumerate(sorted(settings.windows))}
+    await wait_for_kafka(bootstrap)
+    # the topic must exist before subscribing, or metadata would only refresh in minutes
+    await ensure_topics(bootstrap, {settings.topics.kpi: settings.topics.partitions})
     consumer = AIOKafkaConsumer(settings.topics.kpi, bootstrap_servers=bootstrap,
                                 group_id=None, auto_offset_reset="latest")  # fmt: skip
-    for _ in range(30):
-        try:
-            await consumer.start()
-            break
-        except Exception:  # noqa: BLE001 - the broker may still be starting
-            await asyncio.sleep(1)
+    await consumer.start()
     latest: dict[tuple[str, str], dict[str, Any]] = {}
     trends: dict[tuple[str, str], deque[float]] = {}
     started = time.monotonic()
@@ -64,9 +64,14 @@ async def watch_kpis(bootstrap: str, settings: Settings, duration_s: float | Non
                 for records in batch.values():
                     for rec in records:
                         kpi = orjson.loads(rec.value)
-                        if kpi["window"] != shortest or kpi["final"]:
+                        if kpi["final"] or kpi["window"] not in order:
                             continue
                         key = (kpi["metric"], kpi["segment"])
+                        held = latest.get(key)
+                        # the shortest window that has data; a new window end replaces it
+                        if held is not None and order[kpi["window"]] > order[held["window"]]:
+                            if held["window_end"] >= kpi["window_end"] or held["n"]:
+                                continue
                         latest[key] = kpi
                         if kpi["value"] is not None:
                             trends.setdefault(key, deque(maxlen=30)).append(kpi["value"])
