@@ -71,8 +71,12 @@ async def produce(bootstrap: str, topic: str, records: list[tuple[int, bytes, by
 
 
 async def ceiling(bootstrap: str, topic: str, n: int) -> dict[str, float]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                enable_auto_commit=False, max_partition_fetch_bytes=8 << 20)  # fmt: skip
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=8 << 20,
+    )
     await consumer.start()
     tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
     consumer.assign(tps)
@@ -126,8 +130,12 @@ def run_worker(broker: EmbeddedBroker, topic: str, n: int, tag: str) -> dict[str
            "CXPULSE_WORKER_APP_ID": f"bench-{tag}", "CXPULSE_TOPICS_SURVEY": topic,
            "CXPULSE_TOPICS_KPI": f"kpi-{tag}", "CXPULSE_TOPICS_PARTITIONS": str(PARTITIONS),
            "CXPULSE_TIME_IDLE_TIMEOUT": "30m"}  # fmt: skip
-    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker", "--embedded-tuning"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "worker", "--embedded-tuning"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         first: tuple[float, float] | None = None
         deadline = time.monotonic() + 900
