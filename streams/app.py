@@ -74,6 +74,9 @@ def create_app(settings: Settings, broker_url: str, *, embedded: bool) -> CxApp:
         "producer_max_request_size": 8 << 20,
         "consumer_auto_offset_reset": "earliest",
         "broker_commit_interval": 1.0,
+        # big fetches make big batches: per-batch costs (a flush, one write per key) amortise
+        "broker_max_poll_records": 20_000,
+        "consumer_max_fetch_size": 8 << 20,
         "stream_wait_empty": False,
         "value_serializer": "raw",
         "key_serializer": "raw",

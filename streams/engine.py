@@ -38,6 +38,7 @@ from typing import Any
 import orjson
 
 from schemas.deadletter import dead_letter_record
+from schemas.dedup import DedupIndex
 from schemas.events import Heartbeat, Invalid
 from streams.family import Deltas, Family
 from streams.segments import SegmentCap
@@ -102,14 +103,12 @@ class PartitionProcessor:
         self.segments = SegmentCap(config.dimensions, config.max_segment_values)
         self.buckets: dict[tuple[int, int, str], list[int]] = {}
         self.entities: dict[str, Any] = {}
-        self.dedup: dict[str, tuple[int, int]] = {}  # event_id -> (ts, chunk seq)
-        self.chunks: dict[int, tuple[int, list[str]]] = {}  # chunk seq -> (max ts, its ids)
+        self.dedup = DedupIndex(config.dedup_horizon_ms)
         self._entity_expiry: dict[int, set[str]] = {}
         self._pending: dict[str, bytes | None] = {}  # rewrites owed after a rollback
         # per-batch scratch
         self._fine: dict[tuple[int, str], list[int]] = {}
         self._entity_prev: dict[str, Any] = {}
-        self._new_ids: dict[str, int] = {}
 
     # ----------------------------------------------------------------- keys
     def _key(self, *parts: object) -> str:
@@ -163,14 +162,8 @@ class PartitionProcessor:
             elif kind == "e":
                 proc.entities[rest] = value
                 proc._index_entity(rest, value)
-        for seq, ids in sorted(chunks, key=lambda c: c[0]):
-            proc._register_chunk(seq, ids)
+        proc.dedup.restore(chunks)
         return proc
-
-    def _register_chunk(self, seq: int, ids: dict[str, int]) -> None:
-        for event_id, ts in ids.items():
-            self.dedup[event_id] = (ts, seq)
-        self.chunks[seq] = (max(ids.values(), default=0), list(ids))
 
     # -------------------------------------------------------------- status
     @property
@@ -230,9 +223,9 @@ class PartitionProcessor:
         cfg = self.config
         policy = cfg.policy
         lateness = policy.allowed_lateness_ms
-        horizon = cfg.dedup_horizon_ms
         parse = self.family.parse
         observe = self.family.observe
+        dedup = self.dedup
         was_idle = now_wall_ms - self.last_arrival_wall_ms > policy.idle_timeout_ms
         writes = out.writes
         if self._pending:
@@ -259,8 +252,7 @@ class PartitionProcessor:
                 if pwm is None or ev.ts >= pwm:
                     max_ts = ev.ts if max_ts is None else max(max_ts, ev.ts)
                 continue
-            first = self.dedup.get(ev.event_id)
-            if first is not None and (pwm is None or first[0] >= pwm - horizon):
+            if dedup.is_duplicate(ev.event_id, pwm):
                 outcomes["duplicate"] += 1
                 continue
             if is_late(ev.ts, pwm, topic_wm, was_idle):
@@ -270,8 +262,7 @@ class PartitionProcessor:
                 out.dead_letters.append(self._dead_letter(rec, "late", error, now_wall_ms))
                 continue
             outcomes["accepted"] += 1
-            self.dedup[ev.event_id] = (ev.ts, seq)
-            self._new_ids[ev.event_id] = ev.ts
+            dedup.register(ev.event_id, ev.ts, seq)
             max_ts = ev.ts if max_ts is None else max(max_ts, ev.ts)
             self.max_ts = max_ts  # families may read the watermark
             observe(ev, self)
@@ -285,10 +276,9 @@ class PartitionProcessor:
             value = self.entities.get(key)
             writes.append((self._key("e", key), _dumps({"s": seq, "v": value, "pv": prev})))
         self._entity_prev.clear()
-        if self._new_ids:
-            self.chunks[seq] = (max(self._new_ids.values()), list(self._new_ids))
-            writes.append((self._key("d", seq), _dumps({"s": seq, "ids": self._new_ids})))
-            self._new_ids = {}
+        chunk = self.dedup.take_chunk(seq)
+        if chunk is not None:
+            writes.append((self._key("d", seq), _dumps({"s": seq, "ids": chunk})))
         self.seq, self.offset = seq, last_offset
         meta = {"s": seq, "o": last_offset, "mx": max_ts, "seg": self.segments.snapshot()}
         writes.append((self.meta_key, _dumps(meta)))
@@ -328,17 +318,7 @@ class PartitionProcessor:
         for bucket in [k for k in self.buckets if k[1] + k[0] <= wm]:
             del self.buckets[bucket]
             writes.append((self._key("b", *bucket), None))
-        horizon_wm = wm - self.config.dedup_horizon_ms
-        expired = []
-        for seq, (mx, _) in self.chunks.items():  # oldest first; stop at the first live one
-            if mx >= horizon_wm:
-                break
-            expired.append(seq)
-        for seq in expired:
-            for event_id in self.chunks.pop(seq)[1]:
-                entry = self.dedup.get(event_id)
-                if entry is not None and entry[1] == seq:
-                    del self.dedup[event_id]
+        for seq in self.dedup.expire(wm):
             writes.append((self._key("d", seq), None))
         for step in [t for t in self._entity_expiry if t + _EXPIRY_STEP_MS <= wm]:
             for key in self._entity_expiry.pop(step):

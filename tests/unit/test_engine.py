@@ -146,7 +146,7 @@ def run(items: Sequence[Any], cuts: Sequence[int]) -> Pipeline:
 def state_of(proc: PartitionProcessor) -> tuple[Any, ...]:
     """Semantic state, after expiry at the current watermark (when expiry runs is free)."""
     proc.process([], NOW, None)
-    return (proc.buckets, proc.entities, set(proc.dedup), proc.max_ts, proc.offset)
+    return (proc.buckets, proc.entities, proc.dedup.ids(), proc.max_ts, proc.offset)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
