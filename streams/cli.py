@@ -128,6 +128,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from streams.broker import EmbeddedBroker, free_port
 
     exe = [sys.executable, "-m", "streams.cli"]
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM cleans up like Ctrl-C
     with EmbeddedBroker() as broker:
         port = settings.web_port or free_port()
         env = {**os.environ, "CXPULSE_BROKER_URL": broker.url, "CXPULSE_WEB_PORT": str(port),
@@ -154,6 +155,10 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
                 except subprocess.TimeoutExpired:
                     child.kill()
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 async def _demo_view(url: str, settings: Settings, duration: float | None) -> None:
