@@ -136,14 +136,22 @@ def register(app: CxApp, settings: Settings) -> Runtime:
 
     def make_source_agent(family: str, topic_name: str) -> None:
         table = tables[family]
-        topic = raw_topic(topic_name)
+        # the input topic and the ticks topic: one agent, so a partition's state has one writer
+        topic = app.topic(
+            topic_name, names.ticks, partitions=n, key_serializer="raw", value_serializer="raw"
+        )
 
         async def source(stream: StreamT) -> None:
             async for event in stream.events():
                 try:
                     partition = event.message.partition
+                    tick = event.message.topic == names.ticks
                     result = runtime.process_source(
-                        family, partition, event.value, _LazyView(table, store_view)
+                        family,
+                        partition,
+                        [] if tick else event.value,
+                        _LazyView(table, store_view),
+                        tick=tick,
                     )
                     write_all(table, result.writes)
                     await send_all(result.sends)
@@ -190,7 +198,7 @@ def register(app: CxApp, settings: Settings) -> Runtime:
             return
         ticks += 1
         try:
-            await _heartbeat_statuses(app, runtime, tables, store_view)
+            await _send_ticks(app, names.ticks)
             if ticks % emit_every == 0:
                 await send_all(runtime.provisional())
             _update_health_gauges(app, runtime, metrics)
@@ -233,21 +241,16 @@ class _LazyView(Mapping[str, bytes]):
         return len(self._load())
 
 
-async def _heartbeat_statuses(
-    app: faust.App, runtime: Runtime, tables: Mapping[str, Any], store_view: Any
-) -> None:
-    """Report every owned source partition's status, including ones with no traffic yet."""
-    sends: list[Send] = []
+async def _send_ticks(app: faust.App, ticks_topic: str) -> None:
+    """A tick to every owned partition of the ticks topic: time passes for idle partitions too.
+
+    Each source agent reads the ticks of its partitions and, in stream context (so its
+    table writes go to the right changelog partition), makes the time-driven decisions
+    and reports its status, even for partitions that never had a record.
+    """
     for tp in app.consumer.assignment():
-        family = runtime.family_of_topic.get(tp.topic)
-        if family is None:
-            continue
-        proc, fresh = runtime.processor(family, tp.partition, _LazyView(tables[family], store_view))
-        if fresh:
-            sends.extend(runtime.snapshot_sends_for(proc))
-        sends.extend(runtime.status_sends(family, proc.status()))
-    for topic, key, value, partition in sends:
-        await app.producer.send(topic, key, value, partition, None, None)
+        if tp.topic == ticks_topic:
+            await app.producer.send(ticks_topic, None, b"{}", tp.partition, None, None)
 
 
 def _update_health_gauges(app: faust.App, runtime: Runtime, metrics: Metrics) -> None:

@@ -110,7 +110,14 @@ class Runtime:
         partition: int,
         records: list[RawRecord],
         table: Mapping[str, bytes],
+        *,
+        tick: bool = False,
     ) -> SourceResult:
+        """Apply a batch (or, for a ``tick``, just the passing of time) to a source partition.
+
+        A tick always reports the partition's status, so the merge stage hears from
+        idle partitions too (and from ones that never had a record).
+        """
         proc, fresh = self.processor(family, partition, table)
         out = proc.process(records, now_ms(), self.topic_watermarks.get(family))
         result = SourceResult(outcomes=out.outcomes, writes=out.writes)
@@ -119,7 +126,7 @@ class Runtime:
         snapshots = proc.live_snapshots() if fresh else out.snapshots
         version = proc.offset
         result.sends.extend(self._snapshot_sends(family, partition, version, snapshots))
-        if out.writes or fresh:
+        if out.writes or fresh or tick:
             result.sends.extend(self.status_sends(family, proc.status()))
         return result
 
@@ -152,6 +159,7 @@ class Runtime:
                 "v": status.version,
                 "mx": status.max_ts,
                 "la": status.last_arrival_wall_ms,
+                "a": status.ack,
             }
         )
         for j in range(self.partitions):
@@ -196,7 +204,7 @@ class Runtime:
                     state.apply_snapshot(family, msg["p"], msg["v"], msg["seg"], msg["b"])
                 )
             else:
-                status = PartitionStatus(msg["p"], msg["v"], msg["mx"], msg["la"])
+                status = PartitionStatus(msg["p"], msg["v"], msg["mx"], msg["la"], msg.get("a"))
                 result.writes.extend(state.apply_status(family, status))
         self.advance(state, result)
         return result
@@ -211,7 +219,7 @@ class Runtime:
             key = record_key(item)
             self.finals.setdefault(state.partition, {})[key] = record
             result.finals.append((kpi_topic, key.encode(), encode(record), None))
-        for family, wm in state.wm.items():
+        for family, wm in state.proposed.items():
             known = self.topic_watermarks.get(family)
             if wm is not None and (known is None or wm > known):
                 self.topic_watermarks[family] = wm

@@ -42,6 +42,9 @@ class DedupIndex:
         self._first[event_id] = (ts, seq)
         self._pending[event_id] = ts
 
+    def has_pending(self) -> bool:
+        return bool(self._pending)
+
     def take_chunk(self, seq: int) -> dict[str, int] | None:
         """The ids registered since the last call, as batch ``seq``'s chunk (None if none)."""
         if not self._pending:

@@ -26,6 +26,7 @@ class Topics:
 
     sources: dict[str, str]  # family -> input topic
     partials: str
+    ticks: str
     kpi: str
     alerts: str
     deadletter: str
@@ -36,6 +37,7 @@ def topic_names(settings: Settings) -> Topics:
     return Topics(
         sources={"survey": t.survey},
         partials=f"{settings.worker.app_id}.partials",
+        ticks=f"{settings.worker.app_id}.ticks",
         kpi=t.kpi,
         alerts=t.alerts,
         deadletter=t.deadletter,
@@ -59,7 +61,9 @@ class QuietWorker(faust.Worker):
 def create_app(settings: Settings, broker_url: str, *, embedded: bool) -> CxApp:
     """A Faust app for these settings; ``embedded`` tunes it for the local Tansu broker."""
     names = topic_names(settings)
-    BatchingConsumer.batched_topics = frozenset([*names.sources.values(), names.partials])
+    BatchingConsumer.batched_topics = frozenset(
+        [*names.sources.values(), names.partials, names.ticks]
+    )
     options: dict[str, Any] = {
         "broker": broker_url,
         "store": settings.store.url,

@@ -46,7 +46,8 @@ def all_topics(settings: Settings) -> dict[str, int]:
     n = settings.topics.partitions
     topics = {name: n for name in (settings.topics.survey, settings.topics.cart,
                                    settings.topics.ticket)}  # fmt: skip
-    topics.update({names.partials: n, names.kpi: n, names.alerts: n, names.deadletter: n})
+    topics.update({names.partials: n, names.ticks: n, names.kpi: n, names.alerts: n,
+                   names.deadletter: n})  # fmt: skip
     return topics
 
 

@@ -45,8 +45,14 @@ from streams.segments import SegmentCap
 from streams.transport import RawRecord
 from streams.watermarks import PartitionStatus, TimePolicy, is_late, partition_watermark
 
-#: Coarse time step of the expiry index (entities and dedup chunks are swept per step).
-_EXPIRY_STEP_MS = 60_000
+#: Coarse time step of the wake index (entities are looked at per step of event time).
+_WAKE_STEP_MS = 60_000
+
+
+def _latest(*marks: int | None) -> int | None:
+    """The most advanced of some watermarks, ``None`` when none is known."""
+    known = [m for m in marks if m is not None]
+    return max(known) if known else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,13 +105,16 @@ class PartitionProcessor:
         self.seq = 0
         self.offset = -1
         self.max_ts: int | None = None
+        #: the effective watermark up to which time-driven decisions were made (see ``ack``)
+        self.ack: int | None = None
         self.last_arrival_wall_ms = now_wall_ms
         self.segments = SegmentCap(config.dimensions, config.max_segment_values)
         self.buckets: dict[tuple[int, int, str], list[int]] = {}
         self.entities: dict[str, Any] = {}
         self.dedup = DedupIndex(config.dedup_horizon_ms)
-        self._entity_expiry: dict[int, set[str]] = {}
+        self._wake: dict[int, set[str]] = {}  # coarse event time -> entities to wake then
         self._pending: dict[str, bytes | None] = {}  # rewrites owed after a rollback
+        self._tombstones: set[str] = set()  # soft-deleted last batch: tombstone them now
         # per-batch scratch
         self._fine: dict[tuple[int, str], list[int]] = {}
         self._entity_prev: dict[str, Any] = {}
@@ -135,6 +144,7 @@ class PartitionProcessor:
         if meta_raw is not None:
             meta = orjson.loads(meta_raw)
             proc.seq, proc.offset, proc.max_ts = meta["s"], meta["o"], meta["mx"]
+            proc.ack = meta.get("a")
             proc.segments = SegmentCap(config.dimensions, config.max_segment_values, meta["seg"])
         chunks: list[tuple[int, dict[str, int]]] = []
         for key, raw in records.items():
@@ -155,13 +165,14 @@ class PartitionProcessor:
                     None if value is None else _dumps({"s": proc.seq, "v": value, "pv": value})
                 )
             if value is None:
+                proc._pending.setdefault(key, None)  # a soft delete whose tombstone was lost
                 continue
             if kind == "b":
                 grid, start, label = rest.split("|", 2)
                 proc.buckets[(int(grid), int(start), label)] = value
             elif kind == "e":
                 proc.entities[rest] = value
-                proc._index_entity(rest, value)
+                proc._schedule(rest, value)
         proc.dedup.restore(chunks)
         return proc
 
@@ -171,7 +182,9 @@ class PartitionProcessor:
         return partition_watermark(self.max_ts, self.config.policy)
 
     def status(self) -> PartitionStatus:
-        return PartitionStatus(self.partition, self.offset, self.max_ts, self.last_arrival_wall_ms)
+        return PartitionStatus(
+            self.partition, self.offset, self.max_ts, self.last_arrival_wall_ms, self.ack
+        )
 
     def live_snapshots(self) -> list[BucketSnapshot]:
         """Every bucket still held, for re-sending after a restart or a takeover."""
@@ -198,7 +211,7 @@ class PartitionProcessor:
         if key not in self._entity_prev:
             self._entity_prev[key] = self.entities.get(key)
         self.entities[key] = value
-        self._index_entity(key, value)
+        self._schedule(key, value)
 
     def drop_entity(self, key: str) -> None:
         if key in self.entities:
@@ -206,9 +219,23 @@ class PartitionProcessor:
                 self._entity_prev[key] = self.entities[key]
             del self.entities[key]
 
-    def _index_entity(self, key: str, value: Any) -> None:
-        at = self.family.expires_at(value)
-        self._entity_expiry.setdefault(at - at % _EXPIRY_STEP_MS, set()).add(key)
+    def _schedule(self, key: str, value: Any) -> None:
+        at = self.family.wake_at(value)
+        if at is not None:
+            self._wake.setdefault(at - at % _WAKE_STEP_MS, set()).add(key)
+
+    def _wake_up(self, watermark: int) -> None:
+        """Give every entity whose wake time the watermark reached its turn, in key order."""
+        for step in sorted(t for t in self._wake if t <= watermark):
+            for key in sorted(self._wake.pop(step)):
+                value = self.entities.get(key)
+                at = None if value is None else self.family.wake_at(value)
+                if at is None:
+                    continue
+                if at <= watermark:
+                    self.family.on_wake(key, value, watermark, self)
+                else:
+                    self._schedule(key, value)
 
     # ----------------------------------------------------------- processing
     @property
@@ -231,6 +258,10 @@ class PartitionProcessor:
         if self._pending:
             writes.extend(self._pending.items())
             self._pending.clear()
+        for key in self._tombstones:
+            if key not in self.entities:
+                writes.append((self._key("e", key), None))
+        self._tombstones.clear()
         self._expire(writes)
         seq = self.seq + 1
         last_offset = self.offset
@@ -269,18 +300,27 @@ class PartitionProcessor:
         self.max_ts = max_ts
         if arrived:
             self.last_arrival_wall_ms = now_wall_ms
-        if last_offset == self.offset and not writes:
-            return out  # nothing new (a replayed batch)
+        # Time-driven decisions (abandonments, SLA breaches, expiry) up to the effective
+        # watermark: the partition's, or the topic's when it moved on without this partition.
+        ack = _latest(self.watermark, topic_wm, self.ack)
+        if ack is not None:
+            self._wake_up(ack)
+        if last_offset == self.offset and not writes and ack == self.ack and not self._dirty():
+            return out  # nothing new (a replayed batch, or a tick that changes nothing)
+        self.ack = ack
         self._fold(out, seq)
         for key, prev in self._entity_prev.items():
             value = self.entities.get(key)
             writes.append((self._key("e", key), _dumps({"s": seq, "v": value, "pv": prev})))
+            if value is None:
+                self._tombstones.add(key)
         self._entity_prev.clear()
         chunk = self.dedup.take_chunk(seq)
         if chunk is not None:
             writes.append((self._key("d", seq), _dumps({"s": seq, "ids": chunk})))
         self.seq, self.offset = seq, last_offset
-        meta = {"s": seq, "o": last_offset, "mx": max_ts, "seg": self.segments.snapshot()}
+        meta: dict[str, Any] = {"s": seq, "o": last_offset, "mx": max_ts, "a": ack}
+        meta["seg"] = self.segments.snapshot()
         writes.append((self.meta_key, _dumps(meta)))
         return out
 
@@ -320,12 +360,9 @@ class PartitionProcessor:
             writes.append((self._key("b", *bucket), None))
         for seq in self.dedup.expire(wm):
             writes.append((self._key("d", seq), None))
-        for step in [t for t in self._entity_expiry if t + _EXPIRY_STEP_MS <= wm]:
-            for key in self._entity_expiry.pop(step):
-                value = self.entities.get(key)
-                if value is not None and self.family.expires_at(value) <= wm:
-                    del self.entities[key]
-                    writes.append((self._key("e", key), None))
+
+    def _dirty(self) -> bool:
+        return bool(self._fine or self._entity_prev or self.dedup.has_pending())
 
     def _dead_letter(self, rec: RawRecord, reason: str, error: str, now_wall_ms: int) -> bytes:
         return dead_letter_record(

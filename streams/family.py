@@ -61,8 +61,11 @@ class Family(Protocol):
     def observe(self, event: Any, ctx: ObserveContext) -> None:
         """Apply one accepted (valid, not duplicate, not late) event."""
 
-    def expires_at(self, value: Any) -> int:
-        """Partition watermark from which an entity's state can no longer change a metric."""
+    def wake_at(self, value: Any) -> int | None:
+        """Event time at which the entity needs its turn (a timeout, its expiry), if any."""
+
+    def on_wake(self, key: str, value: Any, watermark: int, ctx: ObserveContext) -> None:
+        """The watermark reached :meth:`wake_at`: decide timeouts, or drop inert state."""
 
     def kpis(self, counts: Sequence[int]) -> list[Kpi]:
         """KPI values for summed counters; only metrics that have an observation."""

@@ -55,7 +55,10 @@ class MergeState:
         self.policy = policy
         self.buckets: dict[tuple[str, str], dict[int, dict[int, Bucket]]] = {}
         self.statuses: dict[str, dict[int, PartitionStatus]] = {f: {} for f in families}
+        #: closed: windows ending at or before it are final
         self.wm: dict[str, int | None] = {f: None for f in families}
+        #: proposed: the topic watermark by the SPEC's rule, before sources acknowledged it
+        self.proposed: dict[str, int | None] = {f: None for f in families}
         self._span = {
             grid: max(w.size_ms for w in self.windows if w.step_ms == grid)
             for grid in {w.step_ms for w in self.windows}
@@ -89,12 +92,11 @@ class MergeState:
                 bucket = {int(src): (v[0], v[1]) for src, v in value.items()}
                 self._grid(family, label, int(grid))[int(start)] = bucket
             elif kind == "s" and parts[0] in self.statuses:
-                p, version, max_ts, _ = value
-                self.statuses[parts[0]][int(parts[1])] = PartitionStatus(
-                    p, version, max_ts, now_wall_ms
-                )
+                p, version, max_ts, _, ack = value
+                status = PartitionStatus(p, version, max_ts, now_wall_ms, ack)
+                self.statuses[parts[0]][int(parts[1])] = status
             elif kind == "w" and parts[0] in self.wm:
-                self.wm[parts[0]] = value
+                self.wm[parts[0]], self.proposed[parts[0]] = value
 
     def _grid(self, family: str, label: str, grid: int) -> dict[int, Bucket]:
         return self.buckets.setdefault((family, label), {}).setdefault(grid, {})
@@ -133,9 +135,8 @@ class MergeState:
         ):
             return []
         self.statuses[family][status.partition] = status
-        value = orjson.dumps(
-            [status.partition, status.version, status.max_ts, status.last_arrival_wall_ms]
-        )
+        s = status
+        value = orjson.dumps([s.partition, s.version, s.max_ts, s.last_arrival_wall_ms, s.ack])
         return [(self.status_key(family, status.partition), value)]
 
     # ------------------------------------------------------------ windows
@@ -149,20 +150,23 @@ class MergeState:
         writes: list[tuple[str, bytes | None]] = []
         for family in self.families:
             old = self.wm[family]
-            new = topic_watermark(
-                self.statuses[family].values(),
+            statuses = self.statuses[family]
+            proposed = topic_watermark(
+                statuses.values(),
                 self.source_partitions,
                 self.policy,
                 now_wall_ms,
-                old,
+                self.proposed[family],
             )
+            self.proposed[family] = proposed
+            new = _closed(proposed, statuses.values(), self.source_partitions, old)
             if new is None or new == old:
                 continue
             finals.extend(self._finals(family, old, new))
             self.wm[family] = new
             # The watermark first: a durable bucket deletion must imply a durable watermark,
             # or a restart would re-close windows without the deleted buckets.
-            writes.append((self.wm_key(family), orjson.dumps(new)))
+            writes.append((self.wm_key(family), orjson.dumps([new, proposed])))
             writes.extend(self._expire(family, new))
         return finals, writes
 
@@ -222,6 +226,28 @@ class MergeState:
                     del buckets[start]
                     writes.append((self.bucket_key(family, label, grid, start), None))
         return writes
+
+
+def _closed(
+    proposed: int | None,
+    statuses: Iterable[PartitionStatus],
+    partitions: int,
+    previous: int | None,
+) -> int | None:
+    """Windows close at the proposed watermark once every source acknowledged it.
+
+    A source acknowledges a watermark after making every time-driven decision up to
+    it (abandonments, SLA breaches) and sending the resulting snapshots, so a window
+    never closes before those decisions are in it. With all partitions active the
+    acknowledgements are the partition watermarks and change nothing.
+    """
+    if proposed is None:
+        return previous
+    acks = [s.ack for s in statuses]
+    if len(acks) < partitions or any(a is None for a in acks):
+        return previous
+    closed = min(proposed, *(a for a in acks if a is not None))
+    return closed if previous is None else max(previous, closed)
 
 
 def _dump_bucket(bucket: Bucket) -> bytes:

@@ -39,6 +39,8 @@ class PartitionStatus:
     version: int
     max_ts: int | None
     last_arrival_wall_ms: int
+    #: the effective watermark the source has made its time-driven decisions up to
+    ack: int | None = None
 
     def watermark(self, policy: TimePolicy) -> int | None:
         return None if self.max_ts is None else self.max_ts - policy.allowed_lateness_ms

@@ -49,9 +49,12 @@ class SurveyFamily:
             ctx.add(event.ts, labels, _RESPONSE)
             ctx.set_entity(event.response_id, [event.ts, list(labels)])
 
-    def expires_at(self, value: Any) -> int:
-        """Event time after which a response's state can change nothing we promise."""
+    def wake_at(self, value: Any) -> int | None:
+        """A response is forgotten the dedup horizon after its first answer."""
         return int(value[0]) + self.horizon_ms
+
+    def on_wake(self, key: str, value: Any, watermark: int, ctx: ObserveContext) -> None:
+        ctx.drop_entity(key)
 
     def kpis(self, counts: Sequence[int]) -> list[Kpi]:
         return survey_kpis(counts)
