@@ -89,7 +89,11 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(
-            KpiCollector(runtime.latest_records, runtime.settings.segments.dimensions)
+            KpiCollector(
+                runtime.latest_records,
+                runtime.settings.segments.dimensions,
+                open_gauges=runtime.open_gauges,
+            )
         )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from agents.cart.family import CartFamily
 from agents.records import encode, kpi_record, record_key
 from agents.survey.family import SurveyFamily
 from streams.engine import EngineConfig, PartitionProcessor
@@ -38,7 +39,10 @@ def now_ms() -> int:
 
 def build_families(settings: Settings) -> dict[str, Family]:
     """The metric families this worker runs, by name (the name is also the topic role)."""
-    return {"survey": SurveyFamily(settings.time.dedup_horizon_ms)}
+    return {
+        "survey": SurveyFamily(settings.time.dedup_horizon_ms),
+        "cart": CartFamily(settings.carts.abandon_after_ms, settings.carts.recovery_window_ms),
+    }
 
 
 @dataclass(slots=True)
@@ -142,12 +146,6 @@ class Runtime:
                 {"k": "b", "f": family, "p": partition, "v": version, "seg": label, "b": entries}
             )
             yield self.partials_topic, key, value, zlib.crc32(key) % self.partitions
-
-    def snapshot_sends_for(self, proc: PartitionProcessor) -> Iterator[Send]:
-        """Every live bucket of a just-restored processor (the merge stage may have missed some)."""
-        return self._snapshot_sends(
-            proc.family.name, proc.partition, proc.offset, proc.live_snapshots()
-        )
 
     def status_sends(self, family: str, status: PartitionStatus) -> Iterator[Send]:
         """A status goes to every partials partition: each merges all source partitions."""
@@ -253,6 +251,18 @@ class Runtime:
     def latest_records(self) -> Iterator[dict[str, Any]]:
         for records in list(self.latest.values()):
             yield from records.values()
+
+    def open_gauges(self) -> dict[str, dict[str, int]]:
+        """``{"cx_carts_open": {"all": 3, "web": 2}}`` over the partitions this worker owns."""
+        out: dict[str, dict[str, int]] = {}
+        for proc in list(self.processors.values()):
+            for (name, label), count in proc.gauges.items():
+                channel = label.partition("=")[2] if "=" in label else label
+                if label != "all" and not label.startswith("channel="):
+                    continue
+                by = out.setdefault(name, {})
+                by[channel] = by.get(channel, 0) + count
+        return out
 
     def watermark_seconds(self) -> Mapping[str, float]:
         return {

@@ -111,6 +111,8 @@ class PartitionProcessor:
         self.segments = SegmentCap(config.dimensions, config.max_segment_values)
         self.buckets: dict[tuple[int, int, str], list[int]] = {}
         self.entities: dict[str, Any] = {}
+        #: live gauges of the family (e.g. open carts per segment), kept up to date
+        self.gauges: Counter[tuple[str, str]] = Counter()
         self.dedup = DedupIndex(config.dedup_horizon_ms)
         self._wake: dict[int, set[str]] = {}  # coarse event time -> entities to wake then
         self._pending: dict[str, bytes | None] = {}  # rewrites owed after a rollback
@@ -173,6 +175,7 @@ class PartitionProcessor:
             elif kind == "e":
                 proc.entities[rest] = value
                 proc._schedule(rest, value)
+                proc._count(value, 1)
         proc.dedup.restore(chunks)
         return proc
 
@@ -208,16 +211,27 @@ class PartitionProcessor:
         return self.entities.get(key)
 
     def set_entity(self, key: str, value: Any) -> None:
+        old = self.entities.get(key)
         if key not in self._entity_prev:
-            self._entity_prev[key] = self.entities.get(key)
+            self._entity_prev[key] = old
+        if old is not None:
+            self._count(old, -1)
         self.entities[key] = value
+        self._count(value, 1)
         self._schedule(key, value)
 
     def drop_entity(self, key: str) -> None:
-        if key in self.entities:
+        old = self.entities.pop(key, None)
+        if old is not None:
             if key not in self._entity_prev:
-                self._entity_prev[key] = self.entities[key]
-            del self.entities[key]
+                self._entity_prev[key] = old
+            self._count(old, -1)
+
+    def _count(self, value: Any, sign: int) -> None:
+        gauges = getattr(self.family, "gauges", None)
+        if gauges is not None:
+            for name_label in gauges(value):
+                self.gauges[name_label] += sign
 
     def _schedule(self, key: str, value: Any) -> None:
         at = self.family.wake_at(value)

@@ -9,7 +9,7 @@ window, segment, end) from the accepted events by brute force.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -140,3 +140,74 @@ def _metrics(
         out["response_rate"] = (value, invitations,
                                 {"responses": responses, "invitations": invitations})  # fmt: skip
     return out
+
+
+def cart_finals(
+    accepted: Iterable[dict[str, Any]],
+    windows: Sequence[tuple[str, int, int]],
+    abandon_after_ms: int = 30 * 60_000,
+    recovery_ms: int = 7 * 86_400_000,
+) -> dict[tuple[str, str, str, int], tuple[float | None, int, dict[str, Any]]]:
+    """SPEC §3.2 by brute force: each cart's events sorted by ``ts`` (ties: arrival)."""
+    by_cart: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for ev in accepted:
+        by_cart[ev["cart_id"]].append(ev)
+    outcomes: list[tuple[int, str, str, float]] = []  # (ts, kind, channel, value)
+    for events in by_cart.values():
+        events = sorted(events, key=lambda e: e["ts"])
+        session: dict[str, Any] | None = None
+        abandoned: dict[str, Any] | None = None
+        for ev in events:
+            if session is not None and ev["ts"] >= session["last"] + abandon_after_ms:
+                at = session["last"] + abandon_after_ms
+                outcomes.append((at, "abandoned", session["ch"], session["v"]))
+                if session["co"]:
+                    outcomes.append((at, "co_abandoned", session["ch"], 0.0))
+                abandoned, session = {"at": at, "ch": session["ch"]}, None
+            ch = ev.get("channel") or "unknown"
+            if session is None:
+                if (ev["type"] == "purchased" and abandoned is not None
+                        and ev["ts"] - abandoned["at"] <= recovery_ms):  # fmt: skip
+                    outcomes.append((ev["ts"], "recovered", abandoned["ch"], ev["cart_value"]))
+                    continue
+                session, abandoned = {"ch": ch, "co": False}, None
+            session.update(last=ev["ts"], v=ev["cart_value"])
+            if ev["type"] in ("checkout_started", "purchased"):
+                session["co"] = True
+            if ev["type"] == "purchased":
+                outcomes.append((ev["ts"], "converted", session["ch"], 0.0))
+                session = None
+        if session is not None:  # the closing heartbeat passes every timeout
+            at = session["last"] + abandon_after_ms
+            outcomes.append((at, "abandoned", session["ch"], session["v"]))
+            if session["co"]:
+                outcomes.append((at, "co_abandoned", session["ch"], 0.0))
+    result: dict[tuple[str, str, str, int], tuple[float | None, int, dict[str, Any]]] = {}
+    for name, size, step in windows:
+        ends: set[int] = set()
+        for ts, *_ in outcomes:
+            first = ts - ts % step + step
+            ends.update(range(first, first + size, step))
+        for end in sorted(ends):
+            inside = [o for o in outcomes if end - size <= o[0] < end]
+            for seg in {"all", *(f"channel={o[2]}" for o in inside)}:
+                chosen = [o for o in inside if seg in ("all", f"channel={o[2]}")]
+                count = Counter(o[1] for o in chosen)
+
+                def total(kind: str, chosen: list[Any] = chosen) -> float:
+                    return math.fsum(o[3] for o in chosen if o[1] == kind)
+
+                ab, conv = count["abandoned"], count["converted"]
+                if ab or conv or count["recovered"]:
+                    stats = {"abandoned": ab, "converted": conv,
+                             "abandoned_value": total("abandoned"),
+                             "recovered": count["recovered"],
+                             "recovered_value": total("recovered")}  # fmt: skip
+                    value = ab / (ab + conv) if ab + conv else None
+                    result[("cart_abandonment", name, seg, end)] = (value, ab + conv, stats)
+                co_ab = count["co_abandoned"]
+                if co_ab or conv:
+                    stats = {"abandoned": co_ab, "converted": conv}
+                    value = co_ab / (co_ab + conv)
+                    result[("checkout_abandonment", name, seg, end)] = (value, co_ab + conv, stats)
+    return result

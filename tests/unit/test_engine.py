@@ -18,14 +18,13 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agents.records import record_key
 from agents.survey.family import SurveyFamily
 from streams.engine import EngineConfig, PartitionProcessor
-from streams.merge import MergeState
 from streams.transport import RawRecord
 from streams.watermarks import TimePolicy
 from streams.windows import parse_window
 from tests.oracle import Produced, classify, survey_finals
+from tests.simulation import Simulation
 
 LATENESS = 120_000
 POLICY = TimePolicy(LATENESS, 10**12, 300_000)
@@ -85,59 +84,12 @@ def split(records: list[RawRecord], cuts: Sequence[int]) -> list[list[RawRecord]
     return [records[a:b] for a, b in pairwise(points) if b > a]
 
 
-class Pipeline:
-    """One source partition feeding one merge partition, with the table as a dict."""
-
-    def __init__(self) -> None:
-        self.table: dict[str, bytes] = {}
-        self.log: list[tuple[str, bytes | None]] = []
-        self.proc = PartitionProcessor(FAMILY, CONFIG, 0, NOW)
-        self.merge = MergeState(0, {"survey": FAMILY}, WINDOWS, 1, POLICY)
-        self.finals: dict[str, list[Any]] = {}
-
-    def feed(self, batch: list[RawRecord], *, durable_writes: int | None = None) -> None:
-        out = self.proc.process(batch, NOW, None)
-        if durable_writes is not None:  # a crash: only a prefix of the writes got out
-            writes = out.writes[: durable_writes % (len(out.writes) + 1)]
-        else:
-            writes = out.writes
-        for key, value in writes:
-            self.log.append((key, value))
-            if value is None:
-                self.table.pop(key, None)
-            else:
-                self.table[key] = value
-        # snapshots and the status reach the merge stage (they may even outrun the changelog)
-        self.merge.apply_snapshot_list(self.proc.offset, out.snapshots)
-        self.merge.apply_status("survey", self.proc.status())
-        self.advance()
-
-    def advance(self) -> None:
-        finals, _ = self.merge.advance(NOW)
-        for item in finals:
-            body = [item.kpi.value, item.kpi.n, item.kpi.stats]
-            self.finals.setdefault(f"{record_key(item)}|{item.end_ms}", []).append(body)
-
-    def restart(self) -> None:
-        self.proc = PartitionProcessor.restore(FAMILY, CONFIG, 0, self.table, NOW)
-        self.merge.apply_snapshot_list(self.proc.offset, self.proc.live_snapshots())
-        self.merge.apply_status("survey", self.proc.status())
-        self.advance()
+def simulation() -> Simulation:
+    return Simulation(FAMILY, CONFIG, WINDOWS, POLICY, NOW)
 
 
-def _apply_snapshot_list(self: MergeState, version: int, snapshots: Sequence[Any]) -> None:
-    by_label: dict[str, list[list[Any]]] = {}
-    for s in snapshots:
-        by_label.setdefault(s.label, []).append([s.grid, s.start, s.counts])
-    for label, entries in by_label.items():
-        self.apply_snapshot("survey", 0, version, label, entries)
-
-
-MergeState.apply_snapshot_list = _apply_snapshot_list  # type: ignore[attr-defined]
-
-
-def run(items: Sequence[Any], cuts: Sequence[int]) -> Pipeline:
-    pipe = Pipeline()
+def run(items: Sequence[Any], cuts: Sequence[int]) -> Simulation:
+    pipe = simulation()
     for batch in split(to_raw(items), cuts):
         pipe.feed(batch)
     return pipe
@@ -181,7 +133,7 @@ def test_crash_anywhere_then_replay_gives_the_same_finals(
     records = to_raw(items)
     batches = split(records, cuts)
     crash_at = crash_batch % len(batches)
-    pipe = Pipeline()
+    pipe = simulation()
     for i, batch in enumerate(batches):
         if i == crash_at:
             pipe.feed(batch, durable_writes=crash_write)
@@ -203,10 +155,7 @@ def test_crash_anywhere_then_replay_gives_the_same_finals(
 def test_finals_equal_the_oracle(items: list[Any]) -> None:
     items = close(items)
     pipe = run(items, [])
-    produced = [
-        Produced(0, it, None if isinstance(it, dict) else "invalid_json")
-        for it in items
-    ]
+    produced = [Produced(0, it, None if isinstance(it, dict) else "invalid_json") for it in items]
     accepted = classify(produced, 1, LATENESS).accepted
     want = survey_finals(accepted, [(w.name, w.size_ms, w.step_ms) for w in WINDOWS])
     got = {k: v[0] for k, v in pipe.finals.items()}
