@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from streams.broker import free_port
 
@@ -168,3 +170,38 @@ async def wait_for_finals(
             return finals
         await asyncio.sleep(2)
     return finals
+
+
+def assert_same(got: Any, want: Any, where: str) -> None:
+    if isinstance(want, float) and isinstance(got, float):
+        assert math.isclose(got, want, rel_tol=1e-12, abs_tol=1e-12), (where, got, want)
+    else:
+        assert got == want, (where, got, want)
+
+
+def check_finals(finals: dict[tuple[str, str, str, str], list[dict[str, Any]]],
+                 expected: dict[tuple[str, str, str, str], Any]) -> None:  # fmt: skip
+    missing = set(expected) - set(finals)
+    extra = set(finals) - set(expected)
+    assert not missing, f"{len(missing)} final records missing, e.g. {sorted(missing)[:3]}"
+    assert not extra, f"{len(extra)} unexpected final records, e.g. {sorted(extra)[:3]}"
+    for key, copies in finals.items():
+        bodies = {orjson.dumps({k: c[k] for k in ("value", "n", "stats")}) for c in copies}
+        assert len(bodies) == 1, f"{key} published final with different values: {bodies}"
+        rec = copies[0]
+        value, n, stats = expected[key]
+        assert_same(rec["value"], value, f"{key} value")
+        assert rec["n"] == n, (key, rec["n"], n)
+        assert set(rec["stats"]) == set(stats), (key, rec["stats"], stats)
+        for name, want in stats.items():
+            assert_same(rec["stats"][name], want, f"{key} stats.{name}")
+
+
+def metric_samples(worker: WorkerProcess) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    status, body = worker.get("/metrics")
+    assert status == 200
+    samples = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples

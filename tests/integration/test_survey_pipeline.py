@@ -12,7 +12,6 @@ A second test kills the worker with SIGKILL mid-replay and restarts it.
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 import zlib
 from collections.abc import Iterator
@@ -21,7 +20,6 @@ from typing import Any
 
 import orjson
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.synthetic import SurveyTraffic
 from schemas.timestamps import format_ts
@@ -30,6 +28,8 @@ from streams.replay import closing_heartbeat_ts
 from streams.settings import load_settings
 from tests.integration.harness import (
     WorkerProcess,
+    check_finals,
+    metric_samples,
     produce,
     read_all,
     wait_for_finals,
@@ -130,31 +130,6 @@ def expected_finals(records: list[Produced]) -> dict[tuple[str, str, str, str], 
     return {(m, w, s, format_ts(end)): v for (m, w, s, end), v in finals.items()}
 
 
-def assert_same(got: Any, want: Any, where: str) -> None:
-    if isinstance(want, float) and isinstance(got, float):
-        assert math.isclose(got, want, rel_tol=1e-12, abs_tol=1e-12), (where, got, want)
-    else:
-        assert got == want, (where, got, want)
-
-
-def check_finals(finals: dict[tuple[str, str, str, str], list[dict[str, Any]]],
-                 expected: dict[tuple[str, str, str, str], Any]) -> None:  # fmt: skip
-    missing = set(expected) - set(finals)
-    extra = set(finals) - set(expected)
-    assert not missing, f"{len(missing)} final records missing, e.g. {sorted(missing)[:3]}"
-    assert not extra, f"{len(extra)} unexpected final records, e.g. {sorted(extra)[:3]}"
-    for key, copies in finals.items():
-        bodies = {orjson.dumps({k: c[k] for k in ("value", "n", "stats")}) for c in copies}
-        assert len(bodies) == 1, f"{key} published final with different values: {bodies}"
-        rec = copies[0]
-        value, n, stats = expected[key]
-        assert_same(rec["value"], value, f"{key} value")
-        assert rec["n"] == n, (key, rec["n"], n)
-        assert set(rec["stats"]) == set(stats), (key, rec["stats"], stats)
-        for name, want in stats.items():
-            assert_same(rec["stats"][name], want, f"{key} stats.{name}")
-
-
 def test_replay_gives_the_oracles_final_records(
     broker: EmbeddedBroker, unique: str, tmp_path: Path
 ) -> None:
@@ -199,16 +174,6 @@ def _check_dead_letters(broker: EmbeddedBroker, env: dict[str, str],
     assert late_ids == {ev["event_id"] for ev in classified.late}
 
 
-def _metric_samples(worker: WorkerProcess) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    status, body = worker.get("/metrics")
-    assert status == 200
-    samples = {}
-    for family in text_string_to_metric_families(body.decode()):
-        for s in family.samples:
-            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return samples
-
-
 def _check_metrics_match_latest_records(worker: WorkerProcess) -> None:
     """With input paused, /metrics must hold the values of the latest provisional records."""
     deadline = 60
@@ -223,7 +188,7 @@ def _check_metrics_match_latest_records(worker: WorkerProcess) -> None:
     asyncio.run(asyncio.sleep(3))  # the input has stopped: the records are stable now
     _, body = worker.get("/kpis")
     records = orjson.loads(body)["records"]
-    samples = _metric_samples(worker)
+    samples = metric_samples(worker)
     gauges = {"nps": ("cx_nps_score", "value"), "csat": ("cx_csat_ratio", "value"),
               "ces": ("cx_ces_mean_score", "value"),
               "switch_intent": ("cx_switch_intent_ratio", "value"),
@@ -249,7 +214,7 @@ def _check_metrics_match_latest_records(worker: WorkerProcess) -> None:
 def _check_event_counters(worker: WorkerProcess, env: dict[str, str],
                           records: list[Produced]) -> None:  # fmt: skip
     classified = classify(records, PARTITIONS, LATENESS_MS)
-    samples = _metric_samples(worker)
+    samples = metric_samples(worker)
     topic = env["CXPULSE_TOPICS_SURVEY"]
 
     def count(outcome: str) -> float:
@@ -289,7 +254,7 @@ def test_sigkill_mid_replay_recovers_and_gives_the_same_finals(
         check_finals(finals, expected)
         # the last worker restored its tables: it did not need to reprocess everything
         accepted = len(classify(records, PARTITIONS, LATENESS_MS).accepted)
-        samples = _metric_samples(worker)
+        samples = metric_samples(worker)
         topic_labels = (("outcome", "accepted"), ("topic", topic))
         assert 0 < samples[("cx_events_total", topic_labels)] < accepted
     finally:
