@@ -1,8 +1,11 @@
 """The cart family (SPEC §3.2): sessions, abandonment in event time, recoveries.
 
-Per ``cart_id`` the entity holds the events not yet applied (``q``, sorted by
-event time, ties by arrival), the open session (``o``) and the last abandoned
-session (``a``, kept for the recovery window). Events are applied only once the
+Per ``cart_id`` the entity is a compact list ``[queue, arrivals, open, abandoned]``:
+the events not yet applied (sorted by event time, ties by arrival), a counter of
+arrivals (the tie-breaker), the open session ``[labels, last ts, value, reached
+checkout]`` and the last abandoned session ``[at, labels]`` (kept for the
+recovery window). Lists and shared label tuples keep an open cart at a few
+hundred bytes. Events are applied only once the
 effective watermark has passed them, so no earlier event of the cart can still
 arrive: outcomes equal applying each cart's events sorted by ``ts``, whatever
 their arrival order within the lateness. Abandonment is decided when the
@@ -33,34 +36,41 @@ class CartFamily:
     def __init__(self, abandon_after_ms: int, recovery_window_ms: int) -> None:
         self.abandon_after_ms = abandon_after_ms
         self.recovery_window_ms = recovery_window_ms
+        self._interned: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+    def _intern(self, labels: Sequence[str]) -> tuple[str, ...]:
+        key = tuple(labels)
+        return self._interned.setdefault(key, key)
 
     # ------------------------------------------------------------ events
     def observe(self, event: CartEvent, ctx: ObserveContext) -> None:
-        state = ctx.entity(event.cart_id) or {"q": [], "n": 0, "o": None, "a": None}
-        item = [event.ts, state["n"], event.type, to_micros(event.cart_value),
-                list(ctx.labels(event))]  # fmt: skip
-        queue = sorted([*state["q"], item], key=lambda e: (e[0], e[1]))
-        ctx.set_entity(event.cart_id, {**state, "q": queue, "n": state["n"] + 1})
+        state = ctx.entity(event.cart_id) or [None, 0, None, None]
+        queue, arrivals, session, abandoned = state
+        item = [event.ts, arrivals, event.type, to_micros(event.cart_value),
+                self._intern(ctx.labels(event))]  # fmt: skip
+        queue = sorted([*(queue or ()), item], key=lambda e: (e[0], e[1]))
+        ctx.set_entity(event.cart_id, [queue, arrivals + 1, session, abandoned])
 
     def wake_at(self, value: Any) -> int | None:
+        queue, _, session, abandoned = value
         times = []
-        if value["q"]:
-            times.append(value["q"][0][0] + 1)  # applied once the watermark is past it
-        if value["o"] is not None:
-            times.append(value["o"]["last"] + self.abandon_after_ms)
-        if value["a"] is not None:
-            times.append(value["a"]["at"] + self.recovery_window_ms + 1)
+        if queue:
+            times.append(queue[0][0] + 1)  # applied once the watermark is past it
+        if session is not None:
+            times.append(session[1] + self.abandon_after_ms)
+        if abandoned is not None:
+            times.append(abandoned[0] + self.recovery_window_ms + 1)
         return min(times) if times else 0
 
     def on_wake(self, key: str, value: Any, watermark: int, ctx: ObserveContext) -> None:
-        queue = list(value["q"])
-        session = None if value["o"] is None else dict(value["o"])
-        abandoned = value["a"]
+        queue = list(value[0] or ())
+        arrivals, session, abandoned = value[1], value[2], value[3]
         while True:
-            due = None if session is None else session["last"] + self.abandon_after_ms
+            due = None if session is None else session[1] + self.abandon_after_ms
             if due is not None and due <= watermark and (not queue or due <= queue[0][0]):
-                self._abandon(session, due, ctx)  # type: ignore[arg-type]
-                abandoned, session = {"at": due, "lb": session["lb"]}, None  # type: ignore[index]
+                assert session is not None
+                self._abandon(session, due, ctx)
+                abandoned, session = [due, session[0]], None
                 continue
             if queue and queue[0][0] < watermark:
                 ts, _, kind, micros, labels = queue.pop(0)
@@ -68,48 +78,48 @@ class CartFamily:
                 continue
             break
         if abandoned is not None and session is None:
-            if watermark > abandoned["at"] + self.recovery_window_ms:
+            if watermark > abandoned[0] + self.recovery_window_ms:
                 abandoned = None  # no purchase can be a recovery any more
         if not queue and session is None and abandoned is None:
             ctx.drop_entity(key)
         else:
-            ctx.set_entity(key, {"q": queue, "n": value["n"], "o": session, "a": abandoned})
+            ctx.set_entity(key, [queue or None, arrivals, session, abandoned])
 
     def _apply(
         self,
         ts: int,
         kind: str,
         micros: int,
-        labels: list[str],
-        session: dict[str, Any] | None,
-        abandoned: dict[str, Any] | None,
+        labels: Sequence[str],
+        session: list[Any] | None,
+        abandoned: list[Any] | None,
         ctx: ObserveContext,
-    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    ) -> tuple[list[Any] | None, list[Any] | None]:
         """One event in event-time order; returns the new (open session, abandoned session)."""
         if session is None:
             if (
                 kind == "purchased"
                 and abandoned is not None
-                and ts - abandoned["at"] <= self.recovery_window_ms
+                and ts - abandoned[0] <= self.recovery_window_ms
             ):
-                ctx.add(ts, abandoned["lb"], ((C.RECOVERED, 1), (C.RECOVERED_VALUE, micros)))
+                ctx.add(ts, abandoned[1], ((C.RECOVERED, 1), (C.RECOVERED_VALUE, micros)))
                 return None, abandoned  # the abandonment stays; no session is added
-            session = {"lb": labels, "last": ts, "v": micros, "co": False}
+            session = [self._intern(labels), ts, micros, False]
             abandoned = None  # any other event after an abandonment opens a new session
         else:
-            session = {**session, "last": ts, "v": micros}
+            session = [session[0], ts, micros, session[3]]
         if kind in CHECKOUT_TYPES:
-            session["co"] = True
+            session[3] = True
         if kind == "purchased":
-            ctx.add(ts, session["lb"], ((C.CONVERTED, 1), (C.CHECKOUT_CONVERTED, 1)))
+            ctx.add(ts, session[0], ((C.CONVERTED, 1), (C.CHECKOUT_CONVERTED, 1)))
             return None, None
         return session, abandoned
 
-    def _abandon(self, session: dict[str, Any], at: int, ctx: ObserveContext) -> None:
-        deltas: list[tuple[int, int]] = [(C.ABANDONED, 1), (C.ABANDONED_VALUE, session["v"])]
-        if session["co"]:
+    def _abandon(self, session: list[Any], at: int, ctx: ObserveContext) -> None:
+        deltas: list[tuple[int, int]] = [(C.ABANDONED, 1), (C.ABANDONED_VALUE, session[2])]
+        if session[3]:
             deltas.append((C.CHECKOUT_ABANDONED, 1))
-        ctx.add(at, session["lb"], deltas)
+        ctx.add(at, session[0], deltas)
 
     # ----------------------------------------------------------- outputs
     def gauges(self, value: Any) -> Iterable[tuple[str, str]]:
@@ -119,11 +129,11 @@ class CartFamily:
         already (under its first event's segments), unless that event is a purchase
         that may be a recovery: the gauge is about now, not about final windows.
         """
-        session = value["o"]
+        queue, _, session, abandoned = value
         if session is not None:
-            labels = session["lb"]
-        elif value["q"] and not (value["q"][0][2] == "purchased" and value["a"] is not None):
-            labels = value["q"][0][4]
+            labels = session[0]
+        elif queue and not (queue[0][2] == "purchased" and abandoned is not None):
+            labels = queue[0][4]
         else:
             return ()
         return [(OPEN_GAUGE, label) for label in labels]
