@@ -11,6 +11,7 @@ After the file, a heartbeat goes to every partition of every input topic at
 from __future__ import annotations
 
 import asyncio
+import heapq
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from schemas.synthetic import SurveyTraffic
+from schemas.synthetic import CartTraffic, SurveyTraffic
 from schemas.timestamps import parse_ts
 from streams.settings import Settings
 
@@ -135,28 +136,44 @@ async def generate(
     incident_channel: str = "app",
     seed: int = 7,
 ) -> int:
-    """Live synthetic survey traffic at about ``rate`` invitations/s, timestamps = now."""
-    traffic = SurveyTraffic(seed=seed)
+    """Live synthetic traffic, timestamps = now: ``rate`` survey invitations/s, and carts.
+
+    Cart journeys start at a quarter of that rate; their later events (checkouts,
+    purchases, returns hours later) are held until their time comes. After
+    ``incident_after_s`` the incident channel's survey scores collapse and its
+    checkouts stop converting.
+    """
+    surveys = SurveyTraffic(seed=seed)
+    carts = CartTraffic(seed=seed)
+    future: list[tuple[int, int, dict[str, Any]]] = []  # (ts, n, event) heap
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
     await producer.start()
     start = time.monotonic()
-    sent, tick = 0, 0
-    topic = settings.topics.survey
+    sent, tick, n = 0, 0, 0
+    t = settings.topics
     try:
         while duration_s is None or time.monotonic() - start < duration_s:
-            elapsed = time.monotonic() - start
-            if incident_after_s is not None and elapsed >= incident_after_s:
-                traffic.incident_channel = incident_channel
+            if incident_after_s is not None and time.monotonic() - start >= incident_after_s:
+                surveys.incident_channel = incident_channel
+                carts.broken_channel = incident_channel
             now = time.time_ns() // 1_000_000
             for _ in range(max(1, round(rate / 10))):
-                for event in traffic.events_at(now):
-                    event["ts"] = min(event["ts"], now)  # live: answers are not in the future
-                    key = event["customer_id"].encode()
-                    await producer.send(topic, orjson.dumps(event), key=key)
-                    sent += 1
+                for event in surveys.events_at(now):
+                    n += 1
+                    heapq.heappush(future, (event["ts"], n, event))
+            if tick % 4 == 0:
+                for _ in range(max(1, round(rate / 10))):
+                    for event in carts.journey(now):
+                        n += 1
+                        heapq.heappush(future, (event["ts"], n, event))
+            while future and future[0][0] <= now:
+                _, _, event = heapq.heappop(future)
+                topic, key = route(event, settings)
+                await producer.send(topic, orjson.dumps(event), key=key.encode() if key else None)
+                sent += 1
             tick += 1
             if tick % 10 == 0:  # quiet partitions still move event time
-                for rec in heartbeats(now, settings, (topic,)):
+                for rec in heartbeats(now, settings, (t.survey, t.cart)):
                     await producer.send(rec.topic, rec.value, partition=rec.partition)
             await asyncio.sleep(0.1)
     finally:
