@@ -22,32 +22,26 @@ from streams.watermarks import TimePolicy
 T0 = 1_795_046_400_000
 
 
+def _cart(i: int) -> dict[str, object]:
+    return {
+        "event_id": f"e{i}",
+        "type": "item_added",
+        "ts": T0 + i,
+        "cart_id": f"cart-{i:08d}",
+        "channel": "web",
+        "customer_id": f"c{i}",
+        "cart_value": 19.99,
+    }
+
+
 def measure(carts: int) -> dict[str, float]:
     policy = TimePolicy(120_000, 60_000, 300_000)
     config = EngineConfig("cart", (60_000, 900_000, 3_600_000, 86_400_000), policy,
                           86_400_000, ("channel",), 20)  # fmt: skip
     proc = PartitionProcessor(CartFamily(30 * 60_000, 7 * 86_400_000), config, 0, 0)
-    records = [
-        RawRecord(
-            i,
-            None,
-            orjson.dumps(
-                {
-                    "event_id": f"e{i}",
-                    "type": "item_added",
-                    "ts": T0 + i,
-                    "cart_id": f"cart-{i:08d}",
-                    "channel": "web",
-                    "customer_id": f"c{i}",
-                    "cart_value": 19.99,
-                }
-            ),
-            None,
-        )  # fmt: skip
-        for i in range(carts)
-    ]
-    heartbeat = RawRecord(carts, None, orjson.dumps({"type": "heartbeat",
-                                                     "ts": T0 + carts + 200_000}), None)  # fmt: skip
+    records = [RawRecord(i, None, orjson.dumps(_cart(i)), None) for i in range(carts)]
+    closing = {"type": "heartbeat", "ts": T0 + carts + 200_000}
+    heartbeat = RawRecord(carts, None, orjson.dumps(closing), None)
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
