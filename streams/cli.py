@@ -132,9 +132,15 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM cleans up like Ctrl-C
     with EmbeddedBroker() as broker:
         port = settings.web_port or free_port()
-        env = {**os.environ, "CXPULSE_BROKER_URL": broker.url, "CXPULSE_WEB_PORT": str(port),
-               "CXPULSE_EMIT_INTERVAL": "2s", "CXPULSE_TIME_IDLE_TIMEOUT": "10s",
-               "CXPULSE_TIME_ALLOWED_LATENESS": "10s", "CXPULSE_CARTS_ABANDON_AFTER": "3m"}  # fmt: skip
+        env = {
+            **os.environ,
+            "CXPULSE_BROKER_URL": broker.url,
+            "CXPULSE_WEB_PORT": str(port),
+            "CXPULSE_EMIT_INTERVAL": "2s",
+            "CXPULSE_TIME_IDLE_TIMEOUT": "10s",
+            "CXPULSE_TIME_ALLOWED_LATENESS": "10s",  # live, in-order traffic
+            "CXPULSE_CARTS_ABANDON_AFTER": "3m",  # so abandonments show within minutes
+        }
         children = [
             subprocess.Popen([*exe, "worker", "--embedded-tuning"], env=env),
             subprocess.Popen(
