@@ -40,6 +40,7 @@ import orjson
 from schemas.deadletter import dead_letter_record
 from schemas.dedup import DedupIndex
 from schemas.events import Heartbeat, Invalid
+from streams.encoding import dumps_kept
 from streams.family import Deltas, Family
 from streams.segments import SegmentCap
 from streams.transport import RawRecord
@@ -91,8 +92,7 @@ class BatchOutput:
     snapshots: list[BucketSnapshot] = field(default_factory=list)
 
 
-def _dumps(obj: Any) -> bytes:
-    return orjson.dumps(obj)
+_dumps = dumps_kept
 
 
 class PartitionProcessor:

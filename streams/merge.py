@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from streams.encoding import dumps_kept
 from streams.family import Family, Kpi
 from streams.watermarks import PartitionStatus, TimePolicy, topic_watermark
 from streams.windows import WindowSpec, current_window_end, ends_closed_between
@@ -136,7 +137,7 @@ class MergeState:
             return []
         self.statuses[family][status.partition] = status
         s = status
-        value = orjson.dumps([s.partition, s.version, s.max_ts, s.last_arrival_wall_ms, s.ack])
+        value = dumps_kept([s.partition, s.version, s.max_ts, s.last_arrival_wall_ms, s.ack])
         return [(self.status_key(family, status.partition), value)]
 
     # ------------------------------------------------------------ windows
@@ -166,7 +167,7 @@ class MergeState:
             self.wm[family] = new
             # The watermark first: a durable bucket deletion must imply a durable watermark,
             # or a restart would re-close windows without the deleted buckets.
-            writes.append((self.wm_key(family), orjson.dumps([new, proposed])))
+            writes.append((self.wm_key(family), dumps_kept([new, proposed])))
             writes.extend(self._expire(family, new))
         return finals, writes
 
@@ -251,7 +252,7 @@ def _closed(
 
 
 def _dump_bucket(bucket: Bucket) -> bytes:
-    return orjson.dumps({str(src): [v, c] for src, (v, c) in bucket.items()})
+    return dumps_kept({str(src): [v, c] for src, (v, c) in bucket.items()})
 
 
 def _window_totals(
