@@ -53,8 +53,12 @@ def _rss_mb(pid: int) -> float:
 
 
 def _start(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "streams.cli", "worker", "--embedded-tuning"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "worker", "--embedded-tuning"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _wait(port: int, key: str, target: float, timeout: float = 1800) -> float:
@@ -75,17 +79,31 @@ def main(carts: int, store: str) -> dict[str, Any]:
     records = []
     for i in range(carts):
         key = f"cart-{i:08d}".encode()
-        value = orjson.dumps({"event_id": f"e{i}", "type": "item_added", "ts": T0 + i * 10,
-                              "cart_id": key.decode(), "channel": ["web", "app"][i % 2],
-                              "cart_value": 19.99})  # fmt: skip
+        value = orjson.dumps(
+            {
+                "event_id": f"e{i}",
+                "type": "item_added",
+                "ts": T0 + i * 10,
+                "cart_id": key.decode(),
+                "channel": ["web", "app"][i % 2],
+                "cart_value": 19.99,
+            }
+        )
         records.append((zlib.crc32(key) % PARTITIONS, key, value))
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as data:
         asyncio.run(ensure_topics(broker.bootstrap, {topic: PARTITIONS}))
         port = free_port()
-        env = {**os.environ, "CXPULSE_BROKER_URL": broker.url, "CXPULSE_WEB_PORT": str(port),
-               "CXPULSE_WORKER_APP_ID": f"carts-{tag}", "CXPULSE_TOPICS_CART": topic,
-               "CXPULSE_TOPICS_PARTITIONS": str(PARTITIONS), "CXPULSE_STORE_URL": f"{store}://",
-               "CXPULSE_STORE_DATA_DIR": data, "CXPULSE_TIME_IDLE_TIMEOUT": "1h"}  # fmt: skip
+        env = {
+            **os.environ,
+            "CXPULSE_BROKER_URL": broker.url,
+            "CXPULSE_WEB_PORT": str(port),
+            "CXPULSE_WORKER_APP_ID": f"carts-{tag}",
+            "CXPULSE_TOPICS_CART": topic,
+            "CXPULSE_TOPICS_PARTITIONS": str(PARTITIONS),
+            "CXPULSE_STORE_URL": f"{store}://",
+            "CXPULSE_STORE_DATA_DIR": data,
+            "CXPULSE_TIME_IDLE_TIMEOUT": "1h",
+        }
         worker = _start(env)
         _wait(port, "accepted", 0)
         baseline = _rss_mb(worker.pid)
@@ -102,13 +120,21 @@ def main(carts: int, store: str) -> dict[str, Any]:
         recovered = _rss_mb(worker.pid)
         worker.terminate()
         worker.wait(timeout=30)
-    result = {"carts": carts, "store": store, "baseline_rss_mb": baseline,
-              "rss_mb": loaded, "bytes_per_open_cart": (loaded - baseline) * 2**20 / carts,
-              "recovery_s": recovery_s, "rss_after_recovery_mb": recovered}  # fmt: skip
+    result = {
+        "carts": carts,
+        "store": store,
+        "baseline_rss_mb": baseline,
+        "rss_mb": loaded,
+        "bytes_per_open_cart": (loaded - baseline) * 2**20 / carts,
+        "recovery_s": recovery_s,
+        "rss_after_recovery_mb": recovered,
+    }
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
     return result
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000,
-         sys.argv[2] if len(sys.argv) > 2 else "memory")  # fmt: skip
+    main(
+        int(sys.argv[1]) if len(sys.argv) > 1 else 100_000,
+        sys.argv[2] if len(sys.argv) > 2 else "memory",
+    )
