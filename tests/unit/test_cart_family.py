@@ -152,3 +152,14 @@ def test_open_carts_gauge_counts_open_sessions_only() -> None:
     sim.feed([RawRecord(i, None, orjson.dumps(it), None) for i, it in enumerate(items)])
     gauges = {k: v for k, v in sim.proc.gauges.items() if v}
     assert gauges == {("cx_carts_open", "all"): 1, ("cx_carts_open", "channel=web"): 1}
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cart_stream())
+def test_state_is_gone_once_it_can_change_no_metric(items: list[dict[str, Any]]) -> None:
+    """After the recovery window of every abandonment, no cart state is left."""
+    sim = run(items)  # ends with a heartbeat 40 days later
+    sim.feed([])  # soft deletes become tombstones at the next batch
+    assert sim.proc.entities == {}
+    assert not any(sim.proc.gauges.values())
+    assert all(key.split("|")[1] != "e" for key in sim.table), "entity records left behind"
