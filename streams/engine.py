@@ -79,7 +79,7 @@ class BucketSnapshot:
     label: str
     grid: int
     start: int
-    counts: list[int]
+    counts: list[Any]
 
 
 @dataclass(slots=True)
@@ -100,6 +100,7 @@ class PartitionProcessor:
 
     def __init__(self, family: Family, config: EngineConfig, partition: int, now_wall_ms: int):
         self.family = family
+        self._spec = family.aggregate
         self.config = config
         self.partition = partition
         self.seq = 0
@@ -109,7 +110,7 @@ class PartitionProcessor:
         self.ack: int | None = None
         self.last_arrival_wall_ms = now_wall_ms
         self.segments = SegmentCap(config.dimensions, config.max_segment_values)
-        self.buckets: dict[tuple[int, int, str], list[int]] = {}
+        self.buckets: dict[tuple[int, int, str], list[Any]] = {}
         self.entities: dict[str, Any] = {}
         #: live gauges of the family (e.g. open carts per segment), kept up to date
         self.gauges: Counter[tuple[str, str]] = Counter()
@@ -118,7 +119,7 @@ class PartitionProcessor:
         self._pending: dict[str, bytes | None] = {}  # rewrites owed after a rollback
         self._tombstones: set[str] = set()  # soft-deleted last batch: tombstone them now
         # per-batch scratch
-        self._fine: dict[tuple[int, str], list[int]] = {}
+        self._fine: dict[tuple[int, str], list[Any]] = {}
         self._entity_prev: dict[str, Any] = {}
 
     # ----------------------------------------------------------------- keys
@@ -191,7 +192,8 @@ class PartitionProcessor:
 
     def live_snapshots(self) -> list[BucketSnapshot]:
         """Every bucket still held, for re-sending after a restart or a takeover."""
-        return [BucketSnapshot(lb, g, st, list(c)) for (g, st, lb), c in self.buckets.items()]
+        copy = self._spec.copy
+        return [BucketSnapshot(lb, g, st, copy(c)) for (g, st, lb), c in self.buckets.items()]
 
     # ---------------------------------------------------- ObserveContext API
     def labels(self, source: object) -> tuple[str, ...]:
@@ -203,9 +205,8 @@ class PartitionProcessor:
         for label in labels:
             acc = fine.get((start, label))
             if acc is None:
-                acc = fine[(start, label)] = [0] * self.family.slots
-            for slot, delta in deltas:
-                acc[slot] += delta
+                acc = fine[(start, label)] = self._spec.zero()
+            self._spec.apply(acc, deltas)
 
     def entity(self, key: str) -> Any:
         return self.entities.get(key)
@@ -342,19 +343,18 @@ class PartitionProcessor:
         """Fold the batch's fine-grid increments into every grid's buckets."""
         if not self._fine:
             return
+        spec = self._spec
         buckets = self.buckets
-        prev: dict[tuple[int, int, str], list[int] | None] = {}
+        prev: dict[tuple[int, int, str], list[Any] | None] = {}
         for (fine_start, label), deltas in self._fine.items():
             for grid in self.config.grids:
                 key = (grid, fine_start - fine_start % grid, label)
                 acc = buckets.get(key)
                 if key not in prev:
-                    prev[key] = None if acc is None else list(acc)
+                    prev[key] = None if acc is None else spec.copy(acc)
                 if acc is None:
-                    acc = buckets[key] = [0] * len(deltas)
-                for i, d in enumerate(deltas):
-                    if d:
-                        acc[i] += d
+                    acc = buckets[key] = spec.zero()
+                spec.merge(acc, deltas)
         self._fine = {}
         for key, before in prev.items():
             grid, start, label = key
@@ -362,7 +362,7 @@ class PartitionProcessor:
             out.writes.append(
                 (self._key("b", grid, start, label), _dumps({"s": seq, "v": value, "pv": before}))
             )
-            out.snapshots.append(BucketSnapshot(label, grid, start, list(value)))
+            out.snapshots.append(BucketSnapshot(label, grid, start, spec.copy(value)))
 
     def _expire(self, writes: list[tuple[str, bytes | None]]) -> None:
         """Drop state that no accepted event can change any more (see module docstring)."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from schemas.events import Heartbeat, Invalid
+from streams.aggregates import AggregateSpec
 
 #: Sparse counter increments: ``((slot, delta), ...)``.
 Deltas = Sequence[tuple[int, int]]
@@ -52,8 +53,8 @@ class Family(Protocol):
     """A metric family plugged into the engine."""
 
     name: str
-    #: Number of integer counters in one bucket aggregate.
-    slots: int
+    #: The slots of one bucket aggregate and how each merges.
+    aggregate: AggregateSpec
 
     def parse(self, value: bytes | None) -> Any:
         """Decode and validate one record value: an event, a Heartbeat or an Invalid."""
@@ -67,7 +68,7 @@ class Family(Protocol):
     def on_wake(self, key: str, value: Any, watermark: int, ctx: ObserveContext) -> None:
         """The watermark reached :meth:`wake_at`: decide timeouts, or drop inert state."""
 
-    def kpis(self, counts: Sequence[int]) -> list[Kpi]:
+    def kpis(self, counts: Sequence[Any]) -> list[Kpi]:
         """KPI values for summed counters; only metrics that have an observation."""
 
 

@@ -19,12 +19,13 @@ from typing import Any
 
 import orjson
 
+from streams.aggregates import AggregateSpec
 from streams.encoding import dumps_kept
 from streams.family import Family, Kpi
 from streams.watermarks import PartitionStatus, TimePolicy, topic_watermark
 from streams.windows import WindowSpec, current_window_end, ends_closed_between
 
-Bucket = dict[int, tuple[int, list[int]]]  # source partition -> (version, counts)
+Bucket = dict[int, tuple[int, list[Any]]]  # source partition -> (version, counts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +191,7 @@ class MergeState:
                 continue
             for spec in self.windows:
                 end = current_window_end(wm, spec)
-                totals = _window_totals(grids.get(spec.step_ms, {}), spec, [end])
+                totals = self._totals(family, grids.get(spec.step_ms, {}), spec, [end])
                 out.extend(self._kpis(family, label, spec, totals))
         return out
 
@@ -203,11 +204,17 @@ class MergeState:
                 buckets = grids.get(spec.step_ms, {})
                 ends = list(ends_closed_between(buckets, spec, old, new))
                 if ends:
-                    out.extend(self._kpis(family, label, spec, _window_totals(buckets, spec, ends)))
+                    totals = self._totals(family, buckets, spec, ends)
+                    out.extend(self._kpis(family, label, spec, totals))
         return out
 
+    def _totals(
+        self, family: str, buckets: Mapping[int, Bucket], spec: WindowSpec, ends: Sequence[int]
+    ) -> dict[int, list[Any]]:
+        return _window_totals(self.families[family].aggregate, buckets, spec, ends)
+
     def _kpis(
-        self, family: str, label: str, spec: WindowSpec, totals: Mapping[int, list[int]]
+        self, family: str, label: str, spec: WindowSpec, totals: Mapping[int, list[Any]]
     ) -> list[WindowKpi]:
         kpis = self.families[family].kpis
         return [
@@ -256,22 +263,21 @@ def _dump_bucket(bucket: Bucket) -> bytes:
 
 
 def _window_totals(
-    buckets: Mapping[int, Bucket], spec: WindowSpec, ends: Sequence[int]
-) -> dict[int, list[int]]:
+    aggregate: AggregateSpec, buckets: Mapping[int, Bucket], spec: WindowSpec, ends: Sequence[int]
+) -> dict[int, list[Any]]:
     """Sum of every source's counts over the buckets of each window end (empty windows left out)."""
     starts = sorted(buckets)
     out: dict[int, list[int]] = {}
     for end in ends:
         lo = bisect_left(starts, end - spec.size_ms)
         hi = bisect_left(starts, end)
-        total: list[int] | None = None
+        total: list[Any] | None = None
         for start in starts[lo:hi]:
             for _, counts in buckets[start].values():
                 if total is None:
-                    total = list(counts)
+                    total = aggregate.copy(counts)
                 else:
-                    for i, c in enumerate(counts):
-                        total[i] += c
+                    aggregate.merge(total, counts)
         if total is not None:
             out[end] = total
     return out

@@ -20,6 +20,7 @@ from typing import Any
 
 from agents.cart.metrics import SLOTS, C, cart_kpis, to_micros
 from schemas.events import CartEvent, parse_cart
+from streams.aggregates import AggregateSpec
 from streams.family import Kpi, ObserveContext
 
 CHECKOUT_TYPES = frozenset({"checkout_started", "purchased"})
@@ -30,7 +31,7 @@ class CartFamily:
     """Cart sessions; see the module docstring for the state kept per cart."""
 
     name = "cart"
-    slots = SLOTS
+    aggregate = AggregateSpec.sums(SLOTS)
     parse = staticmethod(parse_cart)
 
     def __init__(self, abandon_after_ms: int, recovery_window_ms: int) -> None:

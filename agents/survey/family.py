@@ -7,6 +7,7 @@ from typing import Any
 
 from agents.survey.metrics import SLOTS, S, answer_deltas, survey_kpis
 from schemas.events import SurveyEvent, parse_survey
+from streams.aggregates import AggregateSpec
 from streams.family import Kpi, ObserveContext
 
 _INVITATION = ((S.INVITATIONS, 1),)
@@ -25,7 +26,7 @@ class SurveyFamily:
     """
 
     name = "survey"
-    slots = SLOTS
+    aggregate = AggregateSpec.sums(SLOTS)
     parse = staticmethod(parse_survey)
 
     def __init__(self, horizon_ms: int) -> None:

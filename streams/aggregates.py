@@ -1,0 +1,80 @@
+"""Bucket aggregates: fixed slots, each merged by its own rule, in any order.
+
+Most slots are integer sums (counts, sums of integer scores, money in micro-units,
+durations in ms). Two other rules make duration metrics mergeable: ``max``
+(the largest duration) and ``hist`` (a quantile sketch: bin key → count, the bins
+of a DDSketch logarithmic mapping). Every rule is commutative and associative
+on integers, so buckets merged across batches, grids and partitions in any order
+give the same totals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+Kind = Literal["sum", "max", "hist"]
+Deltas = Sequence[tuple[int, int]]
+
+
+class AggregateSpec:
+    """The merge rule of each slot; all-sum specs take the fast path."""
+
+    __slots__ = ("kinds", "simple")
+
+    def __init__(self, kinds: Sequence[Kind]) -> None:
+        self.kinds = tuple(kinds)
+        self.simple = all(k == "sum" for k in self.kinds)
+
+    @classmethod
+    def sums(cls, slots: int) -> AggregateSpec:
+        kinds: tuple[Kind, ...] = ("sum",) * slots
+        return cls(kinds)
+
+    def zero(self) -> list[Any]:
+        if self.simple:
+            return [0] * len(self.kinds)
+        return [{} if k == "hist" else 0 for k in self.kinds]
+
+    def apply(self, acc: list[Any], deltas: Deltas) -> None:
+        """One observation: add to sums, raise maxima, count one in a ``hist`` bin (the delta)."""
+        if self.simple:
+            for slot, delta in deltas:
+                acc[slot] += delta
+            return
+        kinds = self.kinds
+        for slot, delta in deltas:
+            kind = kinds[slot]
+            if kind == "sum":
+                acc[slot] += delta
+            elif kind == "max":
+                if delta > acc[slot]:
+                    acc[slot] = delta
+            else:
+                bins = acc[slot]
+                key = str(delta)
+                bins[key] = bins.get(key, 0) + 1
+
+    def merge(self, acc: list[Any], other: Sequence[Any]) -> None:
+        """``acc`` ← ``acc`` ⊕ ``other``."""
+        if self.simple:
+            for i, value in enumerate(other):
+                if value:
+                    acc[i] += value
+            return
+        for i, kind in enumerate(self.kinds):
+            value = other[i]
+            if kind == "sum":
+                acc[i] += value
+            elif kind == "max":
+                if value > acc[i]:
+                    acc[i] = value
+            else:
+                bins = acc[i]
+                for key, count in value.items():
+                    bins[key] = bins.get(key, 0) + count
+
+    def copy(self, acc: Sequence[Any]) -> list[Any]:
+        if self.simple:
+            return list(acc)
+        return [dict(v) if isinstance(v, dict) else v for v in acc]
