@@ -28,7 +28,7 @@ class AggregateSpec:
 
     @classmethod
     def sums(cls, slots: int) -> AggregateSpec:
-        kinds: tuple[Kind, ...] = ("sum",) * slots
+        kinds: list[Kind] = ["sum"] * slots
         return cls(kinds)
 
     def zero(self) -> list[Any]:
