@@ -22,6 +22,8 @@ import orjson
 from agents.cart.family import CartFamily
 from agents.records import encode, kpi_record, record_key
 from agents.survey.family import SurveyFamily
+from agents.ticket.business_time import BusinessCalendar
+from agents.ticket.family import TicketFamily
 from streams.engine import EngineConfig, PartitionProcessor
 from streams.family import Family
 from streams.merge import MergeState, WindowKpi
@@ -39,9 +41,15 @@ def now_ms() -> int:
 
 def build_families(settings: Settings) -> dict[str, Family]:
     """The metric families this worker runs, by name (the name is also the topic role)."""
+    hours = settings.tickets.business_hours
     return {
         "survey": SurveyFamily(settings.time.dedup_horizon_ms),
         "cart": CartFamily(settings.carts.abandon_after_ms, settings.carts.recovery_window_ms),
+        "ticket": TicketFamily(
+            settings.tickets.sla_ms,
+            None if hours is None else BusinessCalendar(hours),
+            settings.time.dedup_horizon_ms,
+        ),
     }
 
 

@@ -30,8 +30,9 @@ def sparkline(values: list[float]) -> str:
     return "".join(_SPARK[int((v - lo) / span * (len(_SPARK) - 1))] for v in values)
 
 
-def render(latest: dict[tuple[str, str], dict[str, Any]],
-           trends: dict[tuple[str, str], deque[float]]) -> Table:  # fmt: skip
+def render(
+    latest: dict[tuple[str, str], dict[str, Any]], trends: dict[tuple[str, str], deque[float]]
+) -> Table:
     table = Table(title="cxpulse — live KPIs (shortest window with data, provisional)", expand=True)
     for col in ("metric", "segment", "window", "value", "n", "trend", "watermark"):
         table.add_column(col)
@@ -39,8 +40,9 @@ def render(latest: dict[tuple[str, str], dict[str, Any]],
         value = rec["value"]
         text = "—" if value is None else f"{value:.3f}"
         trend = sparkline(list(trends[(metric, segment)]))
-        table.add_row(metric, segment, rec["window"], text, str(rec["n"]), trend,
-                      rec["watermark"] or "")  # fmt: skip
+        table.add_row(
+            metric, segment, rec["window"], text, str(rec["n"]), trend, rec["watermark"] or ""
+        )
     return table
 
 
@@ -51,8 +53,9 @@ async def watch_kpis(bootstrap: str, settings: Settings, duration_s: float | Non
     await wait_for_kafka(bootstrap)
     # the topic must exist before subscribing, or metadata would only refresh in minutes
     await ensure_topics(bootstrap, {settings.topics.kpi: settings.topics.partitions})
-    consumer = AIOKafkaConsumer(settings.topics.kpi, bootstrap_servers=bootstrap,
-                                group_id=None, auto_offset_reset="latest")  # fmt: skip
+    consumer = AIOKafkaConsumer(
+        settings.topics.kpi, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="latest"
+    )
     await consumer.start()
     latest: dict[tuple[str, str], dict[str, Any]] = {}
     trends: dict[tuple[str, str], deque[float]] = {}

@@ -126,10 +126,16 @@ def _peak_rss_mb(pid: int) -> float:
 
 def run_worker(broker: EmbeddedBroker, topic: str, n: int, tag: str) -> dict[str, Any]:
     port = free_port()
-    env = {**os.environ, "CXPULSE_BROKER_URL": broker.url, "CXPULSE_WEB_PORT": str(port),
-           "CXPULSE_WORKER_APP_ID": f"bench-{tag}", "CXPULSE_TOPICS_SURVEY": topic,
-           "CXPULSE_TOPICS_KPI": f"kpi-{tag}", "CXPULSE_TOPICS_PARTITIONS": str(PARTITIONS),
-           "CXPULSE_TIME_IDLE_TIMEOUT": "30m"}  # fmt: skip
+    env = {
+        **os.environ,
+        "CXPULSE_BROKER_URL": broker.url,
+        "CXPULSE_WEB_PORT": str(port),
+        "CXPULSE_WORKER_APP_ID": f"bench-{tag}",
+        "CXPULSE_TOPICS_SURVEY": topic,
+        "CXPULSE_TOPICS_KPI": f"kpi-{tag}",
+        "CXPULSE_TOPICS_PARTITIONS": str(PARTITIONS),
+        "CXPULSE_TIME_IDLE_TIMEOUT": "30m",
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "streams.cli", "worker", "--embedded-tuning"],
         env=env,
@@ -193,7 +199,11 @@ async def final_nps(bootstrap: str, topic: str) -> dict[str, Any] | None:
             for r in records:
                 rec = orjson.loads(r.value)
                 if (rec["metric"], rec["window"], rec["segment"], rec["final"]) == (
-                    "nps", "30d/1d", "all", True):  # fmt: skip
+                    "nps",
+                    "30d/1d",
+                    "all",
+                    True,
+                ):
                     found = rec
     await consumer.stop()
     return found
@@ -224,11 +234,17 @@ def main(events: int = 200_000, out: str = "benchmarks/results.json") -> int:
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     print(f"{'':28}{'events/s':>12}{'CPU µs/event':>14}{'peak RSS MB':>13}")
-    print(f"{'raw aiokafka + orjson':28}{ceil['events_per_s']:>12,.0f}"
-          f"{ceil['cpu_us_per_event']:>14.1f}{'':>13}")  # fmt: skip
-    print(f"{'cxpulse worker (1 process)':28}{worker['events_per_s']:>12,.0f}"
-          f"{worker['cpu_us_per_event']:>14.1f}{worker['peak_rss_mb']:>13.0f}")  # fmt: skip
-    print(f"ratio to ceiling: {result['ratio_to_ceiling']:.2f}; "
-          f"output verified against an independent count: {result['verified']}")  # fmt: skip
+    print(
+        f"{'raw aiokafka + orjson':28}{ceil['events_per_s']:>12,.0f}"
+        f"{ceil['cpu_us_per_event']:>14.1f}{'':>13}"
+    )
+    print(
+        f"{'cxpulse worker (1 process)':28}{worker['events_per_s']:>12,.0f}"
+        f"{worker['cpu_us_per_event']:>14.1f}{worker['peak_rss_mb']:>13.0f}"
+    )
+    print(
+        f"ratio to ceiling: {result['ratio_to_ceiling']:.2f}; "
+        f"output verified against an independent count: {result['verified']}"
+    )
     print(f"written: {out}")
     return 0 if result["verified"] else 1

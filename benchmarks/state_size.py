@@ -36,8 +36,9 @@ def _cart(i: int) -> dict[str, object]:
 
 def measure(carts: int) -> dict[str, float]:
     policy = TimePolicy(120_000, 60_000, 300_000)
-    config = EngineConfig("cart", (60_000, 900_000, 3_600_000, 86_400_000), policy,
-                          86_400_000, ("channel",), 20)  # fmt: skip
+    config = EngineConfig(
+        "cart", (60_000, 900_000, 3_600_000, 86_400_000), policy, 86_400_000, ("channel",), 20
+    )
     proc = PartitionProcessor(CartFamily(30 * 60_000, 7 * 86_400_000), config, 0, 0)
     records = [RawRecord(i, None, orjson.dumps(_cart(i)), None) for i in range(carts)]
     closing = {"type": "heartbeat", "ts": T0 + carts + 200_000}
@@ -59,8 +60,11 @@ def measure(carts: int) -> dict[str, float]:
     tracemalloc.stop()
     open_now = proc.gauges[("cx_carts_open", "all")]
     assert open_now == carts, open_now
-    return {"carts": carts, "engine_bytes_per_cart": engine / carts,
-            "table_record_bytes_per_cart": record}  # fmt: skip
+    return {
+        "carts": carts,
+        "engine_bytes_per_cart": engine / carts,
+        "table_record_bytes_per_cart": record,
+    }
 
 
 if __name__ == "__main__":

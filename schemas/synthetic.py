@@ -17,8 +17,14 @@ from typing import Any
 CHANNELS = ("web", "app", "email", "phone", "store")
 _CHANNEL_WEIGHTS = (0.35, 0.3, 0.15, 0.12, 0.08)
 _QUESTIONS = ("nps", "csat", "ces", "switch", "repurchase", "overall")
-_RANGES = {"nps": (0, 10), "switch": (0, 10), "repurchase": (0, 10), "overall": (0, 10),
-           "csat": (1, 5), "ces": (1, 7)}  # fmt: skip
+_RANGES = {
+    "nps": (0, 10),
+    "switch": (0, 10),
+    "repurchase": (0, 10),
+    "overall": (0, 10),
+    "csat": (1, 5),
+    "ces": (1, 7),
+}
 
 
 @dataclass
@@ -52,8 +58,12 @@ class SurveyTraffic:
         channel = rng.choices(CHANNELS, _CHANNEL_WEIGHTS)[0]
         customer = f"c{rng.randrange(50_000)}"
         survey, response = f"s{n % 5}", f"r{self.seed}-{n}"
-        base = {"survey_id": survey, "response_id": response, "customer_id": customer,
-                "channel": channel}  # fmt: skip
+        base = {
+            "survey_id": survey,
+            "response_id": response,
+            "customer_id": customer,
+            "channel": channel,
+        }
         yield {"event_id": f"inv-{self.seed}-{n}", "type": "invitation_sent", "ts": ts_ms, **base}
         if rng.random() < 0.45:
             return
@@ -132,4 +142,67 @@ class CartTraffic:
                 emit("purchased", t, value)  # a recovery
             else:
                 emit("item_added", t, round(value + 9.99, 2), rng.choice(CHANNELS))
+        return events
+
+
+@dataclass
+class TicketTraffic:
+    """Deterministic (seeded) support tickets: bots first, agents later, reopen cycles, merges.
+
+    ``slow_factor`` multiplies how long agents take to answer (the demo's
+    short-staffed incident: the backlog grows and first responses slow down).
+    """
+
+    seed: int = 7
+    slow_factor: float = 1.0
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+        self._n = 0
+
+    def lifecycle(self, ts_ms: int) -> list[dict[str, Any]]:
+        """Every event of one ticket's life starting at ``ts_ms`` (not in time order overall)."""
+        rng = self._rng
+        self._n += 1
+        ticket = f"t-{self.seed}-{self._n}"
+        channel = rng.choices(CHANNELS, _CHANNEL_WEIGHTS)[0]
+        priority = rng.choices(("urgent", "high", "normal", "low"), (0.05, 0.2, 0.6, 0.15))[0]
+        events: list[dict[str, Any]] = []
+
+        def emit(kind: str, at: int, **fields: Any) -> None:
+            ev = {
+                "event_id": f"{ticket}-{len(events)}",
+                "type": kind,
+                "ts": at,
+                "ticket_id": ticket,
+                **fields,
+            }
+            events.append(ev)
+
+        tags = ["complaint"] if rng.random() < 0.1 else []
+        if rng.random() < 0.3:
+            tags.append(rng.choice(("billing", "delivery", "Complaint")))
+        emit("created", ts_ms, channel=channel, priority=priority, tags=tags)
+        t = ts_ms
+        if rng.random() < 0.6:  # a bot answers first; it never counts
+            emit("agent_reply", t + rng.randrange(5_000, 60_000), via="bot")
+        if rng.random() < 0.15:
+            emit("agent_reply", t + rng.randrange(60_000, 600_000), public=False)  # a note
+        if rng.random() < 0.05:
+            emit("merged", t + rng.randrange(60_000, 7_200_000), into=f"t-{self.seed}-1")
+            return events
+        scale = {"urgent": 0.2, "high": 0.5, "normal": 1.0, "low": 2.0}[priority]
+        t += int(rng.expovariate(1 / (3 * 3_600_000 * scale)) * self.slow_factor) + 60_000
+        emit("agent_reply", t)
+        for _ in range(3):  # solve, maybe reopen and solve again
+            t += rng.randrange(600_000, 12 * 3_600_000)
+            if rng.random() < 0.3:
+                emit("customer_reply", t - 300_000)
+            emit("solved", t)
+            if rng.random() > 0.2:
+                break
+            t += rng.randrange(600_000, 6 * 3_600_000)
+            emit("reopened", t)
+        if rng.random() < 0.8:
+            emit("closed", t + rng.randrange(3_600_000, 24 * 3_600_000))
         return events

@@ -44,10 +44,12 @@ def all_topics(settings: Settings) -> dict[str, int]:
 
     names = topic_names(settings)
     n = settings.topics.partitions
-    topics = {name: n for name in (settings.topics.survey, settings.topics.cart,
-                                   settings.topics.ticket)}  # fmt: skip
-    topics.update({names.partials: n, names.ticks: n, names.kpi: n, names.alerts: n,
-                   names.deadletter: n})  # fmt: skip
+    topics = {
+        name: n for name in (settings.topics.survey, settings.topics.cart, settings.topics.ticket)
+    }
+    topics.update(
+        {names.partials: n, names.ticks: n, names.kpi: n, names.alerts: n, names.deadletter: n}
+    )
     return topics
 
 
@@ -187,8 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("worker", help="run a worker (joins the consumer group)")
     p.add_argument("--broker", help="kafka://host:port (default: [broker] url, else embedded)")
-    p.add_argument("--embedded-tuning", action="store_true",
-                   help="short session timeouts for the embedded broker")  # fmt: skip
+    p.add_argument(
+        "--embedded-tuning",
+        action="store_true",
+        help="short session timeouts for the embedded broker",
+    )
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("broker", help="run the embedded Kafka-compatible broker alone")
@@ -205,8 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--broker")
     p.add_argument("--rate", type=float, default=50.0, help="survey invitations per second")
     p.add_argument("--duration", type=float, default=None, help="seconds (default: forever)")
-    p.add_argument("--incident-after", type=float, default=None,
-                   help="seconds until the app channel's scores collapse")  # fmt: skip
+    p.add_argument(
+        "--incident-after",
+        type=float,
+        default=None,
+        help="seconds until the app channel's scores collapse",
+    )
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("kpis", help="live terminal view of cx.kpi")
@@ -228,8 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = settings_or_exit(args.config)
-    logging.basicConfig(level=settings.worker.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")  # fmt: skip
+    logging.basicConfig(
+        level=settings.worker.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
     started = time.monotonic()
     code: int = args.func(args, settings)
     logging.getLogger("cxpulse").debug("%s took %.1fs", args.command, time.monotonic() - started)

@@ -68,8 +68,12 @@ def read_jsonl(path: Path, settings: Settings) -> Iterator[tuple[Outgoing, int |
                 raw = value.encode() if isinstance(value, str) else orjson.dumps(value)
                 key = obj.get("key")
                 ts = parse_ts(value.get("ts")) if isinstance(value, dict) else None
-                yield Outgoing(obj["topic"], key.encode() if key else None, raw,
-                               obj.get("partition")), ts  # fmt: skip
+                yield (
+                    Outgoing(
+                        obj["topic"], key.encode() if key else None, raw, obj.get("partition")
+                    ),
+                    ts,
+                )
             else:
                 topic, key = route(obj, settings)
                 yield Outgoing(topic, key.encode() if key else None, line), parse_ts(obj.get("ts"))

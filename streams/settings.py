@@ -71,16 +71,28 @@ STORE_SCHEMES = ("memory", "rocksdb")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 _BASE_METRICS = (
-    "nps", "csat", "ces", "switch_intent", "repurchase_intent", "response_rate",
-    "cart_abandonment", "checkout_abandonment",
-    "ticket_first_response_seconds", "ticket_first_resolution_seconds",
-    "ticket_full_resolution_seconds", "ticket_sla_breach", "ticket_reopen",
-    "ticket_complaints", "tickets_created",
-)  # fmt: skip
+    "nps",
+    "csat",
+    "ces",
+    "switch_intent",
+    "repurchase_intent",
+    "response_rate",
+    "cart_abandonment",
+    "checkout_abandonment",
+    "ticket_first_response_seconds",
+    "ticket_first_resolution_seconds",
+    "ticket_full_resolution_seconds",
+    "ticket_sla_breach",
+    "ticket_reopen",
+    "ticket_complaints",
+    "tickets_created",
+)
 _BUSINESS_METRICS = (
-    "ticket_first_response_seconds", "ticket_first_resolution_seconds",
-    "ticket_full_resolution_seconds", "ticket_sla_breach",
-)  # fmt: skip
+    "ticket_first_response_seconds",
+    "ticket_first_resolution_seconds",
+    "ticket_full_resolution_seconds",
+    "ticket_sla_breach",
+)
 #: Every KPI metric name of SPEC §3; alert rules may only watch these.
 METRICS = frozenset(_BASE_METRICS + tuple(f"{m}_business" for m in _BUSINESS_METRICS))
 
@@ -256,11 +268,22 @@ _H1, _D7, _M15, _H24 = _w("1h/1m", "7d/1h", "15m/1m", "24h/15m")
 DEFAULT_ALERT_RULES = (
     AlertRule("nps_drop", "nps", _H1, _D7, "drop", 10.0, min_n=30, z=1.96),
     AlertRule("csat_drop", "csat", _H1, _D7, "drop", 0.10, min_n=30, z=1.96),
-    AlertRule("cart_abandonment_rise", "cart_abandonment", _M15, _H24, "rise", 0.10,
-              min_n=50, z=1.96),
-    AlertRule("first_response_slowdown", "ticket_first_response_seconds", _H1, _D7, "rise",
-              0.5, relative=True, min_n=20, z=0.0, stat="p90"),
-)  # fmt: skip
+    AlertRule(
+        "cart_abandonment_rise", "cart_abandonment", _M15, _H24, "rise", 0.10, min_n=50, z=1.96
+    ),
+    AlertRule(
+        "first_response_slowdown",
+        "ticket_first_response_seconds",
+        _H1,
+        _D7,
+        "rise",
+        0.5,
+        relative=True,
+        min_n=20,
+        z=0.0,
+        stat="p90",
+    ),
+)
 
 
 @dataclass(frozen=True, slots=True)

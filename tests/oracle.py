@@ -111,8 +111,12 @@ def _metrics(
         detractors = sum(1 for s in nps if s <= 6)
         p, d = promoters / n, detractors / n
         moe = 196 * math.sqrt((p + d - (p - d) ** 2) / n)
-        stats = {"promoters": promoters, "passives": n - promoters - detractors,
-                 "detractors": detractors, "moe95": moe}  # fmt: skip
+        stats = {
+            "promoters": promoters,
+            "passives": n - promoters - detractors,
+            "detractors": detractors,
+            "moe95": moe,
+        }
         out["nps"] = (100 * (promoters - detractors) / n, n, stats)
     csat = scores("csat")
     if csat:
@@ -137,8 +141,11 @@ def _metrics(
     )
     if invitations or responses:
         value = responses / invitations if invitations else None
-        out["response_rate"] = (value, invitations,
-                                {"responses": responses, "invitations": invitations})  # fmt: skip
+        out["response_rate"] = (
+            value,
+            invitations,
+            {"responses": responses, "invitations": invitations},
+        )
     return out
 
 
@@ -166,8 +173,11 @@ def cart_finals(
                 abandoned, session = {"at": at, "ch": session["ch"]}, None
             ch = ev.get("channel") or "unknown"
             if session is None:
-                if (ev["type"] == "purchased" and abandoned is not None
-                        and ev["ts"] - abandoned["at"] <= recovery_ms):  # fmt: skip
+                if (
+                    ev["type"] == "purchased"
+                    and abandoned is not None
+                    and ev["ts"] - abandoned["at"] <= recovery_ms
+                ):
                     outcomes.append((ev["ts"], "recovered", abandoned["ch"], ev["cart_value"]))
                     continue
                 session, abandoned = {"ch": ch, "co": False}, None
@@ -199,10 +209,13 @@ def cart_finals(
 
                 ab, conv = count["abandoned"], count["converted"]
                 if ab or conv or count["recovered"]:
-                    stats = {"abandoned": ab, "converted": conv,
-                             "abandoned_value": total("abandoned"),
-                             "recovered": count["recovered"],
-                             "recovered_value": total("recovered")}  # fmt: skip
+                    stats = {
+                        "abandoned": ab,
+                        "converted": conv,
+                        "abandoned_value": total("abandoned"),
+                        "recovered": count["recovered"],
+                        "recovered_value": total("recovered"),
+                    }
                     value = ab / (ab + conv) if ab + conv else None
                     result[("cart_abandonment", name, seg, end)] = (value, ab + conv, stats)
                 co_ab = count["co_abandoned"]
@@ -211,3 +224,255 @@ def cart_finals(
                     value = co_ab / (co_ab + conv)
                     result[("checkout_abandonment", name, seg, end)] = (value, co_ab + conv, stats)
     return result
+
+
+class WallSchedule:
+    """Business time by brute force: minute by minute, in local wall time (zoneinfo)."""
+
+    def __init__(self, tz: str, hours: dict[int, list[tuple[int, int]]], holidays: set[Any]):
+        from zoneinfo import ZoneInfo
+
+        self.zone = ZoneInfo(tz)
+        self.hours = hours
+        self.holidays = holidays
+
+    def _open(self, ms: int) -> bool:
+        import datetime as dt
+
+        local = dt.datetime.fromtimestamp(ms / 1000, tz=self.zone)
+        if local.date() in self.holidays:
+            return False
+        minute = local.hour * 60 + local.minute
+        return any(a <= minute < b for a, b in self.hours.get(local.weekday(), ()))
+
+    def _pieces(self, start: int) -> Any:
+        a = start
+        while True:
+            b = a - a % 60_000 + 60_000
+            yield a, b
+            a = b
+
+    def business_ms(self, start: int, end: int) -> int:
+        total = 0
+        for a, b in self._pieces(start):
+            if a >= end:
+                return total
+            if self._open(a):
+                total += min(b, end) - a
+
+    def add_business_ms(self, start: int, duration: int) -> int:
+        left = duration
+        for a, b in self._pieces(start):
+            if left == 0:
+                return a
+            if self._open(a):
+                if b - a >= left:
+                    return a + left
+                left -= b - a
+        raise AssertionError("unreachable")
+
+
+def nearest_rank(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(q * len(ordered))) - 1]
+
+
+def ticket_finals(
+    accepted: Iterable[dict[str, Any]],
+    windows: Sequence[tuple[str, int, int]],
+    sla_ms: dict[str, int],
+    schedule: WallSchedule | None = None,
+) -> dict[tuple[str, str, str, int], tuple[float | None, int, dict[str, Any]]]:
+    """SPEC §3.3 by brute force, each ticket's events sorted by ``ts`` (ties: arrival).
+
+    Returns exact values; durations' p50/p90 are exact nearest-rank (the engine's
+    sketch must be within 1 %).
+    """
+    by_ticket: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for ev in accepted:
+        by_ticket[ev["ticket_id"]].append(ev)
+    obs: list[tuple[int, str, str, float]] = []  # (attribution ts, kind, channel, value)
+    for events in by_ticket.values():
+        events = sorted(events, key=lambda e: e["ts"])
+        created = None
+        first_reply = first_solved = last_solved = merged_at = None
+        closed = False
+        ended_at = None  # close or merge: the state is forgotten a horizon later
+        for ev in events:
+            kind, ts = ev["type"], ev["ts"]
+            if (
+                ended_at is not None
+                and ts > ended_at + HORIZON_MS
+                and _sla_decided(created, first_reply, merged_at, ts, sla_ms, schedule)
+            ):
+                _sla_outcomes(obs, created, first_reply, merged_at, sla_ms, schedule)
+                created = first_reply = first_solved = last_solved = merged_at = ended_at = None
+                closed = False
+            if merged_at is not None:
+                continue
+            ch = created["channel"] if created else (ev.get("channel") or "unknown")
+            if kind == "created" and created is None:
+                created = {**ev, "channel": ev.get("channel") or "unknown"}
+                obs.append((ts, "created", created["channel"], 1))
+                if any(t.lower() == "complaint" for t in ev.get("tags") or []):
+                    obs.append((ts, "complaint", created["channel"], 1))
+            elif kind == "agent_reply" and created and first_reply is None:
+                if ev.get("public", True) is not False and ev.get("via", "human") == "human":
+                    first_reply = ts
+                    obs.extend(
+                        _durations(
+                            "ticket_first_response_seconds",
+                            created,
+                            created["ts"],
+                            ts,
+                            ts,
+                            schedule,
+                        )
+                    )
+            elif kind == "solved":
+                obs.append((ts, "solved", ch, 1))
+                if created:
+                    if first_solved is None:
+                        first_solved = ts
+                        obs.extend(
+                            _durations(
+                                "ticket_first_resolution_seconds",
+                                created,
+                                created["ts"],
+                                ts,
+                                ts,
+                                schedule,
+                            )
+                        )
+                    last_solved = ts
+            elif kind == "reopened":
+                obs.append((ts, "reopened", ch, 1))
+            elif kind == "closed" and created and not closed:
+                closed = True  # closed is terminal: a ticket has one full resolution
+                ended_at = ts
+                if created and last_solved is not None:
+                    obs.extend(
+                        _durations(
+                            "ticket_full_resolution_seconds",
+                            created,
+                            created["ts"],
+                            last_solved,
+                            ts,
+                            schedule,
+                        )
+                    )
+            elif kind == "merged":
+                merged_at = ended_at = ts
+        _sla_outcomes(obs, created, first_reply, merged_at, sla_ms, schedule)
+    return _ticket_windows(obs, windows)
+
+
+def _deadlines(
+    created: dict[str, Any], sla_ms: dict[str, int], schedule: WallSchedule | None
+) -> list[tuple[str, int]]:
+    target = sla_ms[created.get("priority") or "normal"]
+    deadlines = [("ticket_sla_breach", created["ts"] + target)]
+    if schedule is not None:
+        deadlines.append(
+            ("ticket_sla_breach_business", schedule.add_business_ms(created["ts"], target))
+        )
+    return deadlines
+
+
+def _sla_decided(
+    created: dict[str, Any] | None,
+    first_reply: int | None,
+    merged_at: int | None,
+    ts: int,
+    sla_ms: dict[str, int],
+    schedule: WallSchedule | None,
+) -> bool:
+    """Whether every SLA outcome of the ticket is known at ``ts`` (its state may go)."""
+    if created is None or merged_at is not None:
+        return True
+    return all(
+        (first_reply is not None and first_reply <= dl) or ts > dl
+        for _, dl in _deadlines(created, sla_ms, schedule)
+    )
+
+
+def _sla_outcomes(
+    obs: list[tuple[int, str, str, float]],
+    created: dict[str, Any] | None,
+    first_reply: int | None,
+    merged_at: int | None,
+    sla_ms: dict[str, int],
+    schedule: WallSchedule | None,
+) -> None:
+    if created is not None:
+        for metric, deadline in _deadlines(created, sla_ms, schedule):
+            if first_reply is not None and first_reply <= deadline:
+                obs.append((first_reply, metric + ":achieved", created["channel"], 1))
+            elif merged_at is None or merged_at > deadline:
+                obs.append((deadline, metric + ":breached", created["channel"], 1))
+
+
+def _ticket_windows(
+    obs: list[tuple[int, str, str, float]], windows: Sequence[tuple[str, int, int]]
+) -> dict[tuple[str, str, str, int], tuple[float | None, int, dict[str, Any]]]:
+    result: dict[tuple[str, str, str, int], tuple[float | None, int, dict[str, Any]]] = {}
+    for name, size, step in windows:
+        ends: set[int] = set()
+        for ts, *_ in obs:
+            first = ts - ts % step + step
+            ends.update(range(first, first + size, step))
+        for end in sorted(ends):
+            inside = [o for o in obs if end - size <= o[0] < end]
+            for seg in {"all", *(f"channel={o[2]}" for o in inside)}:
+                chosen = [o for o in inside if seg in ("all", f"channel={o[2]}")]
+                for metric, value in _ticket_metrics(chosen).items():
+                    result[(metric, name, seg, end)] = value
+    return result
+
+
+def _durations(
+    metric: str,
+    created: dict[str, Any],
+    start: int,
+    end: int,
+    at: int,
+    schedule: WallSchedule | None,
+) -> list[tuple[int, str, str, float]]:
+    out = [(at, metric, created["channel"], float(end - start))]
+    if schedule is not None:
+        out.append(
+            (at, metric + "_business", created["channel"], float(schedule.business_ms(start, end)))
+        )
+    return out
+
+
+def _ticket_metrics(chosen: list[tuple[int, str, str, float]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    kinds = defaultdict(list)
+    for _, kind, _, value in chosen:
+        kinds[kind].append(value)
+    for metric in [k for k in kinds if k.endswith("_seconds") or k.endswith("_business")]:
+        ms = kinds[metric]
+        stats = {
+            "mean": sum(ms) / len(ms) / 1000,
+            "p50": nearest_rank(ms, 0.5) / 1000,
+            "p90": nearest_rank(ms, 0.9) / 1000,
+            "max": max(ms) / 1000,
+        }
+        out[metric] = (stats["p50"], len(ms), stats)
+    for metric in ("ticket_sla_breach", "ticket_sla_breach_business"):
+        b, a = len(kinds[metric + ":breached"]), len(kinds[metric + ":achieved"])
+        if a or b:
+            out[metric] = (b / (a + b), a + b, {"breached": b, "achieved": a})
+    reopened, solved = len(kinds["reopened"]), len(kinds["solved"])
+    if reopened or solved:
+        out["ticket_reopen"] = (
+            reopened / solved if solved else None,
+            solved,
+            {"reopened": reopened, "solved": solved},
+        )
+    if kinds["complaint"]:
+        out["ticket_complaints"] = (len(kinds["complaint"]), len(kinds["complaint"]), {})
+    if kinds["created"]:
+        out["tickets_created"] = (len(kinds["created"]), len(kinds["created"]), {})
+    return out

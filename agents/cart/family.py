@@ -47,8 +47,13 @@ class CartFamily:
     def observe(self, event: CartEvent, ctx: ObserveContext) -> None:
         state = ctx.entity(event.cart_id) or [None, 0, None, None]
         queue, arrivals, session, abandoned = state
-        item = [event.ts, arrivals, event.type, to_micros(event.cart_value),
-                self._intern(ctx.labels(event))]  # fmt: skip
+        item = [
+            event.ts,
+            arrivals,
+            event.type,
+            to_micros(event.cart_value),
+            self._intern(ctx.labels(event)),
+        ]
         queue = sorted([*(queue or ()), item], key=lambda e: (e[0], e[1]))
         ctx.set_entity(event.cart_id, [queue, arrivals + 1, session, abandoned])
 

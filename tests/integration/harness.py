@@ -127,8 +127,9 @@ async def produce(
 
 async def read_all(bootstrap: str, topic: str, idle_s: float = 1.5) -> list[Any]:
     """Every record of a topic from the beginning, decoded as JSON, until it is quiet."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                enable_auto_commit=False)  # fmt: skip
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+    )
     await consumer.start()
     try:
         partitions = consumer.partitions_for_topic(topic)
@@ -179,8 +180,10 @@ def assert_same(got: Any, want: Any, where: str) -> None:
         assert got == want, (where, got, want)
 
 
-def check_finals(finals: dict[tuple[str, str, str, str], list[dict[str, Any]]],
-                 expected: dict[tuple[str, str, str, str], Any]) -> None:  # fmt: skip
+def check_finals(
+    finals: dict[tuple[str, str, str, str], list[dict[str, Any]]],
+    expected: dict[tuple[str, str, str, str], Any],
+) -> None:
     missing = set(expected) - set(finals)
     extra = set(finals) - set(expected)
     assert not missing, f"{len(missing)} final records missing, e.g. {sorted(missing)[:3]}"

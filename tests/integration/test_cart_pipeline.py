@@ -120,14 +120,16 @@ def test_cart_replay_gives_the_oracles_final_records(
     try:
         worker.wait_healthy()
         asyncio.run(produce(broker.bootstrap, topic, map(encode, records + closing(records))))
-        finals = asyncio.run(wait_for_finals(broker.bootstrap, env["CXPULSE_TOPICS_KPI"],
-                                             len(expected)))  # fmt: skip
+        finals = asyncio.run(
+            wait_for_finals(broker.bootstrap, env["CXPULSE_TOPICS_KPI"], len(expected))
+        )
         check_finals(finals, expected)
         letters = asyncio.run(read_all(broker.bootstrap, env["CXPULSE_TOPICS_DEADLETTER"]))
         classified = classify(records, PARTITIONS, LATENESS_MS)
         reasons = sorted(x["reason"] for x in letters)
-        want = sorted([r.invalid_reason or "" for r in classified.invalid]
-                      + ["late"] * len(classified.late))  # fmt: skip
+        want = sorted(
+            [r.invalid_reason or "" for r in classified.invalid] + ["late"] * len(classified.late)
+        )
         assert reasons == want
         samples = metric_samples(worker)
         assert samples[("cx_carts_open", (("channel", "all"),))] == 0  # all closed by the end
@@ -136,20 +138,38 @@ def test_cart_replay_gives_the_oracles_final_records(
 
 
 def _cart_event(cart: str, ts: int) -> bytes:
-    return orjson.dumps({"event_id": f"{cart}-1", "type": "checkout_started", "ts": ts,
-                         "cart_id": cart, "channel": "web", "cart_value": 42.5})  # fmt: skip
+    return orjson.dumps(
+        {
+            "event_id": f"{cart}-1",
+            "type": "checkout_started",
+            "ts": ts,
+            "cart_id": cart,
+            "channel": "web",
+            "cart_value": 42.5,
+        }
+    )
 
 
 def _quiet_env(unique: str, broker: EmbeddedBroker) -> dict[str, str]:
-    return worker_env(unique, broker.url, CXPULSE_TIME_IDLE_TIMEOUT="5s",
-                      CXPULSE_CARTS_ABANDON_AFTER="20s", CXPULSE_TIME_ALLOWED_LATENESS="2s",
-                      CXPULSE_WINDOWS_LIST='["10s/10s"]')  # fmt: skip
+    return worker_env(
+        unique,
+        broker.url,
+        CXPULSE_TIME_IDLE_TIMEOUT="5s",
+        CXPULSE_CARTS_ABANDON_AFTER="20s",
+        CXPULSE_TIME_ALLOWED_LATENESS="2s",
+        CXPULSE_WINDOWS_LIST='["10s/10s"]',
+    )
 
 
 def _abandonments(bootstrap: str, topic: str) -> list[dict[str, Any]]:
-    return [r for r in asyncio.run(read_all(bootstrap, topic, idle_s=0.5))
-            if r["final"] and r["metric"] == "cart_abandonment" and r["segment"] == "all"
-            and r["stats"]["abandoned"]]  # fmt: skip
+    return [
+        r
+        for r in asyncio.run(read_all(bootstrap, topic, idle_s=0.5))
+        if r["final"]
+        and r["metric"] == "cart_abandonment"
+        and r["segment"] == "all"
+        and r["stats"]["abandoned"]
+    ]
 
 
 @pytest.mark.parametrize("live", [True, False], ids=["live-stream", "old-replay"])
@@ -162,8 +182,11 @@ def test_a_quiet_stream_abandons_by_wall_clock_only_when_live(
         worker.wait_healthy()
         now = time.time_ns() // 1_000_000
         ts = now if live else now - 30 * 86_400_000
-        asyncio.run(produce(broker.bootstrap, env["CXPULSE_TOPICS_CART"],
-                            [(0, b"k1", _cart_event("k1", ts))]))  # fmt: skip
+        asyncio.run(
+            produce(
+                broker.bootstrap, env["CXPULSE_TOPICS_CART"], [(0, b"k1", _cart_event("k1", ts))]
+            )
+        )
         # idle_timeout 5 s + abandon_after 20 s + a step of 10 s (+ lateness 2 s, ticks)
         bound = 5 + 20 + 10 + 2 + 8
         deadline = time.monotonic() + bound
@@ -174,8 +197,9 @@ def test_a_quiet_stream_abandons_by_wall_clock_only_when_live(
         open_now = metric_samples(worker).get(("cx_carts_open", (("channel", "all"),)))
         if live:
             assert found, f"no abandonment within {bound}s of a live stream going quiet"
-            assert found[0]["window_end"] == format_ts(ts + 20_000 - (ts + 20_000) % 10_000
-                                                       + 10_000)  # fmt: skip
+            assert found[0]["window_end"] == format_ts(
+                ts + 20_000 - (ts + 20_000) % 10_000 + 10_000
+            )
             assert found[0]["stats"]["abandoned_value"] == 42.5
             assert open_now == 0
         else:
@@ -206,8 +230,9 @@ def test_sigkill_mid_stream_gives_the_same_cart_finals(
         worker = WorkerProcess(env, tmp_path / "worker.log").start()
         worker.wait_healthy()
         asyncio.run(produce(broker.bootstrap, topic, map(encode, closing(records))))
-        finals = asyncio.run(wait_for_finals(broker.bootstrap, env["CXPULSE_TOPICS_KPI"],
-                                             len(expected)))  # fmt: skip
+        finals = asyncio.run(
+            wait_for_finals(broker.bootstrap, env["CXPULSE_TOPICS_KPI"], len(expected))
+        )
         check_finals(finals, expected)
     finally:
         worker.stop()

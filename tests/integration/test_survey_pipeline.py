@@ -155,8 +155,9 @@ def test_replay_gives_the_oracles_final_records(
     assert "Traceback" not in worker.log_tail(400), worker.log_tail()
 
 
-def _check_dead_letters(broker: EmbeddedBroker, env: dict[str, str],
-                        records: list[Produced]) -> None:  # fmt: skip
+def _check_dead_letters(
+    broker: EmbeddedBroker, env: dict[str, str], records: list[Produced]
+) -> None:
     letters = asyncio.run(read_all(broker.bootstrap, env["CXPULSE_TOPICS_DEADLETTER"]))
     classified = classify(records, PARTITIONS, LATENESS_MS)
     by_reason: dict[str, int] = {}
@@ -189,11 +190,14 @@ def _check_metrics_match_latest_records(worker: WorkerProcess) -> None:
     _, body = worker.get("/kpis")
     records = orjson.loads(body)["records"]
     samples = metric_samples(worker)
-    gauges = {"nps": ("cx_nps_score", "value"), "csat": ("cx_csat_ratio", "value"),
-              "ces": ("cx_ces_mean_score", "value"),
-              "switch_intent": ("cx_switch_intent_ratio", "value"),
-              "repurchase_intent": ("cx_repurchase_intent_ratio", "value"),
-              "response_rate": ("cx_survey_response_ratio", "value")}  # fmt: skip
+    gauges = {
+        "nps": ("cx_nps_score", "value"),
+        "csat": ("cx_csat_ratio", "value"),
+        "ces": ("cx_ces_mean_score", "value"),
+        "switch_intent": ("cx_switch_intent_ratio", "value"),
+        "repurchase_intent": ("cx_repurchase_intent_ratio", "value"),
+        "response_rate": ("cx_survey_response_ratio", "value"),
+    }
     checked = 0
     for rec in records:
         name, _ = gauges[rec["metric"]]
@@ -211,8 +215,9 @@ def _check_metrics_match_latest_records(worker: WorkerProcess) -> None:
     assert checked >= 30, f"only {checked} gauges compared"
 
 
-def _check_event_counters(worker: WorkerProcess, env: dict[str, str],
-                          records: list[Produced]) -> None:  # fmt: skip
+def _check_event_counters(
+    worker: WorkerProcess, env: dict[str, str], records: list[Produced]
+) -> None:
     classified = classify(records, PARTITIONS, LATENESS_MS)
     samples = metric_samples(worker)
     topic = env["CXPULSE_TOPICS_SURVEY"]
@@ -233,8 +238,11 @@ def test_sigkill_mid_replay_recovers_and_gives_the_same_finals(
     expected = expected_finals(records)
     env = worker_env(unique, broker.url)
     topic = env["CXPULSE_TOPICS_SURVEY"]
-    thirds = [records[: len(records) // 3], records[len(records) // 3 : 2 * len(records) // 3],
-              records[2 * len(records) // 3 :]]  # fmt: skip
+    thirds = [
+        records[: len(records) // 3],
+        records[len(records) // 3 : 2 * len(records) // 3],
+        records[2 * len(records) // 3 :],
+    ]
     worker = WorkerProcess(env, tmp_path / "worker.log").start()
     try:
         worker.wait_healthy()
@@ -249,8 +257,9 @@ def test_sigkill_mid_replay_recovers_and_gives_the_same_finals(
         worker = WorkerProcess(env, tmp_path / "worker.log").start()
         worker.wait_healthy()
         asyncio.run(produce(broker.bootstrap, topic, map(encode, closing(records))))
-        finals = asyncio.run(wait_for_finals(broker.bootstrap, env["CXPULSE_TOPICS_KPI"],
-                                             len(expected)))  # fmt: skip
+        finals = asyncio.run(
+            wait_for_finals(broker.bootstrap, env["CXPULSE_TOPICS_KPI"], len(expected))
+        )
         check_finals(finals, expected)
         # the last worker restored its tables: it did not need to reprocess everything
         accepted = len(classify(records, PARTITIONS, LATENESS_MS).accepted)

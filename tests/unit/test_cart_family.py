@@ -41,8 +41,14 @@ TYPES = ("item_added", "item_added", "item_removed", "checkout_started", "purcha
 
 
 def cart_event(n: int, cart: str, kind: str, ts: int, value: float, channel: str) -> dict[str, Any]:
-    return {"event_id": f"{cart}-{n}", "type": kind, "ts": ts, "cart_id": cart,
-            "channel": channel, "cart_value": value}  # fmt: skip
+    return {
+        "event_id": f"{cart}-{n}",
+        "type": kind,
+        "ts": ts,
+        "cart_id": cart,
+        "channel": channel,
+        "cart_value": value,
+    }
 
 
 def run(items: Sequence[dict[str, Any]], cuts: Sequence[int] = ()) -> Simulation:
@@ -81,8 +87,11 @@ def cart_stream(draw: st.DrawFn) -> list[dict[str, Any]]:
     for c in range(draw(st.integers(1, 4))):
         ts = T0 + draw(st.integers(0, 60)) * MINUTE
         for n in range(draw(st.integers(1, 7))):
-            ts += draw(st.sampled_from([5_000, MINUTE, 10 * MINUTE, ABANDON, 45 * MINUTE,
-                                        2 * 3_600_000, 4 * 3_600_000]))  # fmt: skip
+            ts += draw(
+                st.sampled_from(
+                    [5_000, MINUTE, 10 * MINUTE, ABANDON, 45 * MINUTE, 2 * 3_600_000, 4 * 3_600_000]
+                )
+            )
             kind = draw(st.sampled_from(TYPES))
             value = float(draw(st.integers(0, 500))) / 4
             channel = draw(st.sampled_from(["web", "app"]))
@@ -107,22 +116,29 @@ def _cart_abandonment(sim: Simulation) -> dict[str, list[Any]]:
 
 
 def test_abandonment_is_at_exactly_last_activity_plus_abandon_after() -> None:
-    items = [cart_event(0, "k", "item_added", T0, 10.0, "web"),
-             cart_event(1, "k", "item_added", T0 + ABANDON, 20.0, "web")]  # fmt: skip
+    items = [
+        cart_event(0, "k", "item_added", T0, 10.0, "web"),
+        cart_event(1, "k", "item_added", T0 + ABANDON, 20.0, "web"),
+    ]
     sim = run(items)
     assert_equal(sim.finals, oracle(items))
     # the event at exactly last + abandon_after comes after the abandonment: 2 sessions
     ends = {int(k.rsplit("|", 1)[1]): v for k, v in _cart_abandonment(sim).items()}
     first = ends[T0 + ABANDON + MINUTE][0]  # abandonment attributed at T0 + ABANDON
     assert first[2]["abandoned"] == 1 and first[2]["abandoned_value"] == 10.0
-    total = sum(v[0][2]["abandoned"] for k, v in sim.finals.items()
-                if k.startswith("cart_abandonment|24h/15m|all|"))  # fmt: skip
+    total = sum(
+        v[0][2]["abandoned"]
+        for k, v in sim.finals.items()
+        if k.startswith("cart_abandonment|24h/15m|all|")
+    )
     assert total >= 2
 
 
 def test_a_purchase_inside_the_recovery_window_is_a_recovery_not_a_conversion() -> None:
-    items = [cart_event(0, "k", "checkout_started", T0, 50.0, "web"),
-             cart_event(1, "k", "purchased", T0 + ABANDON + RECOVERY, 55.0, "app")]  # fmt: skip
+    items = [
+        cart_event(0, "k", "checkout_started", T0, 50.0, "web"),
+        cart_event(1, "k", "purchased", T0 + ABANDON + RECOVERY, 55.0, "app"),
+    ]
     sim = run(items)
     assert_equal(sim.finals, oracle(items))
     day = [v[0] for k, v in sim.finals.items() if k.startswith("cart_abandonment|24h/15m|all|")]
@@ -134,8 +150,10 @@ def test_a_purchase_inside_the_recovery_window_is_a_recovery_not_a_conversion() 
 
 
 def test_a_purchase_after_the_recovery_window_opens_and_converts_a_session() -> None:
-    items = [cart_event(0, "k", "item_added", T0, 50.0, "web"),
-             cart_event(1, "k", "purchased", T0 + ABANDON + RECOVERY + 1, 55.0, "web")]  # fmt: skip
+    items = [
+        cart_event(0, "k", "item_added", T0, 50.0, "web"),
+        cart_event(1, "k", "purchased", T0 + ABANDON + RECOVERY + 1, 55.0, "web"),
+    ]
     sim = run(items)
     assert_equal(sim.finals, oracle(items))
     day = [v[0] for k, v in sim.finals.items() if k.startswith("cart_abandonment|24h/15m|all|")]
@@ -145,10 +163,12 @@ def test_a_purchase_after_the_recovery_window_opens_and_converts_a_session() -> 
 
 def test_open_carts_gauge_counts_open_sessions_only() -> None:
     sim = Simulation(CartFamily(ABANDON, RECOVERY), CONFIG, WINDOWS, POLICY, NOW)
-    items = [cart_event(0, "a", "item_added", T0, 1.0, "web"),
-             cart_event(0, "b", "item_added", T0, 1.0, "app"),
-             cart_event(1, "b", "purchased", T0 + MINUTE, 1.0, "app"),
-             {"type": "heartbeat", "ts": T0 + 10 * MINUTE}]  # fmt: skip
+    items = [
+        cart_event(0, "a", "item_added", T0, 1.0, "web"),
+        cart_event(0, "b", "item_added", T0, 1.0, "app"),
+        cart_event(1, "b", "purchased", T0 + MINUTE, 1.0, "app"),
+        {"type": "heartbeat", "ts": T0 + 10 * MINUTE},
+    ]
     sim.feed([RawRecord(i, None, orjson.dumps(it), None) for i, it in enumerate(items)])
     gauges = {k: v for k, v in sim.proc.gauges.items() if v}
     assert gauges == {("cx_carts_open", "all"): 1, ("cx_carts_open", "channel=web"): 1}

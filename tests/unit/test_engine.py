@@ -35,8 +35,14 @@ FAMILY = SurveyFamily(24 * 3_600_000)
 T0 = 1_795_000_000_000
 NOW = 1_900_000_000_000
 
-QUESTIONS = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7), "switch": (0, 10),
-             "repurchase": (0, 10), "overall": (0, 10)}  # fmt: skip
+QUESTIONS = {
+    "nps": (0, 10),
+    "csat": (1, 5),
+    "ces": (1, 7),
+    "switch": (0, 10),
+    "repurchase": (0, 10),
+    "overall": (0, 10),
+}
 
 
 @st.composite
@@ -169,8 +175,15 @@ def test_finals_equal_the_oracle(items: list[Any]) -> None:
 
 def test_a_late_event_changes_nothing_and_is_dead_lettered() -> None:
     proc = PartitionProcessor(FAMILY, CONFIG, 0, NOW)
-    first = {"event_id": "a", "type": "invitation_sent", "ts": T0 + 600_000, "channel": "web",
-             "survey_id": "s", "response_id": "r", "customer_id": "c"}  # fmt: skip
+    first = {
+        "event_id": "a",
+        "type": "invitation_sent",
+        "ts": T0 + 600_000,
+        "channel": "web",
+        "survey_id": "s",
+        "response_id": "r",
+        "customer_id": "c",
+    }
     late = {**first, "event_id": "b", "ts": T0 + 600_000 - LATENESS - 1}
     edge = {**first, "event_id": "c", "ts": T0 + 600_000 - LATENESS}
     proc.process(to_raw([first]), NOW, None)

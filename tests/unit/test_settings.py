@@ -132,9 +132,27 @@ def test_default_alert_rules_are_spec_4_3() -> None:
     table = {
         "nps_drop": ("nps", "1h/1m", "7d/1h", "drop", 10.0, False, 30, 1.96),
         "csat_drop": ("csat", "1h/1m", "7d/1h", "drop", 0.10, False, 30, 1.96),
-        "cart_abandonment_rise": ("cart_abandonment", "15m/1m", "24h/15m", "rise", 0.10, False, 50, 1.96),  # noqa: E501
-        "first_response_slowdown": ("ticket_first_response_seconds", "1h/1m", "7d/1h", "rise", 0.5, True, 20, 0.0),  # noqa: E501
-    }  # fmt: skip
+        "cart_abandonment_rise": (
+            "cart_abandonment",
+            "15m/1m",
+            "24h/15m",
+            "rise",
+            0.10,
+            False,
+            50,
+            1.96,
+        ),
+        "first_response_slowdown": (
+            "ticket_first_response_seconds",
+            "1h/1m",
+            "7d/1h",
+            "rise",
+            0.5,
+            True,
+            20,
+            0.0,
+        ),
+    }
     for name, (metric, window, baseline, direction, threshold, relative, min_n, z) in table.items():
         rule = rules[name]
         assert (rule.metric, rule.window, rule.baseline) == (
@@ -458,9 +476,18 @@ BH = '[tickets.business_hours]\ntimezone = "Europe/Madrid"\n'
 @pytest.mark.parametrize(
     ("toml", "key"),
     [
-        (BH.replace("Europe/Madrid", "Mars/Olympus") + 'hours = {mon = "09:00-18:00"}', "tickets.business_hours.timezone"),  # noqa: E501
-        (BH.replace("Europe/Madrid", "Europe") + 'hours = {mon = "09:00-18:00"}', "tickets.business_hours.timezone"),  # noqa: E501
-        ('[tickets.business_hours]\nhours = {mon = "09:00-18:00"}', "tickets.business_hours.timezone"),  # noqa: E501
+        (
+            BH.replace("Europe/Madrid", "Mars/Olympus") + 'hours = {mon = "09:00-18:00"}',
+            "tickets.business_hours.timezone",
+        ),
+        (
+            BH.replace("Europe/Madrid", "Europe") + 'hours = {mon = "09:00-18:00"}',
+            "tickets.business_hours.timezone",
+        ),
+        (
+            '[tickets.business_hours]\nhours = {mon = "09:00-18:00"}',
+            "tickets.business_hours.timezone",
+        ),
         (BH, "tickets.business_hours.hours"),
         (BH + "hours = {}", "tickets.business_hours.hours"),
         (BH + 'hours = "09:00-18:00"', "tickets.business_hours.hours"),
@@ -471,12 +498,21 @@ BH = '[tickets.business_hours]\ntimezone = "Europe/Madrid"\n'
         (BH + 'hours = {wed = ["09:00-12:00", "11:00-15:00"]}', "tickets.business_hours.hours.wed"),
         (BH + 'hours = {wed = ["09:00-12:00", 13]}', "tickets.business_hours.hours.wed[1]"),
         (BH + 'hours = {monday = "09:00-18:00"}', "tickets.business_hours.hours.monday"),
-        (BH + 'hours = {mon = "09:00-18:00"}\nholidays = ["2026-02-30"]', "tickets.business_hours.holidays[0]"),  # noqa: E501
-        (BH + 'hours = {mon = "09:00-18:00"}\nholidays = ["2026-01-01", "25/12/2026"]', "tickets.business_hours.holidays[1]"),  # noqa: E501
-        (BH + 'hours = {mon = "09:00-18:00"}\nholidays = "2026-01-01"', "tickets.business_hours.holidays"),  # noqa: E501
+        (
+            BH + 'hours = {mon = "09:00-18:00"}\nholidays = ["2026-02-30"]',
+            "tickets.business_hours.holidays[0]",
+        ),
+        (
+            BH + 'hours = {mon = "09:00-18:00"}\nholidays = ["2026-01-01", "25/12/2026"]',
+            "tickets.business_hours.holidays[1]",
+        ),
+        (
+            BH + 'hours = {mon = "09:00-18:00"}\nholidays = "2026-01-01"',
+            "tickets.business_hours.holidays",
+        ),
         (BH + 'hours = {mon = "09:00-18:00"}\nweekends = true', "tickets.business_hours.weekends"),
     ],
-)  # fmt: skip
+)
 def test_bad_business_hours_name_the_key(toml: str, key: str, tmp_path: Path) -> None:
     assert error(toml, tmp=tmp_path).key == key
 

@@ -1,0 +1,105 @@
+"""Support-ticket KPI math (SPEC §3.3): pure functions over bucket aggregates, no Faust.
+
+Each duration metric keeps four slots: count, sum and max of the durations in
+integer milliseconds (exact), and a quantile sketch: bin key → count, with the
+bins of the DDSketch logarithmic mapping at 1 % relative accuracy (the
+``ddsketch`` library). p50/p90 are the nearest-rank quantiles of those bins
+(``ceil(q·n)``-th smallest), each within 1 % of the exact nearest-rank value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from ddsketch.mapping import LogarithmicMapping
+
+from streams.aggregates import AggregateSpec, Kind
+from streams.family import Kpi
+
+MAPPING = LogarithmicMapping(relative_accuracy=0.01)
+ZERO_KEY = -(10**9)  # the bin of zero durations (a reply outside hours, in business time)
+
+DURATIONS = (
+    "ticket_first_response_seconds",
+    "ticket_first_resolution_seconds",
+    "ticket_full_resolution_seconds",
+)
+
+
+class Layout:
+    """Slot positions of a ticket aggregate (with or without the ``_business`` variants)."""
+
+    def __init__(self, business: bool) -> None:
+        kinds: list[Kind] = []
+        self.durations: dict[str, int] = {}  # metric -> first of its 4 slots
+        for suffix in ("", "_business") if business else ("",):
+            for metric in DURATIONS:
+                self.durations[metric + suffix] = len(kinds)
+                kinds.extend(("sum", "sum", "max", "hist"))
+        self.sla: dict[str, int] = {}  # metric -> breached slot (achieved is the next)
+        for suffix in ("", "_business") if business else ("",):
+            self.sla["ticket_sla_breach" + suffix] = len(kinds)
+            kinds.extend(("sum", "sum"))
+        self.reopened, self.solved, self.complaints, self.created = range(
+            len(kinds), len(kinds) + 4
+        )
+        kinds.extend(("sum",) * 4)
+        self.spec = AggregateSpec(kinds)
+
+    def duration(self, metric: str, ms: int) -> tuple[tuple[int, int], ...]:
+        """Deltas of one observed duration."""
+        first = self.durations[metric]
+        key = ZERO_KEY if ms <= 0 else MAPPING.key(ms)
+        return ((first, 1), (first + 1, ms), (first + 2, ms), (first + 3, key))
+
+
+def quantile_ms(bins: dict[str, int], q: float) -> float:
+    """Nearest-rank quantile of a sketch's bins, in ms (the bin's representative value)."""
+    n = sum(bins.values())
+    rank = max(1, math.ceil(q * n))
+    seen = 0
+    for key in sorted(bins, key=int):
+        seen += bins[key]
+        if seen >= rank:
+            k = int(key)
+            return 0.0 if k == ZERO_KEY else float(MAPPING.value(k))
+    raise ValueError("empty sketch")
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+def ticket_kpis(layout: Layout, c: Sequence[Any]) -> list[Kpi]:
+    """Every ticket KPI with at least one observation in the summed aggregate ``c``."""
+    out: list[Kpi] = []
+    for metric, first in layout.durations.items():
+        n = c[first]
+        if n:
+            bins = c[first + 3]
+            p50 = quantile_ms(bins, 0.5) / 1000
+            stats = {
+                "mean": c[first + 1] / n / 1000,
+                "p50": p50,
+                "p90": quantile_ms(bins, 0.9) / 1000,
+                "max": c[first + 2] / 1000,
+            }
+            out.append(Kpi(metric, p50, n, stats))
+    for metric, slot in layout.sla.items():
+        breached, achieved = c[slot], c[slot + 1]
+        if breached or achieved:
+            stats = {"breached": breached, "achieved": achieved}
+            out.append(
+                Kpi(metric, _ratio(breached, breached + achieved), breached + achieved, stats)
+            )
+    reopened, solved = c[layout.reopened], c[layout.solved]
+    if reopened or solved:
+        stats = {"reopened": reopened, "solved": solved}
+        out.append(Kpi("ticket_reopen", _ratio(reopened, solved), solved, stats))
+    if c[layout.complaints]:
+        out.append(Kpi("ticket_complaints", c[layout.complaints], c[layout.complaints]))
+    if c[layout.created]:
+        out.append(Kpi("tickets_created", c[layout.created], c[layout.created]))
+    return out
