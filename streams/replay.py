@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from schemas.synthetic import CartTraffic, SurveyTraffic
+from schemas.synthetic import CartTraffic, SurveyTraffic, TicketTraffic
 from schemas.timestamps import parse_ts
 from streams.settings import Settings
 
@@ -140,15 +140,16 @@ async def generate(
     incident_channel: str = "app",
     seed: int = 7,
 ) -> int:
-    """Live synthetic traffic, timestamps = now: ``rate`` survey invitations/s, and carts.
+    """Live synthetic traffic, timestamps = now: ``rate`` survey invitations/s, carts, tickets.
 
     Cart journeys start at a quarter of that rate; their later events (checkouts,
     purchases, returns hours later) are held until their time comes. After
     ``incident_after_s`` the incident channel's survey scores collapse and its
-    checkouts stop converting.
+    checkouts stop converting, and agents take five times longer to answer tickets.
     """
     surveys = SurveyTraffic(seed=seed)
     carts = CartTraffic(seed=seed)
+    tickets = TicketTraffic(seed=seed)
     future: list[tuple[int, int, dict[str, Any]]] = []  # (ts, n, event) heap
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
     await producer.start()
@@ -160,6 +161,7 @@ async def generate(
             if incident_after_s is not None and time.monotonic() - start >= incident_after_s:
                 surveys.incident_channel = incident_channel
                 carts.broken_channel = incident_channel
+                tickets.slow_factor = 5.0
             now = time.time_ns() // 1_000_000
             for _ in range(max(1, round(rate / 10))):
                 for event in surveys.events_at(now):
@@ -170,6 +172,10 @@ async def generate(
                     for event in carts.journey(now):
                         n += 1
                         heapq.heappush(future, (event["ts"], n, event))
+            if tick % 20 == 0:  # a ticket every two seconds
+                for event in tickets.lifecycle(now):
+                    n += 1
+                    heapq.heappush(future, (event["ts"], n, event))
             while future and future[0][0] <= now:
                 _, _, event = heapq.heappop(future)
                 topic, key = route(event, settings)
@@ -177,7 +183,7 @@ async def generate(
                 sent += 1
             tick += 1
             if tick % 10 == 0:  # quiet partitions still move event time
-                for rec in heartbeats(now, settings, (t.survey, t.cart)):
+                for rec in heartbeats(now, settings, (t.survey, t.cart, t.ticket)):
                     await producer.send(rec.topic, rec.value, partition=rec.partition)
             await asyncio.sleep(0.1)
     finally:

@@ -226,11 +226,22 @@ class TicketFamily:
 
     # ----------------------------------------------------------- outputs
     def gauges(self, value: Any) -> Iterable[tuple[str, str]]:
-        """``cx_tickets_open``: created, not solved, closed or merged (a reopen reopens)."""
-        st = value[2]
-        if st is None or st["c"] is None or not st["open"] or st["m"] is not None:
-            return ()
-        return [(OPEN_GAUGE, label) for label in st["lb"]]
+        """``cx_tickets_open``: created, not solved, closed or merged (a reopen reopens).
+
+        A ticket counts from the arrival of its ``created``, before the watermark
+        applies it: the gauge is about now, not about final windows.
+        """
+        queue, _, st = value
+        if st is not None and st["c"] is not None:
+            if not st["open"] or st["m"] is not None:
+                return ()
+            labels = st["lb"]
+        else:  # its ``created`` still waits for the watermark: open already, for the gauge
+            created = next((item for item in queue or () if item[2] == "created"), None)
+            if created is None or (st is not None and st["m"] is not None):
+                return ()
+            labels = created[3]
+        return [(OPEN_GAUGE, label) for label in labels]
 
     def kpis(self, counts: Sequence[Any]) -> list[Kpi]:
         return ticket_kpis(self.layout, counts)
