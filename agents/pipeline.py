@@ -258,6 +258,11 @@ async def _send_ticks(app: faust.App, ticks_topic: str) -> None:
 
 
 def _update_health_gauges(app: faust.App, runtime: Runtime, metrics: Metrics) -> None:
+    metrics.alert_firing.clear()
+    for alert, segment, firing in runtime.firing():
+        if segment == "all" or segment.startswith("channel="):
+            channel = segment.partition("=")[2] or "all"
+            metrics.alert_firing.labels(alert, channel).set(1 if firing else 0)
     for topic, seconds in runtime.watermark_seconds().items():
         metrics.watermark.labels(topic).set(seconds)
     for (family, partition), proc in list(runtime.processors.items()):

@@ -19,11 +19,13 @@ from typing import Any
 
 import orjson
 
+from agents.alerts import AlertState, evaluate
 from agents.cart.family import CartFamily
 from agents.records import encode, kpi_record, record_key
 from agents.survey.family import SurveyFamily
 from agents.ticket.business_time import BusinessCalendar
 from agents.ticket.family import TicketFamily
+from schemas.timestamps import format_ts
 from streams.engine import EngineConfig, PartitionProcessor
 from streams.family import Family
 from streams.merge import MergeState, WindowKpi
@@ -220,15 +222,78 @@ class Runtime:
         finals, writes = state.advance(now)
         result.wm_writes.extend(writes)
         kpi_topic = self.settings.topics.kpi
-        for item in finals:
+        alert_writes: list[Write] = []
+        for item in sorted(finals, key=lambda f: (f.end_ms, -f.window.size_ms)):
             record = kpi_record(item, final=True, watermark_ms=state.wm[item.family], now_ms=now)
             key = record_key(item)
             self.finals.setdefault(state.partition, {})[key] = record
             result.finals.append((kpi_topic, key.encode(), encode(record), None))
+            alert_writes.extend(self._alerts(state, item, record, now, result.finals))
+        # alert state before the watermark: a durable watermark implies durable alert state
+        result.wm_writes[:0] = alert_writes
         for family, wm in state.proposed.items():
             known = self.topic_watermarks.get(family)
             if wm is not None and (known is None or wm > known):
                 self.topic_watermarks[family] = wm
+
+    def _alerts(
+        self,
+        state: MergeState,
+        item: WindowKpi,
+        record: dict[str, Any],
+        now: int,
+        sends: list[Send],
+    ) -> list[Write]:
+        """Keep baselines; evaluate rules on short windows; send transitions (SPEC §4.3).
+
+        Finals arrive sorted by end and, at one end, longer windows first, so the
+        baseline used is the latest final one at or before the short window's end.
+        """
+        writes: list[Write] = []
+        metric, window, segment = record["metric"], record["window"], record["segment"]
+        for rule in self.settings.alerts:
+            if rule.metric != metric:
+                continue
+            if rule.baseline.name == window:
+                writes.append(state.put_extra(f"b|{metric}|{window}|{segment}", record))
+            if rule.window.name != window:
+                continue
+            baseline = state.extras.get(f"b|{metric}|{rule.baseline.name}|{segment}")
+            outcome = evaluate(rule, record, baseline)
+            held = state.extras.get(f"a|{rule.name}|{segment}") or [False, 0]
+            alert = AlertState(held[0], held[1])
+            transition = alert.step(outcome.condition)
+            if [alert.firing, alert.false_streak] != held:
+                writes.append(
+                    state.put_extra(f"a|{rule.name}|{segment}", [alert.firing, alert.false_streak])
+                )
+            if transition is not None:
+                body = {
+                    "alert": rule.name,
+                    "metric": metric,
+                    "segment": segment,
+                    "state": transition,
+                    "current": outcome.current,
+                    "baseline": outcome.baseline,
+                    "delta": outcome.delta,
+                    "z": outcome.z,
+                    "n": outcome.n,
+                    "window": window,
+                    "baseline_window": rule.baseline.name,
+                    "at": record["window_end"],
+                    "emitted_at": format_ts(now),
+                }
+                key = f"{rule.name}|{segment}".encode()
+                sends.append((self.settings.topics.alerts, key, encode(body), None))
+        return writes
+
+    def firing(self) -> Iterator[tuple[str, str, bool]]:
+        """``(alert, segment, firing)`` for every alert series this worker owns."""
+        for state in list(self.merges.values()):
+            for key, value in list(state.extras.items()):
+                if key.startswith("a|"):
+                    _, rule, segment = key.split("|", 2)
+                    yield rule, segment, bool(value[0])
 
     def provisional(self) -> list[Send]:
         """Records of the open windows of every owned merge partition; refreshes the gauges."""

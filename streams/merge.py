@@ -61,6 +61,8 @@ class MergeState:
         self.wm: dict[str, int | None] = {f: None for f in families}
         #: proposed: the topic watermark by the SPEC's rule, before sources acknowledged it
         self.proposed: dict[str, int | None] = {f: None for f in families}
+        #: other state of this partition's series, by key (alert baselines and states)
+        self.extras: dict[str, Any] = {}
         self._span = {
             grid: max(w.size_ms for w in self.windows if w.step_ms == grid)
             for grid in {w.step_ms for w in self.windows}
@@ -75,6 +77,11 @@ class MergeState:
 
     def wm_key(self, family: str) -> str:
         return f"{self.partition}|w|{family}"
+
+    def put_extra(self, key: str, value: Any) -> tuple[str, bytes | None]:
+        """Keep ``value`` under ``key`` and return the table write that persists it."""
+        self.extras[key] = value
+        return (f"{self.partition}|x|{key}", dumps_kept(value))
 
     # ---------------------------------------------------------- restoring
     def restore(self, records: Mapping[str, bytes], now_wall_ms: int) -> None:
@@ -99,6 +106,8 @@ class MergeState:
                 self.statuses[parts[0]][int(parts[1])] = status
             elif kind == "w" and parts[0] in self.wm:
                 self.wm[parts[0]], self.proposed[parts[0]] = value
+            elif kind == "x":  # state kept on behalf of the publishers (alerts)
+                self.extras["|".join(parts)] = value
 
     def _grid(self, family: str, label: str, grid: int) -> dict[int, Bucket]:
         return self.buckets.setdefault((family, label), {}).setdefault(grid, {})

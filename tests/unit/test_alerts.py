@@ -1,0 +1,75 @@
+"""Drop detection (SPEC §4.3): rule evaluation, z-tests, transitions only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agents.alerts import RESOLVE_AFTER, AlertState, evaluate, z_score
+from streams.settings import load_settings
+
+RULES = {r.name: r for r in load_settings(env={}).alerts}
+
+
+def nps(promoters: int, passives: int, detractors: int) -> dict[str, Any]:
+    n = promoters + passives + detractors
+    stats = {"promoters": promoters, "passives": passives, "detractors": detractors}
+    return {"value": 100 * (promoters - detractors) / n, "n": n, "stats": stats}
+
+
+def test_nps_drop_fires_on_a_large_significant_drop_only() -> None:
+    rule = RULES["nps_drop"]
+    baseline = nps(600, 250, 150)  # +45
+    assert evaluate(rule, nps(10, 10, 20), baseline).condition  # -25, n 40
+    assert not evaluate(rule, nps(55, 30, 15), baseline).condition  # 40: a drop of 5 < 10
+    small = evaluate(rule, nps(5, 3, 6), baseline)  # a big drop, but n 14 < 30
+    assert not small.condition and small.delta is not None and small.delta > 10
+    assert not evaluate(rule, nps(50, 30, 20), None).condition  # no baseline yet
+
+
+def test_nps_z_uses_the_per_answer_variance() -> None:
+    cur, base = nps(10, 10, 20), nps(600, 250, 150)
+    p1, d1 = 10 / 40, 20 / 40
+    p2, d2 = 600 / 1000, 150 / 1000
+    var1 = (p1 + d1 - (p1 - d1) ** 2) * 1e4 / 40
+    var2 = (p2 + d2 - (p2 - d2) ** 2) * 1e4 / 1000
+    expected = (cur["value"] - base["value"]) / (var1 + var2) ** 0.5
+    assert z_score("nps", cur, base) == pytest.approx(expected)
+
+
+def test_csat_uses_a_two_proportion_z_test() -> None:
+    rule = RULES["csat_drop"]
+    base = {"value": 0.8, "n": 1000, "stats": {"satisfied": 800, "mean": 4.1}}
+    low = {"value": 0.5, "n": 40, "stats": {"satisfied": 20, "mean": 3.0}}
+    ev = evaluate(rule, low, base)
+    assert ev.condition and ev.z is not None and ev.z > 1.96
+    assert ev.delta == pytest.approx(0.3)
+
+
+def test_relative_threshold_on_a_statistic() -> None:
+    rule = RULES["first_response_slowdown"]  # p90 rise >= 50 %, n >= 20
+    base = {"value": 100.0, "n": 500, "stats": {"p90": 600.0}}
+    slow = {"value": 120.0, "n": 25, "stats": {"p90": 950.0}}
+    assert evaluate(rule, slow, base).condition
+    assert not evaluate(rule, {**slow, "stats": {"p90": 850.0}}, base).condition
+
+
+def test_transitions_only_and_resolution_after_three_false_evaluations() -> None:
+    state = AlertState()
+    seq = [False, True, True, False, True, False, False, False, False, True]
+    got = [state.step(c) for c in seq]
+    assert got == [None, "firing", None, None, None, None, None, "resolved", None, "firing"]
+
+
+@given(st.lists(st.booleans(), max_size=60))
+def test_firing_and_resolved_alternate(conditions: list[bool]) -> None:
+    state = AlertState()
+    transitions = [t for t in (state.step(c) for c in conditions) if t]
+    assert transitions == ["firing", "resolved"] * (len(transitions) // 2) + (
+        ["firing"] if len(transitions) % 2 else []
+    )
+    if state.firing:
+        assert state.false_streak < RESOLVE_AFTER
