@@ -21,6 +21,10 @@ demo: $(STAMP)  ## embedded broker + worker + synthetic traffic + live KPI view
 	$(BIN)/cxpulse demo
 
 test: $(STAMP)  ## lint, type-check and run the whole suite (real broker included)
+	@# promtool (Debian package prometheus) for tests/deploy; as root, else through sudo
+	@command -v promtool >/dev/null || { s=; [ "$$(id -u)" = 0 ] || s=sudo; \
+	  apt="$$s env DEBIAN_FRONTEND=noninteractive apt-get -y -q --no-install-recommends"; \
+	  $$apt install prometheus >/dev/null 2>&1 || { $$s apt-get update -q >/dev/null && $$apt install prometheus >/dev/null; }; }
 	$(BIN)/ruff check streams agents schemas tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest -q
