@@ -316,8 +316,11 @@ class PartitionProcessor:
         if arrived:
             self.last_arrival_wall_ms = now_wall_ms
         # Time-driven decisions (abandonments, SLA breaches, expiry) up to the effective
-        # watermark: the partition's, or the topic's when it moved on without this partition.
-        ack = _latest(self.watermark, topic_wm, self.ack)
+        # watermark: the partition's own or, only while this partition is idle, the topic's
+        # (which moved on without it). Never the topic's otherwise: after a restart the
+        # topic watermark can be ahead of records this partition is about to replay, and
+        # deciding a timeout before replaying the event that prevents it would be wrong.
+        ack = _latest(self.watermark, topic_wm if was_idle else None, self.ack)
         if ack is not None:
             self._wake_up(ack)
         if last_offset == self.offset and not writes and ack == self.ack and not self._dirty():

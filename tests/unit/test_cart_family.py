@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agents.cart.family import CartFamily
-from streams.engine import EngineConfig
+from streams.engine import EngineConfig, PartitionProcessor
 from streams.transport import RawRecord
 from streams.watermarks import TimePolicy
 from streams.windows import parse_window
@@ -183,3 +183,17 @@ def test_state_is_gone_once_it_can_change_no_metric(items: list[dict[str, Any]])
     assert sim.proc.entities == {}
     assert not any(sim.proc.gauges.values())
     assert all(key.split("|")[1] != "e" for key in sim.table), "entity records left behind"
+
+
+def test_the_topic_watermark_drives_timeouts_only_on_an_idle_partition() -> None:
+    """After a restart the topic watermark may be ahead of records still to replay."""
+    policy = TimePolicy(LATENESS, idle_timeout_ms=60_000, max_clock_skew_ms=300_000)
+    config = EngineConfig("cart", CONFIG.grids, policy, 86_400_000, ("channel",), 20)
+    proc = PartitionProcessor(CartFamily(ABANDON, RECOVERY), config, 0, now_wall_ms=NOW)
+    first = cart_event(0, "k", "item_added", T0, 10.0, "web")
+    proc.process([RawRecord(0, None, orjson.dumps(first), None)], NOW, None)
+    ahead = T0 + 5 * 3_600_000
+    proc.process([], NOW + 1_000, ahead)  # active partition: the topic's mark is not used
+    assert proc.gauges[("cx_carts_open", "all")] == 1
+    proc.process([], NOW + 120_000, ahead)  # idle for 2 min: it is
+    assert proc.gauges[("cx_carts_open", "all")] == 0
