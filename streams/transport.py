@@ -69,15 +69,17 @@ async def probe_true_ends(consumer: AIOKafkaConsumer, reported: Mapping[TP, int]
             probe.seek(tp, max(reported[tp] - 1, 0))
         true_ends = dict(reported)
         pending = set(tps)
-        for _ in range(20):
-            if not pending:
-                break
-            await probe.getmany(*pending, timeout_ms=100, max_records=1)
+        deadline = asyncio.get_running_loop().time() + 30.0
+        while pending and asyncio.get_running_loop().time() < deadline:
+            await probe.getmany(*pending, timeout_ms=200, max_records=1)
             for tp in list(pending):
                 hw = probe.highwater(tp)
                 if hw is not None:
                     true_ends[tp] = max(true_ends[tp], hw)
                     pending.discard(tp)
+        if pending:
+            # Never recover silently short: a low end would lose table state.
+            raise RuntimeError(f"could not read the end offsets of {sorted(pending)}")
         return true_ends
     finally:
         await probe.stop()
