@@ -9,10 +9,12 @@ Two stages, both fed whole batches by :mod:`streams.transport`:
   watermarks in the merge table, and publishes final KPI records.
 
 Every batch is flushed to the broker (changelog records, dead letters,
-snapshots) before Faust may ack and commit it, so a committed offset never runs
-ahead of durable state. An unexpected exception crashes the worker instead of
-escaping ``async for`` (where Faust would ack the batch and lose it): state is
-rebuilt from the tables on restart and the batch is processed again.
+snapshots) and only then declared processed, the one condition under which
+the consumer lets Faust ack and commit it, so a committed offset never runs
+ahead of durable state (not even for a batch Faust skips in a rebalance). An
+unexpected exception crashes the worker instead of escaping ``async for``
+(where Faust would ack the batch and lose it): state is rebuilt from the
+tables on restart and the batch is processed again.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 import faust
 import orjson
@@ -32,6 +34,7 @@ from agents.gauges import KpiCollector
 from agents.runtime import Runtime, Send, Write, now_ms
 from streams.app import CxApp, topic_names
 from streams.settings import Settings
+from streams.transport import BatchingConsumer
 
 log = logging.getLogger("cxpulse")
 OUTCOMES = ("accepted", "invalid", "duplicate", "late")
@@ -148,6 +151,9 @@ def register(app: CxApp, settings: Settings) -> Runtime:
     def store_view(table: Any) -> Mapping[str, bytes]:
         return dict(table.data.items())
 
+    def batching_consumer() -> BatchingConsumer:
+        return cast(BatchingConsumer, app.consumer)
+
     async def crash(where: str, exc: BaseException) -> None:
         log.critical(
             "cxpulse: unexpected error in %s; stopping so no batch is lost", where, exc_info=exc
@@ -162,6 +168,7 @@ def register(app: CxApp, settings: Settings) -> Runtime:
         )
 
         async def source(stream: StreamT) -> None:
+            consumer = batching_consumer()
             async for event in stream.events():
                 try:
                     partition = event.message.partition
@@ -176,6 +183,7 @@ def register(app: CxApp, settings: Settings) -> Runtime:
                     await write_all(table, partition, result.writes)
                     await send_all(result.sends)
                     await app.producer.flush()
+                    consumer.processed(event.message)
                     for outcome, count in result.outcomes.items():
                         metrics.events.labels(topic_name, outcome).inc(count)
                     health.last_batch_ms = now_ms()
@@ -191,6 +199,7 @@ def register(app: CxApp, settings: Settings) -> Runtime:
 
     @app.agent(partials, name="cxpulse.merge", concurrency=1)
     async def merge(stream: StreamT) -> None:
+        consumer = batching_consumer()
         async for event in stream.events():
             try:
                 partition = event.message.partition
@@ -203,6 +212,7 @@ def register(app: CxApp, settings: Settings) -> Runtime:
                     await app.producer.flush()
                 await write_all(merge_table, partition, result.wm_writes)
                 await app.producer.flush()
+                consumer.processed(event.message)
             except Exception as exc:  # noqa: BLE001 - see the module docstring
                 await crash("merge", exc)
                 return

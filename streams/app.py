@@ -77,7 +77,7 @@ def create_app(settings: Settings, broker_url: str, *, embedded: bool) -> CxApp:
         # a too_large record (> 1 MiB) is copied whole to the dead-letter topic
         "producer_max_request_size": 8 << 20,
         "consumer_auto_offset_reset": "earliest",
-        "broker_commit_interval": 1.0,
+        "broker_commit_interval": settings.worker.commit_interval_ms / 1000.0,
         # big fetches make big batches: per-batch costs (a flush, one write per key) amortise
         "broker_max_poll_records": 20_000,
         "consumer_max_fetch_size": 8 << 20,

@@ -251,11 +251,14 @@ class WorkerSettings:
 
     ``app_id`` is the Faust app id, hence the Kafka consumer group and the prefix of the
     changelog topics: give each independent deployment (or test) its own. ``log_level``
-    is the worker's logging level.
+    is the worker's logging level. ``commit_interval`` is how often processed input
+    offsets are committed: after a crash, at most that much input is read again
+    (harmlessly, see README "Guarantees"), against one commit request per interval.
     """
 
     app_id: str = "cxpulse"
     log_level: str = "warning"
+    commit_interval_ms: int = 1_000
 
 
 def _w(*names: str) -> tuple[WindowSpec, ...]:
@@ -705,8 +708,9 @@ def _read_worker(t: _Table) -> WorkerSettings:
     level = t.text("log_level", d.log_level).lower()
     if level not in LOG_LEVELS:
         t.fail("log_level", f"expected one of {', '.join(LOG_LEVELS)}, got {level!r}")
+    commit_ms = t.duration_ms("commit_interval", d.commit_interval_ms)
     t.done()
-    return WorkerSettings(app_id, level)
+    return WorkerSettings(app_id, level, commit_ms)
 
 
 def _read_emit_interval(t: _Table) -> int:

@@ -10,6 +10,24 @@ that last offset, table changelogs and recovery, flow control); everything
 else it consumes (table changelogs during recovery) stays one message per
 record.
 
+Acknowledgements. Faust's stream iterator acks every message it takes from
+its queue, including the ones it *skips* (delivered just before a rebalance,
+with flow control off or from an older consumer generation) and the one an
+agent was handling when it crashed or was cancelled. For a one-record message
+that costs a re-read at worst; for a batch it is a loss: the skipped batch's
+last offset is acked, Faust's gap filling makes every offset up to it
+committable, the commit lands before the post-rebalance seek, and the batch
+is never read again (seen as whole windows missing after a SIGKILL and
+restart, when the dead member's expiry causes a second rebalance).
+:class:`BatchingConsumer` therefore acks a batch message only after the agent
+declared it :meth:`~BatchingConsumer.processed` (its effects flushed to the
+broker); anything else is read again, which the processors make harmless.
+
+Rewinding. After the table recovery of a rebalance Faust seeks its stream
+partitions to their committed offsets, having dropped what it fetched for
+them meanwhile; partitions without a committed offset were left where the
+dropped fetch ended (:meth:`BatchingConsumer.perform_seek` rewinds them).
+
 Second fix: the embedded broker (Tansu) has been seen answering
 ``ListOffsets(latest)`` with an offset below the true end, while fetch
 responses carry the right high-water mark. Faust's table recovery reads
@@ -22,6 +40,7 @@ larger of the two.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
@@ -30,6 +49,8 @@ from aiokafka import AIOKafkaConsumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from faust.types.tuples import Message
+
+log = logging.getLogger("cxpulse")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +107,59 @@ async def probe_true_ends(consumer: AIOKafkaConsumer, reported: Mapping[TP, int]
 
 
 class BatchingConsumer(faust_aiokafka.Consumer):
-    """Faust consumer yielding one message per fetched batch for :attr:`batched_topics`."""
+    """Faust consumer yielding one message per fetched batch for :attr:`batched_topics`.
+
+    Batch messages are acked only once an agent declared them processed (see the
+    module docstring).
+    """
 
     #: Topic names delivered as batches; set by :func:`streams.app.create_app`.
     batched_topics: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._processed: set[tuple[TP, int]] = set()
+        #: batch messages whose ack was refused (never processed), for tests and logs
+        self.refused_acks = 0
+
+    async def perform_seek(self) -> None:
+        """Seek to the committed offsets and, unlike Faust, rewind partitions without one.
+
+        While tables recover, Faust fetches records of its stream partitions and
+        drops them (they are not active yet), then seeks every partition back to
+        its committed offset. aiokafka's ``seek_to_committed`` skips partitions
+        with no commit (or a commit of 0), so their dropped records were lost: a
+        worker killed before its first commit lost the head of each such
+        partition on restart. They go back to their first offset (the
+        ``earliest`` reset policy); processing them again is harmless.
+        """
+        await super().perform_seek()
+        uncommitted = [
+            tp
+            for tp in self.assignment()
+            if tp.topic in self.batched_topics and not self._committed_offset.get(tp)
+        ]
+        if uncommitted:
+            earliest = await self.earliest_offsets(*uncommitted)
+            await self.seek_wait({tp: earliest.get(tp, 0) for tp in uncommitted})
+
+    def processed(self, message: Message) -> None:
+        """Declare a batch message's effects durable: only now may Faust ack (and commit) it."""
+        self._processed.add((message.tp, message.offset))
+
+    def ack(self, message: Message) -> bool:
+        if message.topic in self.batched_topics:
+            key = (message.tp, message.offset)
+            if key not in self._processed:
+                # skipped by the stream, or its agent failed: leave it to be read again
+                self._unacked_messages.discard(message)
+                self.refused_acks += 1
+                log.info(
+                    "cxpulse: not acknowledging unprocessed batch %s@%s", message.tp, message.offset
+                )
+                return False
+            self._processed.discard(key)
+        return bool(super().ack(message))
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return TrueEndConsumerThread(self, loop=self.loop, beacon=self.beacon)

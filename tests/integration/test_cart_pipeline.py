@@ -209,12 +209,6 @@ def test_a_quiet_stream_abandons_by_wall_clock_only_when_live(
         worker.stop()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known open bug (see the closing note of the first session): a SIGKILL while "
-    "a time-driven family (carts, tickets) is processing can lose part of a partition's "
-    "contributions; seen in about one run in three for tickets, rarely for carts",
-)
 def test_sigkill_mid_stream_gives_the_same_cart_finals(
     broker: EmbeddedBroker, unique: str, tmp_path: Path
 ) -> None:

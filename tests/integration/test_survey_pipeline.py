@@ -20,6 +20,8 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
 
 from schemas.synthetic import SurveyTraffic
 from schemas.timestamps import format_ts
@@ -266,5 +268,52 @@ def test_sigkill_mid_replay_recovers_and_gives_the_same_finals(
         samples = metric_samples(worker)
         topic_labels = (("outcome", "accepted"), ("topic", topic))
         assert 0 < samples[("cx_events_total", topic_labels)] < accepted
+    finally:
+        worker.stop()
+
+
+async def _committed(bootstrap: str, group: str, topic: str) -> dict[int, int | None]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    await consumer.start()
+    try:
+        return {p: await consumer.committed(TopicPartition(topic, p)) for p in range(PARTITIONS)}
+    finally:
+        await consumer.stop()
+
+
+def test_restarts_before_any_offset_commit_lose_nothing(
+    broker: EmbeddedBroker, unique: str, tmp_path: Path
+) -> None:
+    """Workers killed before they ever commit: every restart must read from the start.
+
+    Regression: Faust drops the records it fetches for stream partitions while
+    tables recover and then seeks back to the committed offsets, skipping
+    partitions without one; their head was lost (whole windows missing).
+    """
+    records = build_dataset(seed=31, invitations=400)
+    expected = expected_finals(records)
+    env = worker_env(unique, broker.url, CXPULSE_WORKER_COMMIT_INTERVAL="1h")
+    topic = env["CXPULSE_TOPICS_SURVEY"]
+    half = len(records) // 2
+    worker = WorkerProcess(env, tmp_path / "worker.log").start()
+    try:
+        worker.wait_healthy()
+        asyncio.run(produce(broker.bootstrap, topic, map(encode, records[:half])))
+        asyncio.run(asyncio.sleep(2))
+        worker.kill()
+        worker = WorkerProcess(env, tmp_path / "worker.log").start()
+        worker.wait_healthy()
+        asyncio.run(produce(broker.bootstrap, topic, map(encode, records[half:])))
+        asyncio.run(asyncio.sleep(2))
+        worker.kill()
+        group = env["CXPULSE_WORKER_APP_ID"]
+        assert set(asyncio.run(_committed(broker.bootstrap, group, topic)).values()) == {None}
+        worker = WorkerProcess(env, tmp_path / "worker.log").start()
+        worker.wait_healthy()
+        asyncio.run(produce(broker.bootstrap, topic, map(encode, closing(records))))
+        finals = asyncio.run(
+            wait_for_finals(broker.bootstrap, env["CXPULSE_TOPICS_KPI"], len(expected))
+        )
+        check_finals(finals, expected)
     finally:
         worker.stop()

@@ -160,11 +160,6 @@ def _open_at_end(classified: Any) -> int:
     return sum(1 for v in state.values() if v)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known open bug (issue 4 note): about one run in three, a SIGKILL while the "
-    "third part is being processed loses part of some partitions' contributions",
-)
 def test_sigkill_mid_stream_gives_the_same_ticket_finals(
     broker: EmbeddedBroker, unique: str, tmp_path: Path
 ) -> None:

@@ -119,6 +119,7 @@ def test_defaults_equal_spec() -> None:
     assert s.web_port == 6066
     assert (s.store.url, s.store.data_dir) == ("memory://", "./cxpulse-data")
     assert (s.worker.app_id, s.worker.log_level) == ("cxpulse", "warning")
+    assert s.worker.commit_interval_ms == 1_000
 
 
 def test_default_alert_rules_are_spec_4_3() -> None:
@@ -232,6 +233,7 @@ def test_toml_values(tmp_path: Path) -> None:
         [worker]
         app_id = "cxpulse-eu"
         log_level = "INFO"
+        commit_interval = "5s"
         """,
         tmp=tmp_path,
     )
@@ -262,6 +264,7 @@ def test_toml_values(tmp_path: Path) -> None:
     assert (s.emit_interval_ms, s.web_port) == (2000, 0)
     assert (s.store.url, s.store.data_dir) == ("rocksdb://", "/var/lib/cxpulse")
     assert (s.worker.app_id, s.worker.log_level) == ("cxpulse-eu", "info")
+    assert s.worker.commit_interval_ms == 5_000
 
 
 def test_default_rules_follow_the_windows(tmp_path: Path) -> None:
@@ -445,6 +448,7 @@ def rule_with(**changes: str) -> str:
         ('[broker]\nurl = "kafka://h:9092,"', "broker.url"),
         ('[worker]\napp_id = "my app"', "worker.app_id"),
         ('[worker]\nlog_level = "loud"', "worker.log_level"),
+        ('[worker]\ncommit_interval = "0s"', "worker.commit_interval"),
         ("time = 5", "time"),
         ('[time]\nlateness = "90s"', "time.lateness"),
         ("[bogus]\nx = 1", "bogus"),
