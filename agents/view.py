@@ -1,25 +1,41 @@
-"""``cxpulse kpis``: a live terminal view of the KPI topic (rich).
+"""``cxpulse kpis``: a live terminal view of the KPI and alert topics (rich).
 
-It reads ``cx.kpi`` from the end (no consumer group, so it never disturbs the
-workers) and shows, per metric and segment, the latest value of the shortest
-window, with the trend of its last values as a sparkline.
+It reads ``cx.kpi`` and ``cx.alerts`` from the end (no consumer group, so it
+never disturbs the workers) and shows what a wall display would: big tiles for
+the headline KPIs of the whole business (red while one of their alerts fires),
+the alerts firing now and the latest transitions, and per metric and segment
+the latest value of the shortest window with the trend of its last values as a
+sparkline.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
+from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from streams.settings import Settings
 
 _SPARK = "▁▂▃▄▅▆▇█"
+
+#: The headline tiles: (title, metric, where the number is, format).
+TILES = (
+    ("NPS", "nps", "value", "{:+.1f}"),
+    ("CSAT", "csat", "value", "{:.0%}"),
+    ("CES", "ces", "value", "{:.2f}"),
+    ("Cart abandonment", "cart_abandonment", "value", "{:.0%}"),
+    ("First response p90", "ticket_first_response_seconds", "p90", "{:.0f} s"),
+    ("SLA breached", "ticket_sla_breach", "value", "{:.0%}"),
+)
 
 
 def sparkline(values: list[float]) -> str:
@@ -30,55 +46,139 @@ def sparkline(values: list[float]) -> str:
     return "".join(_SPARK[int((v - lo) / span * (len(_SPARK) - 1))] for v in values)
 
 
-def render(
-    latest: dict[tuple[str, str], dict[str, Any]], trends: dict[tuple[str, str], deque[float]]
-) -> Table:
+@dataclass
+class ViewState:
+    """What the view has seen: latest provisional records, their trends, alert transitions."""
+
+    latest: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    trends: dict[tuple[str, str], deque[float]] = field(default_factory=dict)
+    firing: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    transitions: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=6))
+
+    def on_alert(self, alert: dict[str, Any]) -> None:
+        key = (alert["alert"], alert["segment"])
+        if alert["state"] == "firing":
+            self.firing[key] = alert
+        else:
+            self.firing.pop(key, None)
+        self.transitions.appendleft(alert)
+
+    def on_kpi(self, kpi: dict[str, Any], order: dict[str, int]) -> None:
+        if kpi["final"] or kpi["window"] not in order:
+            return
+        key = (kpi["metric"], kpi["segment"])
+        held = self.latest.get(key)
+        # the shortest window that has data; a new window end replaces it
+        if held is not None and order[kpi["window"]] > order[held["window"]]:
+            if held["window_end"] >= kpi["window_end"] or held["n"]:
+                return
+        self.latest[key] = kpi
+        trend = self.trends.setdefault(key, deque(maxlen=30))
+        number = _number(kpi, "p90" if kpi["metric"].endswith("_seconds") else "value")
+        if number is not None and (held is None or held["window_end"] != kpi["window_end"]):
+            trend.append(number)
+
+
+def _number(kpi: dict[str, Any], where: str) -> float | None:
+    value = kpi["value"] if where == "value" else kpi["stats"].get(where)
+    return None if value is None else float(value)
+
+
+def _tile(state: ViewState, title: str, metric: str, where: str, fmt: str) -> Panel:
+    kpi = state.latest.get((metric, "all"))
+    number = None if kpi is None else _number(kpi, where)
+    alarms = [a for (_, seg), a in state.firing.items() if a["metric"] == metric]
+    style = "bold white on red" if alarms else "bold"
+    body = Text("—" if number is None else fmt.format(number), style=style, justify="center")
+    trend = sparkline(list(state.trends.get((metric, "all"), ())))
+    lines = [body, Text(trend, justify="center")]
+    if alarms:
+        where_ = ", ".join(sorted(a["segment"] for a in alarms))
+        lines.append(Text(f"ALERT: {where_}", style="red", justify="center"))
+    subtitle = "" if kpi is None else f"{kpi['window']} · n={kpi['n']}"
+    return Panel(
+        Group(*lines), title=title, subtitle=subtitle, border_style="red" if alarms else ""
+    )
+
+
+def render(state: ViewState) -> Group:
+    tiles = Table.grid(expand=True)
+    for _ in TILES:
+        tiles.add_column(ratio=1)
+    tiles.add_row(*(_tile(state, *tile) for tile in TILES))
+
+    alerts = Table(title="alerts (worker detection, SPEC §4.3)", expand=True)
+    for col in ("state", "alert", "segment", "current", "baseline", "n", "at"):
+        alerts.add_column(col)
+    for a in state.transitions:
+        style = "red" if a["state"] == "firing" else "green"
+        alerts.add_row(
+            Text(a["state"], style=style),
+            a["alert"],
+            a["segment"],
+            _fmt(a["current"]),
+            _fmt(a["baseline"]),
+            str(a["n"]),
+            a["at"],
+        )
+    if not state.transitions:
+        alerts.add_row("—", "no alert so far", "", "", "", "", "")
+
     table = Table(title="cxpulse — live KPIs (shortest window with data, provisional)", expand=True)
     for col in ("metric", "segment", "window", "value", "n", "trend", "watermark"):
         table.add_column(col)
-    for (metric, segment), rec in sorted(latest.items()):
+    for (metric, segment), rec in sorted(state.latest.items()):
         value = rec["value"]
         text = "—" if value is None else f"{value:.3f}"
-        trend = sparkline(list(trends[(metric, segment)]))
+        trend = sparkline(list(state.trends.get((metric, segment), ())))
+        firing = any(a["metric"] == metric and s == segment for (_, s), a in state.firing.items())
         table.add_row(
-            metric, segment, rec["window"], text, str(rec["n"]), trend, rec["watermark"] or ""
+            metric,
+            segment,
+            rec["window"],
+            Text(text, style="bold red" if firing else ""),
+            str(rec["n"]),
+            trend,
+            rec["watermark"] or "",
         )
-    return table
+    return Group(tiles, alerts, table)
+
+
+def _fmt(value: Any) -> str:
+    return "—" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 async def watch_kpis(bootstrap: str, settings: Settings, duration_s: float | None) -> None:
     from streams.broker import ensure_topics, wait_for_kafka
 
     order = {w.name: i for i, w in enumerate(sorted(settings.windows))}
+    topics = settings.topics
     await wait_for_kafka(bootstrap)
-    # the topic must exist before subscribing, or metadata would only refresh in minutes
-    await ensure_topics(bootstrap, {settings.topics.kpi: settings.topics.partitions})
+    # the topics must exist before subscribing, or metadata would only refresh in minutes
+    await ensure_topics(
+        bootstrap, {topics.kpi: topics.partitions, topics.alerts: topics.partitions}
+    )
     consumer = AIOKafkaConsumer(
-        settings.topics.kpi, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="latest"
+        topics.kpi,
+        topics.alerts,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="latest",
     )
     await consumer.start()
-    latest: dict[tuple[str, str], dict[str, Any]] = {}
-    trends: dict[tuple[str, str], deque[float]] = {}
+    state = ViewState()
     started = time.monotonic()
     try:
-        with Live(render(latest, trends), console=Console(), refresh_per_second=2) as live:
+        with Live(render(state), console=Console(), refresh_per_second=2) as live:
             while duration_s is None or time.monotonic() - started < duration_s:
                 batch = await consumer.getmany(timeout_ms=500)
-                for records in batch.values():
+                for tp, records in batch.items():
                     for rec in records:
-                        kpi = orjson.loads(rec.value)
-                        if kpi["final"] or kpi["window"] not in order:
-                            continue
-                        key = (kpi["metric"], kpi["segment"])
-                        held = latest.get(key)
-                        # the shortest window that has data; a new window end replaces it
-                        if held is not None and order[kpi["window"]] > order[held["window"]]:
-                            if held["window_end"] >= kpi["window_end"] or held["n"]:
-                                continue
-                        latest[key] = kpi
-                        if kpi["value"] is not None:
-                            trends.setdefault(key, deque(maxlen=30)).append(kpi["value"])
-                        trends.setdefault(key, deque(maxlen=30))
-                live.update(render(latest, trends))
+                        body = orjson.loads(rec.value)
+                        if tp.topic == topics.alerts:
+                            state.on_alert(body)
+                        else:
+                            state.on_kpi(body, order)
+                live.update(render(state))
     finally:
         await consumer.stop()

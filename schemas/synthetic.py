@@ -93,6 +93,8 @@ class CartTraffic:
 
     seed: int = 7
     broken_channel: str | None = None
+    #: scales every duration of a journey (the demo's 0.2 fits its 90 s abandonment)
+    pace: float = 1.0
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -100,6 +102,13 @@ class CartTraffic:
 
     def journey(self, ts_ms: int) -> list[dict[str, Any]]:
         """Every event of one cart's story starting at ``ts_ms`` (not in time order overall)."""
+        events = self._journey(ts_ms)
+        if self.pace != 1.0:
+            for ev in events:
+                ev["ts"] = ts_ms + round((ev["ts"] - ts_ms) * self.pace)
+        return events
+
+    def _journey(self, ts_ms: int) -> list[dict[str, Any]]:
         rng = self._rng
         self._n += 1
         cart = f"cart-{self.seed}-{self._n}"
@@ -151,10 +160,13 @@ class TicketTraffic:
 
     ``slow_factor`` multiplies how long agents take to answer (the demo's
     short-staffed incident: the backlog grows and first responses slow down).
+    ``pace`` scales every duration of a ticket's life (the demo's 1/30 turns the
+    usual hours into minutes).
     """
 
     seed: int = 7
     slow_factor: float = 1.0
+    pace: float = 1.0
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -162,6 +174,13 @@ class TicketTraffic:
 
     def lifecycle(self, ts_ms: int) -> list[dict[str, Any]]:
         """Every event of one ticket's life starting at ``ts_ms`` (not in time order overall)."""
+        events = self._lifecycle(ts_ms)
+        if self.pace != 1.0:
+            for ev in events:
+                ev["ts"] = ts_ms + round((ev["ts"] - ts_ms) * self.pace)
+        return events
+
+    def _lifecycle(self, ts_ms: int) -> list[dict[str, Any]]:
         rng = self._rng
         self._n += 1
         ticket = f"t-{self.seed}-{self._n}"

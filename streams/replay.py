@@ -130,6 +130,61 @@ async def replay_file(path: Path, bootstrap: str, settings: Settings, *, close: 
     return await produce(bootstrap, records)
 
 
+class DemoTraffic:
+    """Events of all three topics as the clock moves: surveys, carts, tickets, heartbeats.
+
+    ``step(now)`` advances one tenth of a second of traffic and returns the events
+    whose time has come (later events of a cart or ticket wait in a heap). The
+    same steps serve live traffic and a backfill of history, so the two match.
+    """
+
+    def __init__(self, rate: float, seed: int, ticket_pace: float, cart_pace: float = 1.0) -> None:
+        self.rate = rate
+        self.surveys = SurveyTraffic(seed=seed)
+        self.carts = CartTraffic(seed=seed, pace=cart_pace)
+        self.tickets = TicketTraffic(seed=seed, pace=ticket_pace)
+        self._future: list[tuple[int, int, dict[str, Any]]] = []  # (ts, n, event) heap
+        self._n = 0
+        self._tick = 0
+
+    def incident(self, channel: str, now: int) -> None:
+        """The demo's incident: ``channel``'s scores collapse and its checkouts break;
+        support is short-staffed, so everything agents had yet to do takes ten times
+        longer (the queue stretches) and new tickets wait ten times longer too."""
+        if self.tickets.slow_factor != 1.0:
+            return
+        self.surveys.incident_channel = channel
+        self.carts.broken_channel = channel
+        self.tickets.slow_factor = 10.0
+        stretched = []
+        for ts, n, event in self._future:
+            if "ticket_id" in event and ts > now:
+                ts = event["ts"] = now + (ts - now) * 10
+            stretched.append((ts, n, event))
+        heapq.heapify(stretched)
+        self._future = stretched
+
+    def _push(self, events: Iterable[dict[str, Any]]) -> None:
+        for event in events:
+            self._n += 1
+            heapq.heappush(self._future, (event["ts"], self._n, event))
+
+    def step(self, now: int) -> list[dict[str, Any]]:
+        per_step = max(1, round(self.rate / 10))
+        for _ in range(per_step):
+            self._push(self.surveys.events_at(now))
+        if self._tick % 4 == 0:
+            for _ in range(per_step):
+                self._push(self.carts.journey(now))
+        if self._tick % 20 == 0:  # a ticket every two seconds
+            self._push(self.tickets.lifecycle(now))
+        self._tick += 1
+        due: list[dict[str, Any]] = []
+        while self._future and self._future[0][0] <= now:
+            due.append(heapq.heappop(self._future)[2])
+        return due
+
+
 async def generate(
     bootstrap: str,
     settings: Settings,
@@ -139,52 +194,51 @@ async def generate(
     incident_after_s: float | None = None,
     incident_channel: str = "app",
     seed: int = 7,
+    backfill_s: float = 0.0,
+    ticket_pace: float = 1.0,
+    cart_pace: float = 1.0,
 ) -> int:
     """Live synthetic traffic, timestamps = now: ``rate`` survey invitations/s, carts, tickets.
 
     Cart journeys start at a quarter of that rate; their later events (checkouts,
     purchases, returns hours later) are held until their time comes. After
     ``incident_after_s`` the incident channel's survey scores collapse and its
-    checkouts stop converting, and agents take five times longer to answer tickets.
+    checkouts stop converting, and support slows down tenfold (see ``DemoTraffic``).
+    ``backfill_s`` seconds of history are produced first, as fast as possible, so
+    baselines exist from the start; ``ticket_pace`` and ``cart_pace`` scale every
+    duration of a ticket's life and of a cart journey (the demo compresses time).
     """
-    surveys = SurveyTraffic(seed=seed)
-    carts = CartTraffic(seed=seed)
-    tickets = TicketTraffic(seed=seed)
-    future: list[tuple[int, int, dict[str, Any]]] = []  # (ts, n, event) heap
+    traffic = DemoTraffic(rate, seed, ticket_pace, cart_pace)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
     await producer.start()
-    start = time.monotonic()
-    sent, tick, n = 0, 0, 0
     t = settings.topics
+    sent = 0
+
+    async def send(events: list[dict[str, Any]], now: int, tick: int) -> None:
+        nonlocal sent
+        for event in events:
+            topic, key = route(event, settings)
+            await producer.send(topic, orjson.dumps(event), key=key.encode() if key else None)
+            sent += 1
+        if tick % 10 == 0:  # quiet partitions still move event time
+            for rec in heartbeats(now, settings, (t.survey, t.cart, t.ticket)):
+                await producer.send(rec.topic, rec.value, partition=rec.partition)
+
     try:
+        wall = time.time_ns() // 1_000_000
+        steps = int(backfill_s * 10)
+        for i in range(steps):
+            sim = wall - (steps - i) * 100
+            await send(traffic.step(sim), sim, i)
+        await producer.flush()
+        start = time.monotonic()
+        tick = 0
         while duration_s is None or time.monotonic() - start < duration_s:
-            if incident_after_s is not None and time.monotonic() - start >= incident_after_s:
-                surveys.incident_channel = incident_channel
-                carts.broken_channel = incident_channel
-                tickets.slow_factor = 5.0
             now = time.time_ns() // 1_000_000
-            for _ in range(max(1, round(rate / 10))):
-                for event in surveys.events_at(now):
-                    n += 1
-                    heapq.heappush(future, (event["ts"], n, event))
-            if tick % 4 == 0:
-                for _ in range(max(1, round(rate / 10))):
-                    for event in carts.journey(now):
-                        n += 1
-                        heapq.heappush(future, (event["ts"], n, event))
-            if tick % 20 == 0:  # a ticket every two seconds
-                for event in tickets.lifecycle(now):
-                    n += 1
-                    heapq.heappush(future, (event["ts"], n, event))
-            while future and future[0][0] <= now:
-                _, _, event = heapq.heappop(future)
-                topic, key = route(event, settings)
-                await producer.send(topic, orjson.dumps(event), key=key.encode() if key else None)
-                sent += 1
+            if incident_after_s is not None and time.monotonic() - start >= incident_after_s:
+                traffic.incident(incident_channel, now)
+            await send(traffic.step(now), now, tick)
             tick += 1
-            if tick % 10 == 0:  # quiet partitions still move event time
-                for rec in heartbeats(now, settings, (t.survey, t.cart, t.ticket)):
-                    await producer.send(rec.topic, rec.value, partition=rec.partition)
             await asyncio.sleep(0.1)
     finally:
         await producer.stop()
