@@ -81,6 +81,14 @@ class SurveyTraffic:
                 }
 
 
+def _at_pace(events: list[dict[str, Any]], start: int, pace: float) -> list[dict[str, Any]]:
+    """Scale every event's distance from ``start`` by ``pace`` (order is kept)."""
+    if pace != 1.0:
+        for ev in events:
+            ev["ts"] = start + round((ev["ts"] - start) * pace)
+    return events
+
+
 @dataclass
 class CartTraffic:
     """Deterministic (seeded) cart journeys: browsing, checkouts, purchases, returns.
@@ -103,10 +111,7 @@ class CartTraffic:
     def journey(self, ts_ms: int) -> list[dict[str, Any]]:
         """Every event of one cart's story starting at ``ts_ms`` (not in time order overall)."""
         events = self._journey(ts_ms)
-        if self.pace != 1.0:
-            for ev in events:
-                ev["ts"] = ts_ms + round((ev["ts"] - ts_ms) * self.pace)
-        return events
+        return _at_pace(events, ts_ms, self.pace)
 
     def _journey(self, ts_ms: int) -> list[dict[str, Any]]:
         rng = self._rng
@@ -160,7 +165,7 @@ class TicketTraffic:
 
     ``slow_factor`` multiplies how long agents take to answer (the demo's
     short-staffed incident: the backlog grows and first responses slow down).
-    ``pace`` scales every duration of a ticket's life (the demo's 1/30 turns the
+    ``pace`` scales every duration of a ticket's life (the demo's 1/100 turns the
     usual hours into minutes).
     """
 
@@ -175,10 +180,7 @@ class TicketTraffic:
     def lifecycle(self, ts_ms: int) -> list[dict[str, Any]]:
         """Every event of one ticket's life starting at ``ts_ms`` (not in time order overall)."""
         events = self._lifecycle(ts_ms)
-        if self.pace != 1.0:
-            for ev in events:
-                ev["ts"] = ts_ms + round((ev["ts"] - ts_ms) * self.pace)
-        return events
+        return _at_pace(events, ts_ms, self.pace)
 
     def _lifecycle(self, ts_ms: int) -> list[dict[str, Any]]:
         rng = self._rng

@@ -77,13 +77,22 @@ def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
     return run_broker_forever(args.port)
 
 
+def _broker_url(args: argparse.Namespace, settings: Settings, command: str) -> str | None:
+    """``--broker``, else ``[broker] url``; ``None`` (after saying so) when neither is set."""
+    url: str | None = args.broker or settings.broker.url
+    if not url:
+        print(
+            f"cxpulse {command}: give --broker kafka://host:port (or [broker] url)", file=sys.stderr
+        )
+    return url or None
+
+
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from streams.broker import ensure_topics
     from streams.replay import replay_file
 
-    url = args.broker or settings.broker.url
-    if not url:
-        print("cxpulse replay: give --broker kafka://host:port (or [broker] url)", file=sys.stderr)
+    url = _broker_url(args, settings, "replay")
+    if url is None:
         return 2
     bootstrap = _bootstrap(url)
     asyncio.run(ensure_topics(bootstrap, all_topics(settings)))
@@ -96,9 +105,8 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     from streams.broker import ensure_topics
     from streams.replay import generate
 
-    url = args.broker or settings.broker.url
-    if not url:
-        print("cxpulse generate: give --broker kafka://host:port", file=sys.stderr)
+    url = _broker_url(args, settings, "generate")
+    if url is None:
         return 2
     bootstrap = _bootstrap(url)
     asyncio.run(ensure_topics(bootstrap, all_topics(settings)))
@@ -121,9 +129,8 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_kpis(args: argparse.Namespace, settings: Settings) -> int:
     from agents.view import watch_kpis
 
-    url = args.broker or settings.broker.url
-    if not url:
-        print("cxpulse kpis: give --broker kafka://host:port", file=sys.stderr)
+    url = _broker_url(args, settings, "kpis")
+    if url is None:
         return 2
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(watch_kpis(_bootstrap(url), settings, duration_s=args.duration))

@@ -119,8 +119,6 @@ class BatchingConsumer(faust_aiokafka.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._processed: set[tuple[TP, int]] = set()
-        #: batch messages whose ack was refused (never processed), for tests and logs
-        self.refused_acks = 0
 
     async def perform_seek(self) -> None:
         """Seek to the committed offsets and, unlike Faust, rewind partitions without one.
@@ -153,7 +151,6 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             if key not in self._processed:
                 # skipped by the stream, or its agent failed: leave it to be read again
                 self._unacked_messages.discard(message)
-                self.refused_acks += 1
                 log.info(
                     "cxpulse: not acknowledging unprocessed batch %s@%s", message.tp, message.offset
                 )
