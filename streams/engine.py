@@ -265,6 +265,7 @@ class PartitionProcessor:
         cfg = self.config
         policy = cfg.policy
         lateness = policy.allowed_lateness_ms
+        skew = policy.max_clock_skew_ms
         parse = self.family.parse
         observe = self.family.observe
         dedup = self.dedup
@@ -291,6 +292,15 @@ class PartitionProcessor:
             if isinstance(ev, Invalid):
                 outcomes["invalid"] += 1
                 out.dead_letters.append(self._dead_letter(rec, ev.reason, ev.error, now_wall_ms))
+                continue
+            if ev.ts > now_wall_ms + skew and not isinstance(ev, Heartbeat):
+                # The future bound (README "Hostile input"): one event from a clock far
+                # ahead would move this partition's watermark and make every honest event
+                # after it late. Heartbeats are exempt: closing windows is what they are for.
+                outcomes["invalid"] += 1
+                error = f"ts {ev.ts} is {ev.ts - now_wall_ms} ms ahead of the wall clock"
+                error += f" (max_clock_skew {skew} ms)"
+                out.dead_letters.append(self._dead_letter(rec, "out_of_range", error, now_wall_ms))
                 continue
             arrived = True
             pwm = None if max_ts is None else max_ts - lateness

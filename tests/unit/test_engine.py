@@ -195,3 +195,41 @@ def test_a_late_event_changes_nothing_and_is_dead_lettered() -> None:
     assert letter["reason"] == "late" and letter["offset"] == 1
     out = proc.process([RawRecord(2, None, orjson.dumps(edge), None)], NOW, None)
     assert out.outcomes == {"accepted": 1}  # exactly at the watermark is not late
+
+
+def test_a_ts_beyond_the_clock_skew_is_out_of_range_and_moves_no_watermark() -> None:
+    """The future bound: an event more than ``max_clock_skew`` ahead of the wall clock
+    is invalid, so it cannot make the honest events after it late."""
+    proc = PartitionProcessor(FAMILY, CONFIG, 0, NOW)
+    honest = {
+        "event_id": "a",
+        "type": "invitation_sent",
+        "ts": NOW - 60_000,
+        "channel": "web",
+        "survey_id": "s",
+        "response_id": "r",
+        "customer_id": "c",
+    }
+    bound = NOW + POLICY.max_clock_skew_ms
+    at_bound = {**honest, "event_id": "b", "ts": bound}
+    beyond = {**honest, "event_id": "c", "ts": bound + 1}
+    out = proc.process(to_raw([honest, beyond]), NOW, None)
+    assert out.outcomes == {"accepted": 1, "invalid": 1}
+    assert proc.max_ts == honest["ts"] and "c" not in proc.dedup
+    letter = orjson.loads(out.dead_letters[0])
+    assert letter["reason"] == "out_of_range" and letter["offset"] == 1
+    assert "ahead of the wall clock" in letter["error"]
+    after = {**honest, "event_id": "d", "ts": NOW - 30_000}
+    out = proc.process([RawRecord(2, None, orjson.dumps(after), None)], NOW, None)
+    assert out.outcomes == {"accepted": 1}  # not late: the future record moved nothing
+    out = proc.process([RawRecord(3, None, orjson.dumps(at_bound), None)], NOW, None)
+    assert out.outcomes == {"accepted": 1} and proc.max_ts == bound
+
+
+def test_a_heartbeat_far_ahead_is_not_bounded_it_closes_windows() -> None:
+    """Heartbeats are producers' control records: a replay closes its windows with one
+    far past the last event (lateness + the largest window), so no future bound."""
+    proc = PartitionProcessor(FAMILY, CONFIG, 0, NOW)
+    far = NOW + 40 * 86_400_000
+    out = proc.process(to_raw([{"type": "heartbeat", "ts": far}]), NOW, None)
+    assert not out.dead_letters and proc.max_ts == far
