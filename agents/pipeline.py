@@ -47,6 +47,9 @@ class Health:
         self.broker_error: str | None = None
         self.broker_error_since_ms: int | None = None
         self.last_batch_ms: int | None = None
+        #: wall clock when the last rebalance (and its table recovery) completed: the
+        #: moment from which this worker exports the series of its new partitions
+        self.rebalanced_at_ms: int | None = None
 
     def reason(self, app: faust.App) -> str | None:
         if not app.consumer.assignment() and self.last_batch_ms is None:
@@ -236,6 +239,10 @@ def register(app: CxApp, settings: Settings) -> Runtime:
         except Exception:
             log.warning("cxpulse: timer tick failed", exc_info=True)
 
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]
+    async def on_rebalanced(sender: Any, **kwargs: Any) -> None:
+        health.rebalanced_at_ms = now_ms()
+
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         for tp in revoked:
@@ -291,6 +298,7 @@ def _update_health_gauges(app: faust.App, runtime: Runtime, metrics: Metrics) ->
             metrics.alert_firing.labels(alert, channel).set(1 if firing else 0)
     for topic, seconds in runtime.watermark_seconds().items():
         metrics.watermark.labels(topic).set(seconds)
+    metrics.lag.clear()  # partitions revoked from this worker are another's series now
     for (family, partition), proc in list(runtime.processors.items()):
         topic = runtime.topic_of[family]
         highwater = app.consumer.highwater(TP(topic, partition))
@@ -330,5 +338,5 @@ def _register_pages(app: CxApp, runtime: Runtime, metrics: Metrics, health: Heal
     async def healthz_page(web: View, request: Request) -> Response:
         reason = health.reason(app)
         if reason is None:
-            return web.json({"status": "ok"})
+            return web.json({"status": "ok", "rebalanced_at": health.rebalanced_at_ms})
         return web.json({"status": "unavailable", "reason": reason}, status=503)

@@ -198,6 +198,7 @@ class Runtime:
     def process_merge(
         self, partition: int, records: list[RawRecord], table: Mapping[str, bytes]
     ) -> MergeResult:
+        taken_over = partition not in self.merges
         state = self.merge_state(partition, table)
         result = MergeResult()
         for rec in records:
@@ -215,6 +216,10 @@ class Runtime:
                 status = PartitionStatus(msg["p"], msg["v"], msg["mx"], msg["la"], msg.get("a"))
                 result.writes.extend(state.apply_status(family, status))
         self.advance(state, result)
+        if taken_over:
+            # export this partition's series now, not at the next emission: after a
+            # rebalance the survivors export everything within one emit interval
+            self._open_records(partition, state, now_ms())
         return result
 
     def advance(self, state: MergeState, result: MergeResult) -> None:
@@ -301,17 +306,22 @@ class Runtime:
         kpi_topic = self.settings.topics.kpi
         sends: list[Send] = []
         for j, state in self.merges.items():
-            latest: dict[str, dict[str, Any]] = {}
-            for family in self.families:
-                wm = state.display_watermark(family)
-                items: list[WindowKpi] = state.current(family)
-                for item in items:
-                    record = kpi_record(item, final=False, watermark_ms=wm, now_ms=now)
-                    key = record_key(item)
-                    latest[key] = record
-                    sends.append((kpi_topic, key.encode(), encode(record), None))
-            self.latest[j] = latest
+            for key, record in self._open_records(j, state, now).items():
+                sends.append((kpi_topic, key.encode(), encode(record), None))
         return sends
+
+    def _open_records(self, j: int, state: MergeState, now: int) -> dict[str, dict[str, Any]]:
+        """The provisional records of merge partition ``j``, kept as its gauges' source."""
+        latest: dict[str, dict[str, Any]] = {}
+        for family in self.families:
+            wm = state.display_watermark(family)
+            items: list[WindowKpi] = state.current(family)
+            for item in items:
+                latest[record_key(item)] = kpi_record(
+                    item, final=False, watermark_ms=wm, now_ms=now
+                )
+        self.latest[j] = latest
+        return latest
 
     def drop_merge(self, partition: int) -> None:
         self.merges.pop(partition, None)

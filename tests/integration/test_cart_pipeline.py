@@ -14,6 +14,7 @@ import asyncio
 import random
 import time
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +44,11 @@ LATENESS_MS = 120_000
 T0 = 1_795_046_400_000 + 8 * 3_600_000  # 08:00 UTC
 
 
-def _partition(cart_id: str) -> int:
-    return zlib.crc32(cart_id.encode()) % PARTITIONS
+def _partition(cart_id: str, partitions: int) -> int:
+    return zlib.crc32(cart_id.encode()) % partitions
 
 
-def build_dataset(seed: int, journeys: int = 300) -> list[Produced]:
+def build_dataset(seed: int, journeys: int = 300, partitions: int = PARTITIONS) -> list[Produced]:
     rng = random.Random(seed)
     traffic = CartTraffic(seed=seed)
     events: list[dict[str, Any]] = []
@@ -59,9 +60,9 @@ def build_dataset(seed: int, journeys: int = 300) -> list[Produced]:
     for ev in events:
         if ev["ts"] >= next_heartbeat:  # quiet partitions move on with heartbeats
             hb = {"type": "heartbeat", "ts": ev["ts"] - 60_000}
-            out.extend(Produced(p, hb) for p in range(PARTITIONS))
+            out.extend(Produced(p, hb) for p in range(partitions))
             next_heartbeat = ev["ts"] + 20 * 60_000
-        p = _partition(ev["cart_id"])
+        p = _partition(ev["cart_id"], partitions)
         out.append(Produced(p, ev))
         roll = rng.random()
         if roll < 0.03:
@@ -93,17 +94,20 @@ def encode(rec: Produced) -> tuple[int, bytes | None, bytes]:
     return rec.partition, key.encode() if key else None, orjson.dumps(rec.value)
 
 
-def closing(records: list[Produced]) -> list[Produced]:
+def closing(records: list[Produced], partitions: int = PARTITIONS) -> list[Produced]:
     settings = load_settings(env={})
     max_ts = max(r.value["ts"] for r in records if r.invalid_reason is None)
     hb = {"type": "heartbeat", "ts": closing_heartbeat_ts(max_ts, settings)}
-    return [Produced(p, hb) for p in range(PARTITIONS)]
+    return [Produced(p, hb) for p in range(partitions)]
 
 
-def expected_finals(records: list[Produced]) -> dict[tuple[str, str, str, str], Any]:
-    settings = load_settings(env={})
+def expected_finals(
+    records: list[Produced], partitions: int = PARTITIONS, env: Mapping[str, str] | None = None
+) -> dict[tuple[str, str, str, str], Any]:
+    """The oracle's finals, for the windows of the settings ``env`` gives (default: SPEC's)."""
+    settings = load_settings(env=env or {})
     windows = [(w.name, w.size_ms, w.step_ms) for w in settings.windows]
-    accepted = classify(records, PARTITIONS, LATENESS_MS).accepted
+    accepted = classify(records, partitions, LATENESS_MS).accepted
     finals = cart_finals(accepted, windows)
     return {(m, w, s, format_ts(end)): v for (m, w, s, end), v in finals.items()}
 

@@ -1,15 +1,18 @@
-"""Scale-out on the real broker: two worker processes give the same final records as one.
+"""Scale-out on the real broker: 1, 2 or 3 worker processes, 6 partitions, one answer.
 
-The survey stream of ``test_survey_pipeline`` (duplicates, invalid, out-of-order
-and late records) is processed by two workers in one consumer group: each owns
-some source and merge partitions, global KPIs (``all``) sum partitions owned by
-both, and the final records must still equal the oracle's. Each KPI series is
-then exported by exactly one of them.
+All three input topics (duplicates, invalid, late and out-of-order records) are
+processed by a consumer group of N workers: each owns some source and merge
+partitions, global KPIs (``all``) sum partitions owned by several of them, and
+the final records must equal the oracle's whatever N. Each KPI series is
+exported on ``/metrics`` by exactly one worker; when one of three leaves, the two
+survivors export every series within one emit interval after the rebalance
+completes (``rebalanced_at`` on ``/healthz``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import orjson
@@ -19,40 +22,102 @@ from streams.broker import EmbeddedBroker
 from tests.integration.harness import (
     WorkerProcess,
     check_finals,
-    produce,
+    metric_samples,
     wait_for_finals,
     worker_env,
 )
-from tests.integration.test_survey_pipeline import build_dataset, closing, encode, expected_finals
+from tests.integration.mixed import MIXED_ENV, mixed_dataset, produce_parts
 
 pytestmark = pytest.mark.integration
 
+PARTITIONS = 6
+EMIT_INTERVAL_S = 1.0  # worker_env's CXPULSE_EMIT_INTERVAL
 
-def test_two_workers_give_the_oracles_finals_and_split_the_series(
-    broker: EmbeddedBroker, unique: str, tmp_path: Path
+Series = tuple[str, tuple[tuple[str, str], ...]]
+
+
+def kpi_series(worker: WorkerProcess) -> dict[Series, float]:
+    """The KPI gauges a worker exports (those with a ``window`` label)."""
+    return {k: v for k, v in metric_samples(worker).items() if "window" in dict(k[1])}
+
+
+def wait_stable(workers: list[WorkerProcess], timeout: float = 90) -> None:
+    """Every worker healthy, twice in a row 2 s apart: the group has settled."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for worker in workers:
+            worker.wait_healthy(timeout=deadline - time.monotonic())
+        marks = [orjson.loads(w.get("/healthz")[1])["rebalanced_at"] for w in workers]
+        time.sleep(2)
+        if all(w.get("/healthz")[0] == 200 for w in workers) and marks == [
+            orjson.loads(w.get("/healthz")[1])["rebalanced_at"] for w in workers
+        ]:
+            return
+    raise AssertionError("the consumer group did not settle")
+
+
+def exported(workers: list[WorkerProcess]) -> tuple[dict[Series, float], list[set[Series]]]:
+    """The union of the KPI series of ``workers`` and each one's set."""
+    sets = [kpi_series(w) for w in workers]
+    union: dict[Series, float] = {}
+    for series in sets:
+        union.update(series)
+    return union, [set(s) for s in sets]
+
+
+def assert_disjoint(owned: list[set[Series]]) -> None:
+    for i, a in enumerate(owned):
+        for b in owned[i + 1 :]:
+            assert not a & b, f"series exported by two workers: {sorted(a & b)[:3]}"
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_n_workers_give_the_oracles_finals_and_export_each_series_once(
+    n: int, broker: EmbeddedBroker, unique: str, tmp_path: Path
 ) -> None:
-    records = build_dataset(seed=31, invitations=400)
-    expected = expected_finals(records)
-    env = worker_env(unique, broker.url)
-    workers = [WorkerProcess(env, tmp_path / f"worker{i}.log").start() for i in range(2)]
+    data = mixed_dataset(seed=31, partitions=PARTITIONS, scale=0.5)
+    env = worker_env(unique, broker.url, CXPULSE_TOPICS_PARTITIONS=str(PARTITIONS), **MIXED_ENV)
+    workers = [WorkerProcess(env, tmp_path / f"worker{i}.log").start() for i in range(n)]
     try:
-        for worker in workers:
-            worker.wait_healthy(timeout=90)
-        topic = env["CXPULSE_TOPICS_SURVEY"]
-        asyncio.run(produce(broker.bootstrap, topic, map(encode, records)))
-        asyncio.run(asyncio.sleep(4))  # provisional records of the open windows, from both
-        owned = []
-        for worker in workers:
-            _, body = worker.get("/kpis")
-            keys = {(r["metric"], r["window"], r["segment"]) for r in orjson.loads(body)["records"]}
-            owned.append(keys)
-        assert owned[0] and owned[1], "both workers should own some KPI series"
-        assert not owned[0] & owned[1], "a KPI series exported by two workers"
-        asyncio.run(produce(broker.bootstrap, topic, map(encode, closing(records))))
+        wait_stable(workers)
+        for part in data.parts(1):
+            asyncio.run(produce_parts(broker.bootstrap, env, part))
+        time.sleep(4)  # provisional records of the open windows, from every owner
+        union, owned = exported(workers)
+        assert all(owned), "every worker should own some KPI series"
+        assert_disjoint(owned)
+        if n == 3:
+            _leave_and_take_over(workers, union, tmp_path)
+        asyncio.run(produce_parts(broker.bootstrap, env, data.closing))
         finals = asyncio.run(
-            wait_for_finals(broker.bootstrap, env["CXPULSE_TOPICS_KPI"], len(expected))
+            wait_for_finals(broker.bootstrap, env["CXPULSE_TOPICS_KPI"], len(data.expected))
         )
-        check_finals(finals, expected)
+        check_finals(finals, data.expected)
     finally:
         for worker in workers:
             worker.stop()
+
+
+def _leave_and_take_over(
+    workers: list[WorkerProcess], before: dict[Series, float], tmp_path: Path
+) -> None:
+    """One of three leaves (SIGTERM): the survivors export every series, each once,
+    within one emit interval after their rebalance completed."""
+    leaving, survivors = workers[-1], workers[:-1]
+    marks = [orjson.loads(w.get("/healthz")[1])["rebalanced_at"] for w in survivors]
+    leaving.stop()
+    deadline = time.monotonic() + 60
+    while True:
+        union, owned = exported(survivors)
+        complete_at = time.time() * 1000
+        if set(union) == set(before):
+            break
+        assert time.monotonic() < deadline, f"{len(set(before) - set(union))} series not taken over"
+        time.sleep(0.1)
+    assert_disjoint(owned)
+    assert union == before, "a series changed value when another worker took it over"
+    after = [orjson.loads(w.get("/healthz")[1])["rebalanced_at"] for w in survivors]
+    assert all(a is not None and a != m for a, m in zip(after, marks, strict=True)), (marks, after)
+    took_ms = complete_at - max(after)
+    (tmp_path / "takeover_ms").write_text(f"{took_ms:.0f}\n")
+    assert took_ms <= EMIT_INTERVAL_S * 1000 + 300, f"took {took_ms:.0f} ms after the rebalance"

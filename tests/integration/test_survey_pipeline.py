@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +46,13 @@ LATENESS_MS = 120_000
 T0 = 1_795_000_000_000 - 1_795_000_000_000 % 86_400_000 + 7 * 3_600_000  # 07:00 UTC
 
 
-def _partition(key: str) -> int:
-    return zlib.crc32(key.encode()) % PARTITIONS
+def _partition(key: str, partitions: int) -> int:
+    return zlib.crc32(key.encode()) % partitions
 
 
-def build_dataset(seed: int, invitations: int = 700) -> list[Produced]:
+def build_dataset(
+    seed: int, invitations: int = 700, partitions: int = PARTITIONS
+) -> list[Produced]:
     """Survey traffic over ~6 h with every kind of trouble SPEC §1–§2 names."""
     rng = random.Random(seed)
     traffic = SurveyTraffic(seed=seed)
@@ -61,7 +63,7 @@ def build_dataset(seed: int, invitations: int = 700) -> list[Produced]:
     events.sort(key=lambda e: e["ts"] + rng.randrange(50_000))
     out: list[Produced] = []
     for ev in events:
-        p = _partition(ev["customer_id"])
+        p = _partition(ev["customer_id"], partitions)
         out.append(Produced(p, ev))
         roll = rng.random()
         if roll < 0.03:  # a duplicate, shortly after
@@ -116,18 +118,21 @@ def encode(rec: Produced) -> tuple[int, bytes | None, bytes]:
     return rec.partition, key.encode() if key else None, orjson.dumps(rec.value)
 
 
-def closing(records: list[Produced]) -> Iterator[Produced]:
+def closing(records: list[Produced], partitions: int = PARTITIONS) -> Iterator[Produced]:
     settings = load_settings(env={})
     max_ts = max(r.value["ts"] for r in records if r.invalid_reason is None)
     hb = {"type": "heartbeat", "ts": closing_heartbeat_ts(max_ts, settings)}
-    for p in range(PARTITIONS):
+    for p in range(partitions):
         yield Produced(p, hb)
 
 
-def expected_finals(records: list[Produced]) -> dict[tuple[str, str, str, str], Any]:
-    settings = load_settings(env={})
+def expected_finals(
+    records: list[Produced], partitions: int = PARTITIONS, env: Mapping[str, str] | None = None
+) -> dict[tuple[str, str, str, str], Any]:
+    """The oracle's finals, for the windows of the settings ``env`` gives (default: SPEC's)."""
+    settings = load_settings(env=env or {})
     windows = [(w.name, w.size_ms, w.step_ms) for w in settings.windows]
-    classified = classify(records, PARTITIONS, LATENESS_MS)
+    classified = classify(records, partitions, LATENESS_MS)
     finals = survey_finals(classified.accepted, windows)
     return {(m, w, s, format_ts(end)): v for (m, w, s, end), v in finals.items()}
 

@@ -64,11 +64,12 @@ BUSINESS_ENV = {
 }
 
 
-def _partition(ticket_id: str) -> int:
-    return zlib.crc32(ticket_id.encode()) % PARTITIONS
+def _partition(ticket_id: str, partitions: int) -> int:
+    return zlib.crc32(ticket_id.encode()) % partitions
 
 
-def build_dataset(seed: int, tickets: int = 150) -> list[Produced]:
+def build_dataset(seed: int, tickets: int = 150, partitions: int = PARTITIONS) -> list[Produced]:
+    """Ticket lives over ~2 days, with trouble, ending with closing heartbeats."""
     rng = random.Random(seed)
     traffic = TicketTraffic(seed=seed)
     events: list[dict[str, Any]] = []
@@ -80,9 +81,9 @@ def build_dataset(seed: int, tickets: int = 150) -> list[Produced]:
     for ev in events:
         if ev["ts"] >= next_heartbeat:
             hb = {"type": "heartbeat", "ts": ev["ts"] - 60_000}
-            out.extend(Produced(p, hb) for p in range(PARTITIONS))
+            out.extend(Produced(p, hb) for p in range(partitions))
             next_heartbeat = ev["ts"] + 30 * 60_000
-        p = _partition(ev["ticket_id"])
+        p = _partition(ev["ticket_id"], partitions)
         out.append(Produced(p, ev))
         roll = rng.random()
         if roll < 0.03:
@@ -95,7 +96,7 @@ def build_dataset(seed: int, tickets: int = 150) -> list[Produced]:
             out.append(Produced(p, orjson.dumps(bad), "schema"))
     max_ts = max(ev["ts"] for ev in events)
     closing = {"type": "heartbeat", "ts": max_ts + 40 * 86_400_000}
-    out.extend(Produced(p, closing) for p in range(PARTITIONS))
+    out.extend(Produced(p, closing) for p in range(partitions))
     return out
 
 
@@ -106,8 +107,11 @@ def encode(rec: Produced) -> tuple[int, bytes | None, bytes]:
     return rec.partition, key.encode() if key else None, orjson.dumps(rec.value)
 
 
-def expected_finals(records: list[Produced]) -> dict[tuple[str, str, str, str], Any]:
-    accepted = classify(records, PARTITIONS, LATENESS_MS).accepted
+def expected_finals(
+    records: list[Produced], partitions: int = PARTITIONS
+) -> dict[tuple[str, str, str, str], Any]:
+    """The oracle's finals for BUSINESS_ENV's windows, SLA targets and business hours."""
+    accepted = classify(records, partitions, LATENESS_MS).accepted
     finals = ticket_finals(accepted, WINDOWS, SLA, SCHEDULE)
     return {(m, w, s, format_ts(end)): v for (m, w, s, end), v in finals.items()}
 
