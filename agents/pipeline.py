@@ -89,6 +89,13 @@ class Metrics:
             ["topic", "partition"],
             registry=self.registry,
         )
+        self.state = Gauge(
+            "cx_state_entries",
+            "Entries of the state this worker holds (tables mirror it): per input topic its"
+            " entities, buckets and dedup ids; the merge stage's buckets",
+            ["part", "kind"],
+            registry=self.registry,
+        )
         self.alert_firing = Gauge(
             "cx_alert_firing",
             "1 while an alert fires",
@@ -298,6 +305,9 @@ def _update_health_gauges(app: faust.App, runtime: Runtime, metrics: Metrics) ->
             metrics.alert_firing.labels(alert, channel).set(1 if firing else 0)
     for topic, seconds in runtime.watermark_seconds().items():
         metrics.watermark.labels(topic).set(seconds)
+    metrics.state.clear()
+    for (part, kind), count in runtime.state_entries().items():
+        metrics.state.labels(part, kind).set(count)
     metrics.lag.clear()  # partitions revoked from this worker are another's series now
     for (family, partition), proc in list(runtime.processors.items()):
         topic = runtime.topic_of[family]

@@ -51,6 +51,7 @@ def build_families(settings: Settings) -> dict[str, Family]:
             settings.tickets.sla_ms,
             None if hours is None else BusinessCalendar(hours),
             settings.time.dedup_horizon_ms,
+            settings.tickets.forget_after_ms,
         ),
     }
 
@@ -334,6 +335,26 @@ class Runtime:
     def latest_records(self) -> Iterator[dict[str, Any]]:
         for records in list(self.latest.values()):
             yield from records.values()
+
+    def state_entries(self) -> dict[tuple[str, str], int]:
+        """How much state this worker holds, to show it stays bounded on a long run."""
+        out: dict[tuple[str, str], int] = {}
+        for (family, _), proc in list(self.processors.items()):
+            topic = self.topic_of[family]
+            for kind, count in (
+                ("entities", len(proc.entities)),
+                ("buckets", len(proc.buckets)),
+                ("dedup_ids", len(proc.dedup)),
+            ):
+                out[(topic, kind)] = out.get((topic, kind), 0) + count
+        merged = sum(
+            len(starts)
+            for state in list(self.merges.values())
+            for grids in state.buckets.values()
+            for starts in grids.values()
+        )
+        out[("merge", "buckets")] = merged
+        return out
 
     def open_gauges(self) -> dict[str, dict[str, int]]:
         """``{"cx_carts_open": {"all": 3, "web": 2}}`` over the partitions this worker owns."""

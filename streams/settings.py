@@ -205,6 +205,8 @@ class TicketSettings:
 
     sla_ms: Mapping[str, int] = field(default_factory=_default_sla, hash=False)
     business_hours: BusinessHours | None = None
+    #: a ticket silent this long (event time) is forgotten, closed or not: bounded memory
+    forget_after_ms: int = 30 * 86_400_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -615,8 +617,9 @@ def _read_tickets(t: _Table) -> TicketSettings:
     sla_table.done()
     business_table = t.table("business_hours")
     business = _read_business_hours(business_table) if t.present("business_hours") else None
+    forget = t.duration_ms("forget_after", TicketSettings().forget_after_ms)
     t.done()
-    return TicketSettings(MappingProxyType(sla), business)
+    return TicketSettings(MappingProxyType(sla), business, forget)
 
 
 def _read_segments(t: _Table) -> SegmentSettings:

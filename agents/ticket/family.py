@@ -13,14 +13,18 @@ close mean what the SPEC says whatever the arrival order within the lateness.
 * ``dl``/``dlb``: first-response SLA deadline, calendar and business;
   ``sla``/``slab``: ``None`` while undecided, else ``"a"`` achieved, ``"b"``
   breached, ``"x"`` no outcome (merged before the deadline without a reply);
-* ``open``, ``closed``, ``m`` (merge time: the ticket stops counting).
+* ``open``, ``closed``, ``m`` (merge time: the ticket stops counting);
+* ``la``: the last applied event's time.
 
 A breach is decided when the watermark passes the deadline strictly, and an
 event at exactly the deadline is applied first (a reply then is achieved). A
 closed or merged ticket's state goes once its SLA is decided and the dedup
 horizon has passed since the close or merge: until then its later events keep
 the ticket's segment (or, merged, do not count); after it they count as events
-of a ticket whose ``created`` was never seen.
+of a ticket whose ``created`` was never seen. A ticket that is never closed (many
+are solved and left) would be kept for ever: once the watermark is more than
+``tickets.forget_after`` (default 30 days) past its last event, it goes the same
+way — the bound that keeps a long-running worker's memory flat.
 """
 
 from __future__ import annotations
@@ -46,11 +50,16 @@ class TicketFamily:
     parse = staticmethod(parse_ticket)
 
     def __init__(
-        self, sla_ms: Mapping[str, int], calendar: BusinessCalendar | None, horizon_ms: int
+        self,
+        sla_ms: Mapping[str, int],
+        calendar: BusinessCalendar | None,
+        horizon_ms: int,
+        forget_after_ms: int | None = None,
     ) -> None:
         self.sla_ms = dict(sla_ms)
         self.calendar = calendar
         self.horizon_ms = horizon_ms
+        self.forget_after_ms = forget_after_ms
         self.layout = Layout(business=calendar is not None)
         self.aggregate = self.layout.spec
         self._interned: dict[tuple[str, ...], tuple[str, ...]] = {}
@@ -85,6 +94,8 @@ class TicketFamily:
                 times.append(st["dl"] + 1)
             if st["c"] is not None and st.get("slab", "-") is None:
                 times.append(st["dlb"] + 1)
+            if self.forget_after_ms is not None and "la" in st:
+                times.append(st["la"] + self.forget_after_ms + 1)
             if st["m"] is not None:
                 times.append(st["m"] + self.horizon_ms + 1)
             elif st["closed"] and st["c"] is not None:
@@ -118,6 +129,9 @@ class TicketFamily:
     def _inert(self, st: dict[str, Any], watermark: int) -> bool:
         if _pending(st):
             return False
+        forget = self.forget_after_ms
+        if forget is not None and "la" in st and watermark > st["la"] + forget:
+            return True  # silent for longer than tickets.forget_after: never closed, forgotten
         if st["m"] is not None:
             return watermark > st["m"] + self.horizon_ms
         if st["c"] is None:
@@ -147,6 +161,7 @@ class TicketFamily:
             st = {"c": None, "lb": None, "m": None, "open": False, "closed": False, "sla": "-"}
         if st["m"] is not None:
             return st  # merged: the ticket stops counting from that event on
+        st["la"] = ts  # the last applied event: tickets.forget_after counts from it
         layout = self.layout
         seg = st["lb"] if st["c"] is not None else labels
         if kind == "created":

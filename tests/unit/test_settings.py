@@ -294,6 +294,7 @@ def test_empty_rule_list_disables_alerts(tmp_path: Path) -> None:
         ("CXPULSE_STORE_URL", "rocksdb://", lambda s: s.store.url, "rocksdb://"),
         ("CXPULSE_SEGMENTS_MAX_SEGMENT_VALUES", "3", lambda s: s.segments.max_segment_values, 3),
         ("CXPULSE_CARTS_RECOVERY_WINDOW", "1d", lambda s: s.carts.recovery_window_ms, 24 * H),
+        ("CXPULSE_TICKETS_FORGET_AFTER", "2d", lambda s: s.tickets.forget_after_ms, 48 * H),
         ("CXPULSE_WINDOWS_LIST", '["1h/1m"]', lambda s: [w.name for w in s.windows], ["1h/1m"]),
         ("CXPULSE_WINDOWS_LIST", "['1h/1m', '7d/1h']", lambda s: len(s.windows), 2),  # TOML
         ("CXPULSE_SEGMENTS_DIMENSIONS", "[]", lambda s: s.segments.dimensions, ()),

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from agents.ticket.business_time import BusinessCalendar
 from agents.ticket.family import TicketFamily
-from streams.engine import EngineConfig
+from streams.engine import EngineConfig, PartitionProcessor
 from streams.settings import BusinessHours
 from streams.transport import RawRecord
 from streams.watermarks import TimePolicy
@@ -199,3 +199,36 @@ def test_a_reply_outside_hours_to_a_ticket_opened_outside_hours_takes_no_busines
         if k.startswith("ticket_first_response_seconds_business|24h/1h|all|")
     ]
     assert business and all(b[2]["max"] == 0 for b in business)
+
+
+def test_a_ticket_never_closed_is_forgotten_once_silent_for_forget_after() -> None:
+    """Solved and never closed (or simply abandoned), a ticket would be kept for ever;
+    ``tickets.forget_after`` past its last event it is dropped, so memory stays flat."""
+    forget = 2 * 24 * HOUR
+    family = TicketFamily(SLA, None, 86_400_000, forget_after_ms=forget)
+    proc = PartitionProcessor(family, CONFIG, 0, NOW)
+    solved_at = T0 + HOUR
+    opened_at = T0 + 2 * HOUR
+    items: list[dict[str, Any]] = [
+        event(0, "t", "created", T0, priority="urgent"),
+        event(1, "t", "agent_reply", T0 + 600_000),
+        event(2, "t", "solved", solved_at),
+        event(0, "u", "created", opened_at, priority="low"),  # open, never answered
+    ]
+
+    def feed(offset: int, *evs: dict[str, Any]) -> None:
+        raw = [RawRecord(offset + i, None, orjson.dumps(ev), None) for i, ev in enumerate(evs)]
+        proc.process(raw, NOW, None)
+
+    def beat(offset: int, watermark: int) -> None:
+        feed(offset, {"type": "heartbeat", "ts": watermark + LATENESS})
+
+    feed(0, *items)
+    beat(4, solved_at + forget)  # t's bound, not passed
+    assert set(proc.entities) == {"t", "u"}
+    beat(5, solved_at + forget + 1)
+    assert set(proc.entities) == {"u"}
+    assert proc.gauges[("cx_tickets_open", "all")] == 1
+    beat(6, opened_at + forget + 1)
+    assert not proc.entities
+    assert proc.gauges[("cx_tickets_open", "all")] == 0
