@@ -219,3 +219,16 @@ def metric_samples(worker: WorkerProcess) -> dict[tuple[str, tuple[tuple[str, st
         for s in family.samples:
             samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
     return samples
+
+
+def diagnostics(worker: WorkerProcess) -> str:
+    """What a failing test should show about a worker: health, watermarks, lag, counts."""
+    try:
+        status, body = worker.get("/healthz")
+        lines = [f"/healthz {status} {body.decode(errors='replace')}"]
+        _, metrics = worker.get("/metrics")
+    except OSError as exc:
+        return f"worker not answering: {exc}"
+    wanted = ("cx_watermark", "cx_consumer_lag", "cx_events_total", "cx_state_entries")
+    lines += [ln for ln in metrics.decode().splitlines() if ln.startswith(wanted)]
+    return "\n".join(lines)

@@ -27,6 +27,7 @@ from streams.broker import EmbeddedBroker
 from tests.integration.harness import (
     WorkerProcess,
     check_finals,
+    diagnostics,
     metric_samples,
     produce,
     read_all,
@@ -187,6 +188,13 @@ def test_sigkill_mid_stream_gives_the_same_ticket_finals(
         finals = asyncio.run(
             wait_for_finals(broker.bootstrap, env["CXPULSE_TOPICS_KPI"], len(expected))
         )
-        check_finals(finals, expected)
+        try:
+            check_finals(finals, expected)
+        except AssertionError as exc:
+            partials = asyncio.run(
+                read_all(broker.bootstrap, env["CXPULSE_WORKER_APP_ID"] + ".partials")
+            )
+            last = {(m["p"]): (m["v"], m["mx"], m.get("a")) for m in partials if m["k"] == "s"}
+            raise AssertionError(f"{exc}\n{diagnostics(worker)}\nstatuses {last}") from None
     finally:
         worker.stop()
