@@ -159,34 +159,50 @@ class CartTraffic:
         return events
 
 
+def is_first_response(event: dict[str, Any]) -> bool:
+    """The human, public agent reply of a synthetic ticket (one per ticket, none if merged)."""
+    return (
+        event.get("type") == "agent_reply"
+        and "via" not in event
+        and event.get("public", True) is not False
+    )
+
+
 @dataclass
 class TicketTraffic:
     """Deterministic (seeded) support tickets: bots first, agents later, reopen cycles, merges.
 
-    ``slow_factor`` multiplies how long agents take to answer (the demo's
-    short-staffed incident: the backlog grows and first responses slow down).
     ``pace`` scales every duration of a ticket's life (the demo's 1/100 turns the
-    usual hours into minutes).
+    usual hours into minutes). Each ticket has exactly one first human response
+    (see ``is_first_response``); the demo's incident re-times it with a queue.
     """
 
     seed: int = 7
-    slow_factor: float = 1.0
     pace: float = 1.0
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
         self._n = 0
 
-    def lifecycle(self, ts_ms: int) -> list[dict[str, Any]]:
-        """Every event of one ticket's life starting at ``ts_ms`` (not in time order overall)."""
-        events = self._lifecycle(ts_ms)
+    def lifecycle(
+        self, ts_ms: int, channel: str | None = None, tags: tuple[str, ...] = ()
+    ) -> list[dict[str, Any]]:
+        """Every event of one ticket's life starting at ``ts_ms`` (not in time order overall).
+
+        ``channel`` and ``tags`` are for the demo's flood of tickets about a broken
+        checkout; the channel is drawn all the same, so a seed's other tickets stay put.
+        """
+        events = self._lifecycle(ts_ms, channel, tags)
         return _at_pace(events, ts_ms, self.pace)
 
-    def _lifecycle(self, ts_ms: int) -> list[dict[str, Any]]:
+    def _lifecycle(
+        self, ts_ms: int, channel: str | None, extra_tags: tuple[str, ...]
+    ) -> list[dict[str, Any]]:
         rng = self._rng
         self._n += 1
         ticket = f"t-{self.seed}-{self._n}"
-        channel = rng.choices(CHANNELS, _CHANNEL_WEIGHTS)[0]
+        drawn = rng.choices(CHANNELS, _CHANNEL_WEIGHTS)[0]
+        channel = channel or drawn
         priority = rng.choices(("urgent", "high", "normal", "low"), (0.05, 0.2, 0.6, 0.15))[0]
         events: list[dict[str, Any]] = []
 
@@ -203,6 +219,7 @@ class TicketTraffic:
         tags = ["complaint"] if rng.random() < 0.1 else []
         if rng.random() < 0.3:
             tags.append(rng.choice(("billing", "delivery", "Complaint")))
+        tags.extend(extra_tags)
         emit("created", ts_ms, channel=channel, priority=priority, tags=tags)
         t = ts_ms
         if rng.random() < 0.6:  # a bot answers first; it never counts
@@ -213,7 +230,7 @@ class TicketTraffic:
             emit("merged", t + rng.randrange(60_000, 7_200_000), into=f"t-{self.seed}-1")
             return events
         scale = {"urgent": 0.2, "high": 0.5, "normal": 1.0, "low": 2.0}[priority]
-        t += int(rng.expovariate(1 / (3 * 3_600_000 * scale)) * self.slow_factor) + 60_000
+        t += int(rng.expovariate(1 / (3 * 3_600_000 * scale))) + 60_000
         emit("agent_reply", t)
         for _ in range(3):  # solve, maybe reopen and solve again
             t += rng.randrange(600_000, 12 * 3_600_000)

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from schemas.synthetic import CartTraffic, SurveyTraffic, TicketTraffic
+from schemas.synthetic import CartTraffic, SurveyTraffic, TicketTraffic, is_first_response
 from schemas.timestamps import parse_ts
 from streams.settings import Settings
 
@@ -130,12 +130,26 @@ async def replay_file(path: Path, bootstrap: str, settings: Settings, *, close: 
     return await produce(bootstrap, records)
 
 
+#: Steps (of 100 ms) between two tickets: a ticket every two seconds.
+TICKET_STEPS = 20
+#: In an incident, the broken channel's customers also write in at these steps of
+#: each ``TICKET_STEPS``: four times the usual tickets.
+FLOOD_STEPS = (5, 10, 15)
+
+
 class DemoTraffic:
     """Events of all three topics as the clock moves: surveys, carts, tickets, heartbeats.
 
     ``step(now)`` advances one tenth of a second of traffic and returns the events
     whose time has come (later events of a cart or ticket wait in a heap). The
     same steps serve live traffic and a backfill of history, so the two match.
+
+    In calm times each ticket's first response comes after its own drawn delay.
+    From ``incident`` on, support is a queue: customers of the broken channel write
+    in, quadrupling the tickets, while agents still answer one ticket per
+    ``TICKET_STEPS``, oldest first. So the replies that go out are the ones that
+    waited longest, and the wait grows by a second per second; first responses are
+    attributed at the reply (SPEC §3), so this is what moves their p90 at once.
     """
 
     def __init__(self, rate: float, seed: int, ticket_pace: float, cart_pace: float = 1.0) -> None:
@@ -143,31 +157,98 @@ class DemoTraffic:
         self.surveys = SurveyTraffic(seed=seed)
         self.carts = CartTraffic(seed=seed, pace=cart_pace)
         self.tickets = TicketTraffic(seed=seed, pace=ticket_pace)
+        self.incident_channel: str | None = None
         self._future: list[tuple[int, int, dict[str, Any]]] = []  # (ts, n, event) heap
+        #: created ts of each ticket whose first response is still in ``_future``
+        self._unanswered: dict[str, int] = {}
+        #: in an incident: (created ts, n, [first response and all after it]) heap
+        self._backlog: list[tuple[int, int, list[dict[str, Any]]]] = []
+        self._answers = 0.0  # replies the agents can send now (one per TICKET_STEPS)
         self._n = 0
         self._tick = 0
 
     def incident(self, channel: str, now: int) -> None:
-        """The demo's incident: ``channel``'s scores collapse and its checkouts break;
-        support is short-staffed, so everything agents had yet to do takes ten times
-        longer (the queue stretches) and new tickets wait ten times longer too."""
-        if self.tickets.slow_factor != 1.0:
+        """The demo's incident: ``channel``'s scores collapse and its checkout breaks
+        (no purchase there goes through, also for carts already at the checkout); its
+        customers write to support, and support answers from a queue, oldest first,
+        at its usual pace: every ticket still waiting for a first response joins it."""
+        if self.incident_channel is not None:
             return
+        self.incident_channel = channel
         self.surveys.incident_channel = channel
         self.carts.broken_channel = channel
-        self.tickets.slow_factor = 10.0
-        stretched = []
-        for ts, n, event in self._future:
-            if "ticket_id" in event and ts > now:
-                ts = event["ts"] = now + (ts - now) * 10
-            stretched.append((ts, n, event))
-        heapq.heapify(stretched)
-        self._future = stretched
+        tails: dict[str, list[dict[str, Any]]] = {}
+        kept = []
+        for item in self._future:
+            event = item[2]
+            if event.get("ticket_id") in self._unanswered:
+                tails.setdefault(event["ticket_id"], []).append(event)
+            else:
+                kept.append(item)
+        heapq.heapify(kept)
+        self._future = kept
+        for ticket, events in tails.items():
+            head, tail = _split_at_first_response(sorted(events, key=lambda e: e["ts"]))
+            self._push(head)
+            self._enqueue(self._unanswered.pop(ticket), tail)
 
     def _push(self, events: Iterable[dict[str, Any]]) -> None:
         for event in events:
             self._n += 1
             heapq.heappush(self._future, (event["ts"], self._n, event))
+
+    def _enqueue(self, created: int, tail: list[dict[str, Any]]) -> None:
+        self._n += 1
+        heapq.heappush(self._backlog, (created, self._n, tail))
+
+    def _push_ticket(self, events: list[dict[str, Any]]) -> None:
+        """A new ticket: in calm times its whole life is scheduled; in an incident
+        its first response and what follows wait in the queue."""
+        created = events[0]["ts"]
+        head, tail = _split_at_first_response(events)
+        if not tail:  # merged before any human reply
+            self._push(head)
+        elif self.incident_channel is None:
+            self._push(events)
+            self._unanswered[events[0]["ticket_id"]] = created
+        else:
+            self._push(head)
+            self._enqueue(created, tail)
+
+    def _answer_backlog(self, now: int) -> None:
+        """Agents answer the oldest waiting tickets, one per ``TICKET_STEPS``: each
+        answered ticket's first response goes out now, the rest of its life shifted
+        with it."""
+        self._answers = min(self._answers + 1 / TICKET_STEPS, 1.0 + 1 / TICKET_STEPS)
+        while self._answers >= 1.0 and self._backlog:
+            _, _, tail = heapq.heappop(self._backlog)
+            shift = now - tail[0]["ts"]
+            for event in tail:
+                event["ts"] += shift
+            self._push(tail)
+            self._answers -= 1.0
+
+    def _tickets(self, now: int) -> None:
+        if self._tick % TICKET_STEPS == 0:
+            self._push_ticket(self.tickets.lifecycle(now))
+        if self.incident_channel is not None:
+            if self._tick % TICKET_STEPS in FLOOD_STEPS:
+                self._push_ticket(
+                    self.tickets.lifecycle(now, self.incident_channel, ("complaint", "checkout"))
+                )
+            self._answer_backlog(now)
+
+    def _due(self, now: int) -> list[dict[str, Any]]:
+        """Events whose time has come; while a checkout is broken, its purchases fail."""
+        due: list[dict[str, Any]] = []
+        while self._future and self._future[0][0] <= now:
+            event = heapq.heappop(self._future)[2]
+            if is_first_response(event):
+                self._unanswered.pop(event["ticket_id"], None)
+            if event.get("type") == "purchased" and event.get("channel") == self.incident_channel:
+                continue
+            due.append(event)
+        return due
 
     def step(self, now: int) -> list[dict[str, Any]]:
         per_step = max(1, round(self.rate / 10))
@@ -176,13 +257,19 @@ class DemoTraffic:
         if self._tick % 4 == 0:
             for _ in range(per_step):
                 self._push(self.carts.journey(now))
-        if self._tick % 20 == 0:  # a ticket every two seconds
-            self._push(self.tickets.lifecycle(now))
+        self._tickets(now)
         self._tick += 1
-        due: list[dict[str, Any]] = []
-        while self._future and self._future[0][0] <= now:
-            due.append(heapq.heappop(self._future)[2])
-        return due
+        return self._due(now)
+
+
+def _split_at_first_response(
+    events: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A ticket's events (in time order) before its first response, and from it on."""
+    for i, event in enumerate(events):
+        if is_first_response(event):
+            return events[:i], events[i:]
+    return events, []
 
 
 async def generate(
@@ -203,7 +290,7 @@ async def generate(
     Cart journeys start at a quarter of that rate; their later events (checkouts,
     purchases, returns hours later) are held until their time comes. After
     ``incident_after_s`` the incident channel's survey scores collapse and its
-    checkouts stop converting, and support slows down tenfold (see ``DemoTraffic``).
+    checkout breaks, and support falls behind a flood of tickets (see ``DemoTraffic``).
     ``backfill_s`` seconds of history are produced first, as fast as possible, so
     baselines exist from the start; ``ticket_pace`` and ``cart_pace`` scale every
     duration of a ticket's life and of a cart journey (the demo compresses time).
