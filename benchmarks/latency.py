@@ -88,8 +88,18 @@ def marker_latencies(
     return out
 
 
-def summarize(latencies: Sequence[tuple[float, float]], markers: int) -> dict[str, Any]:
-    """p50/p99/max in ms and the resolution; figures are ``None`` if a marker was not seen."""
+def summarize(
+    latencies: Sequence[tuple[float, float]],
+    markers: int,
+    produced_at: Sequence[float] | None = None,
+) -> dict[str, Any]:
+    """p50/p99/max in ms and the resolution; figures are ``None`` if a marker was not seen.
+
+    With ``produced_at`` (each marker's produce time), ``trend_ms`` compares the p50
+    of the first and the last tenth of the markers: a last tenth much slower than
+    the first means the workers fell behind the paced stream (latency grew with
+    the queue) rather than kept up with it.
+    """
     complete = bool(latencies) and len(latencies) == markers
     values = [lat for lat, _ in latencies]
     widths = [w for _, w in latencies]
@@ -97,6 +107,14 @@ def summarize(latencies: Sequence[tuple[float, float]], markers: int) -> dict[st
     def ms(x: float) -> float:
         return round(x * 1000, 2)
 
+    trend = None
+    if complete and produced_at is not None and len(values) >= 10:
+        ordered = [lat for _, lat in sorted(zip(produced_at, values, strict=True))]
+        tenth = len(ordered) // 10
+        trend = {
+            "first_tenth_p50": ms(percentile(ordered[:tenth], 0.5)),
+            "last_tenth_p50": ms(percentile(ordered[-tenth:], 0.5)),
+        }
     return {
         "markers": markers,
         "seen": len(latencies),
@@ -107,6 +125,7 @@ def summarize(latencies: Sequence[tuple[float, float]], markers: int) -> dict[st
             "median": ms(percentile(widths, 0.5)) if widths else None,
             "max": ms(max(widths)) if widths else None,
         },
+        "trend_ms": trend,
     }
 
 
@@ -195,11 +214,14 @@ async def paced_phase(
             await task
             await producer.stop()
     latencies: list[tuple[float, float]] = []
+    produced_at: list[float] = []
     for family, times in produced.items():
         topic = topics[family]
         rounds = [(r.start, r.end, r.duplicates.get(topic, 0.0)) for r in scraper.rounds]
-        latencies.extend(marker_latencies(times, rounds))
-    summary = summarize(latencies, markers)
+        seen = marker_latencies(times, rounds)
+        latencies.extend(seen)
+        produced_at.extend(times[: len(seen)])
+    summary = summarize(latencies, markers, produced_at)
     summary.update(
         target_rate_per_s=round(rate, 1),
         achieved_rate_per_s=round((sent + markers) / elapsed, 1) if elapsed > 0 else None,

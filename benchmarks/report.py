@@ -132,6 +132,15 @@ def table(doc: Mapping[str, Any]) -> str:
                 f"  {'yes' if passed else 'NO'}"
             )
     lines.append("")
+    for name, wl in doc["workloads"].items():
+        for run in wl.get("runs") or []:
+            trend = (run.get("latency") or {}).get("trend_ms") or {}
+            first, last = trend.get("first_tenth_p50"), trend.get("last_tenth_p50")
+            if first is not None and last is not None and last > 2 * first:
+                lines.append(
+                    f"{name}, {run['workers']} worker(s): fell behind the paced stream "
+                    f"(latency p50 {first:.0f} ms in its first tenth, {last:.0f} ms in its last)"
+                )
     lines.append(
         "events/s over all worker processes (backlog drained, group settled); CPU summed "
         "over them; latency: produce → cx_events_total at 50 % of that rate."

@@ -85,6 +85,17 @@ def test_summary_has_figures_only_when_every_marker_was_seen() -> None:
     assert summarize([], 0)["p50_ms"] is None
 
 
+def test_the_trend_shows_a_queue_that_grows() -> None:
+    # latency grows with the produce time: the workers fell behind
+    lat = [(0.1 + i / 100, 0.1) for i in range(100)]
+    trend = summarize(lat, 100, [float(i) for i in range(100)])["trend_ms"]
+    assert trend == {"first_tenth_p50": 140.0, "last_tenth_p50": 1040.0}
+    # the same latencies listed in another order: the produce times decide
+    rev = summarize(lat[::-1], 100, [float(i) for i in range(99, -1, -1)])["trend_ms"]
+    assert rev == trend
+    assert summarize(lat, 100)["trend_ms"] is None
+
+
 def test_the_drain_end_is_interpolated_between_scrapes() -> None:
     before, after = Sample(10.0, 800.0, 5.0), Sample(10.5, 1200.0, 5.4)
     assert crossing(before, after, 1000.0) == pytest.approx(10.25)
@@ -299,3 +310,11 @@ def test_a_failed_verification_or_a_missing_figure_shows() -> None:
     nan = report.result({}, _workloads(events_per_s=math.nan))
     assert "mixed/2 worker(s).events_per_s" in nan["missing"]
     assert not report.result({}, {})["verified"]
+
+
+def test_the_table_says_when_workers_fell_behind_the_paced_stream() -> None:
+    trend = {"first_tenth_p50": 100.0, "last_tenth_p50": 900.0}
+    behind = {"p50_ms": 1.0, "p99_ms": 2.0, "trend_ms": trend}
+    text = report.table(report.result({}, _workloads(latency=behind)))
+    assert "mixed, 2 worker(s): fell behind the paced stream" in text
+    assert "1 worker(s): fell behind" not in text
