@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
-from benchmarks.run import produce
+from benchmarks.kafka_io import produce
 from streams.broker import EmbeddedBroker, ensure_topics, free_port
 
 T0 = 1_795_046_400_000

@@ -288,7 +288,21 @@ async def _demo_view(url: str, settings: Settings, duration: float | None) -> No
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from benchmarks.run import main as bench_main
 
-    return bench_main(args.events, args.out)
+    return bench_main(
+        args.events,
+        args.out,
+        paced_events=args.paced_events,
+        workloads=args.workload or ("survey", "mixed"),
+        worker_counts=args.workers,
+    )
+
+
+def _worker_counts(text: str) -> tuple[int, ...]:
+    """``"1,2"`` -> ``(1, 2)``; argparse turns the ValueError into a usage error."""
+    counts = tuple(int(part) for part in text.split(","))
+    if not counts or min(counts) < 1:
+        raise ValueError(text)
+    return counts
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -341,9 +355,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=None)
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("bench", help="throughput benchmark")
-    p.add_argument("--events", type=int, default=200_000)
-    p.add_argument("--out", default="benchmarks/results.json")
+    p = sub.add_parser(
+        "bench", help="throughput, latency and verification against the raw aiokafka ceiling"
+    )
+    p.add_argument(
+        "--events", type=int, default=200_000, help="backlog events per workload (throughput)"
+    )
+    p.add_argument(
+        "--paced-events",
+        type=int,
+        default=None,
+        help="events of the latency phase per workload (default: half of --events)",
+    )
+    p.add_argument(
+        "--workload",
+        action="append",
+        choices=("survey", "mixed"),
+        help="only this workload (repeatable; default: both)",
+    )
+    p.add_argument(
+        "--workers",
+        type=_worker_counts,
+        default=(1, 2),
+        help="worker process counts to run, comma-separated (default: 1,2)",
+    )
+    p.add_argument("--out", default="benchmarks/results.json", help="the JSON result file")
     p.set_defaults(func=cmd_bench)
     return parser
 

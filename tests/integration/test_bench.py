@@ -1,0 +1,80 @@
+"""``cxpulse bench`` end to end, tiny: every figure is in the JSON and every run is verified.
+
+The figures of so small a run mean nothing; what is tested is that the command
+starts its broker and workers, measures both workloads with 1 and 2 workers,
+checks the workers' final records against its independent counts, writes the
+result and exits 0 — and leaves no worker behind.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import orjson
+import pytest
+
+from benchmarks.report import CEILING_FIGURES, RUN_FIGURES
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _processes_with(token: str) -> list[int]:
+    """Processes whose environment holds ``token`` (the bench's workers inherit it)."""
+    pids = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if token.encode() in environ.read_bytes():
+                pids.append(int(environ.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
+def test_a_tiny_bench_measures_and_verifies_every_configuration(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    token = f"BENCH_TEST_TOKEN={uuid.uuid4().hex}"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "streams.cli",
+            "bench",
+            "--events",
+            "3000",
+            "--paced-events",
+            "1500",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "BENCH_TEST_TOKEN": token.partition("=")[2]},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    doc = orjson.loads(out.read_bytes())
+    assert doc["verified"] and doc["complete"], doc["missing"]
+    assert set(doc["workloads"]) == {"survey", "mixed"}
+    for name, wl in doc["workloads"].items():
+        assert wl["events"] == 3000
+        assert all(wl["ceiling"][f] > 0 for f in CEILING_FIGURES)
+        assert [run["workers"] for run in wl["runs"]] == [1, 2]
+        for run in wl["runs"]:
+            where = f"{name}, {run['workers']} worker(s)"
+            for fig in RUN_FIGURES:
+                head, _, rest = fig.partition(".")
+                value = run[head][rest] if rest else run[head]
+                assert value, (where, fig, value)
+            assert len(run["peak_rss_mb"]) == run["workers"]
+            assert run["latency"]["seen"] == run["latency"]["markers"] > 0, where
+            assert run["verification"]["passed"], (where, run["verification"]["problems"])
+    checked = set(doc["workloads"]["mixed"]["runs"][0]["verification"]["checks"])
+    assert {"nps", "cart_abandonment", "tickets_created"} <= checked
+    assert "cxpulse, 2 workers" in done.stdout and "verified against" in done.stdout
+    assert not _processes_with(token), "the bench left a process running"
