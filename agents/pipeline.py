@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Iterable, Iterator, Mapping
 from typing import Any, cast
 
 import faust
@@ -131,12 +131,27 @@ def register(app: CxApp, settings: Settings) -> Runtime:
     }
     merge_table = app.Table("merge-state", partitions=n, key_type=str, value_type=bytes)
 
-    async def send_all(sends: Iterable[Send]) -> None:
+    async def send_all(sends: Iterable[Send]) -> list[Awaitable[Any]]:
+        """Hand records to the producer; their deliveries, for :func:`confirm`."""
         producer = app.producer
-        for topic, key, value, partition in sends:
+        return [
             await producer.send(topic, key, value, partition, None, None)
+            for topic, key, value, partition in sends
+        ]
 
-    async def write_all(table: Any, partition: int, writes: Iterable[Write]) -> None:
+    async def confirm(*deliveries: list[Awaitable[Any]]) -> None:
+        """Wait until the broker acknowledged every record; raise the first failure.
+
+        Not ``producer.flush()``: it waits for the send queue to drain but drops
+        delivery errors (they stay in futures nobody reads), so a record the broker
+        refused would still let its batch be acked, a silent loss. A failure here
+        stops the worker instead, and the batch is read again after the restart.
+        """
+        await asyncio.gather(*(d for group in deliveries for d in group))
+
+    async def write_all(
+        table: Any, partition: int, writes: Iterable[Write]
+    ) -> list[Awaitable[Any]]:
         """Write a batch's keys to the table's store and its changelog, in order.
 
         Straight to the store and to the aiokafka producer, not ``table[key] = value``:
@@ -151,12 +166,14 @@ def register(app: CxApp, settings: Settings) -> Runtime:
         store = table.data
         topic = table.changelog_topic.get_topic_name()
         send = app.producer._producer.send  # type: ignore[attr-defined]
+        deliveries = []
         for key, value in writes:
             if value is None:
                 store.pop(key, None)
             else:
                 store[key] = value
-            await send(topic, value, key=orjson.dumps(key), partition=partition)
+            deliveries.append(await send(topic, value, key=orjson.dumps(key), partition=partition))
+        return deliveries
 
     def store_view(table: Any) -> Mapping[str, bytes]:
         return dict(table.data.items())
@@ -190,9 +207,8 @@ def register(app: CxApp, settings: Settings) -> Runtime:
                         _LazyView(table, store_view),
                         tick=tick,
                     )
-                    await write_all(table, partition, result.writes)
-                    await send_all(result.sends)
-                    await app.producer.flush()
+                    writes = await write_all(table, partition, result.writes)
+                    await confirm(writes, await send_all(result.sends))
                     consumer.processed(event.message)
                     for outcome, count in result.outcomes.items():
                         metrics.events.labels(topic_name, outcome).inc(count)
@@ -216,12 +232,9 @@ def register(app: CxApp, settings: Settings) -> Runtime:
                 result = runtime.process_merge(
                     partition, event.value, _LazyView(merge_table, store_view)
                 )
-                await write_all(merge_table, partition, result.writes)
-                if result.finals:
-                    await send_all(result.finals)
-                    await app.producer.flush()
-                await write_all(merge_table, partition, result.wm_writes)
-                await app.producer.flush()
+                writes = await write_all(merge_table, partition, result.writes)
+                await confirm(writes, await send_all(result.finals))
+                await confirm(await write_all(merge_table, partition, result.wm_writes))
                 consumer.processed(event.message)
             except Exception as exc:  # noqa: BLE001 - see the module docstring
                 await crash("merge", exc)

@@ -22,6 +22,7 @@ fails. Everything started (broker, workers) is stopped on the way out.
 from __future__ import annotations
 
 import asyncio
+import math
 import tempfile
 import time
 import uuid
@@ -39,6 +40,9 @@ from benchmarks.workers import Worker, peak_rss_mb, topic_names, wait_stable, wo
 from benchmarks.workloads import FAMILIES, PARTITIONS, WORKLOADS, Workload, build
 from streams.broker import EmbeddedBroker, ensure_topics
 from streams.settings import Settings
+
+#: events/s of the paced phase when the backlog drained too fast to measure a rate
+FALLBACK_PACE = 1_000.0
 
 __all__ = ["main"]
 
@@ -68,13 +72,16 @@ def run_workers(
         figures["produce_s"] = round(produce_s, 2)
         wait_stable(workers)
         latency = None
+        rate = figures["events_per_s"] / 2
+        if not math.isfinite(rate) or rate <= 0:
+            rate = FALLBACK_PACE  # a tiny backlog drained between two scrapes: no rate
         if workload.paced:
             latency = asyncio.run(
                 paced_phase(
                     broker.bootstrap,
                     topics,
                     workload.paced,
-                    figures["events_per_s"] / 2,
+                    rate,
                     [w.url for w in workers],
                 )
             )
