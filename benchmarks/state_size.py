@@ -1,9 +1,10 @@
-"""Bytes of state per open cart: the engine's in-memory entity and its table record.
+"""Bytes of state per open cart and per open ticket: in-memory entity and table record.
 
-Run: ``.venv/bin/python -m benchmarks.state_size [carts]``. Feeds N carts, each
-with one open session, through a real :class:`PartitionProcessor` and measures
-the Python heap it holds (tracemalloc) and the bytes of the table records it
-writes (what the changelog and the table store hold per cart).
+Run: ``.venv/bin/python -m benchmarks.state_size [n]``. Feeds N carts, each with
+one open session, and N tickets, each created and waiting for a reply, through a
+real :class:`PartitionProcessor` and measures the Python heap it holds
+(tracemalloc) and the bytes of the table records it writes (what the changelog
+and the table store hold per entity).
 """
 
 from __future__ import annotations
@@ -15,11 +16,15 @@ import tracemalloc
 import orjson
 
 from agents.cart.family import CartFamily
+from agents.ticket.family import TicketFamily
 from streams.engine import EngineConfig, PartitionProcessor
+from streams.family import Family
 from streams.transport import RawRecord
 from streams.watermarks import TimePolicy
 
 T0 = 1_795_046_400_000
+#: the wall clock the processor sees: after every event (future events are invalid)
+WALL = T0 + 86_400_000
 
 
 def _cart(i: int) -> dict[str, object]:
@@ -34,13 +39,32 @@ def _cart(i: int) -> dict[str, object]:
     }
 
 
-def measure(carts: int) -> dict[str, float]:
+def _ticket(i: int) -> dict[str, object]:
+    return {
+        "event_id": f"e{i}",
+        "type": "created",
+        "ts": T0 + i,
+        "ticket_id": f"ticket-{i:08d}",
+        "channel": "email",
+        "priority": "low",
+        "tags": [],
+    }
+
+
+def measure(carts: int, kind: str = "cart") -> dict[str, float]:
+    """Open entities of ``kind`` (``cart`` or ``ticket``): heap and table bytes each."""
     policy = TimePolicy(120_000, 60_000, 300_000)
     config = EngineConfig(
-        "cart", (60_000, 900_000, 3_600_000, 86_400_000), policy, 86_400_000, ("channel",), 20
+        kind, (60_000, 900_000, 3_600_000, 86_400_000), policy, 86_400_000, ("channel",), 20
     )
-    proc = PartitionProcessor(CartFamily(30 * 60_000, 7 * 86_400_000), config, 0, 0)
-    records = [RawRecord(i, None, orjson.dumps(_cart(i)), None) for i in range(carts)]
+    family: Family
+    if kind == "cart":
+        family, make = CartFamily(30 * 60_000, 7 * 86_400_000), _cart
+    else:
+        sla = {"urgent": 3_600_000, "high": 4 * 3_600_000, "normal": 8 * 3_600_000}
+        family, make = TicketFamily({**sla, "low": 86_400_000}, None, 86_400_000), _ticket
+    proc = PartitionProcessor(family, config, 0, WALL)
+    records = [RawRecord(i, None, orjson.dumps(make(i)), None) for i in range(carts)]
     closing = {"type": "heartbeat", "ts": T0 + carts + 200_000}
     heartbeat = RawRecord(carts, None, orjson.dumps(closing), None)
     gc.collect()
@@ -48,9 +72,9 @@ def measure(carts: int) -> dict[str, float]:
     before = tracemalloc.get_traced_memory()[0]
     table_bytes = 0
     for i in range(0, carts, 5_000):
-        out = proc.process(records[i : i + 5_000], 0, None)
+        out = proc.process(records[i : i + 5_000], WALL, None)
         table_bytes += sum(len(k) + len(v or b"") for k, v in out.writes if k.split("|")[1] == "e")
-    out = proc.process([heartbeat], 0, None)  # sessions open: every cart applied, none ended
+    out = proc.process([heartbeat], WALL, None)  # sessions open: every cart applied, none ended
     last = {k: v for k, v in out.writes if k.split("|")[1] == "e"}
     record = sum(len(k) + len(v or b"") for k, v in last.items()) / max(len(last), 1)
     del out, last
@@ -58,15 +82,16 @@ def measure(carts: int) -> dict[str, float]:
     gc.collect()
     engine = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
-    open_now = proc.gauges[("cx_carts_open", "all")]
+    open_now = proc.gauges[(f"cx_{kind}s_open", "all")]
     assert open_now == carts, open_now
     return {
-        "carts": carts,
-        "engine_bytes_per_cart": engine / carts,
-        "table_record_bytes_per_cart": record,
+        f"{kind}s": carts,
+        f"engine_bytes_per_{kind}": engine / carts,
+        f"table_record_bytes_per_{kind}": record,
     }
 
 
 if __name__ == "__main__":
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
-    print(orjson.dumps(measure(n), option=orjson.OPT_INDENT_2).decode())
+    result = {**measure(n, "cart"), **measure(n, "ticket")}
+    print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
