@@ -9,18 +9,19 @@ topics and the same records as the workers, so their ratio to it is fair.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from benchmarks.expected import WINDOW, WINDOW_END_MS
 from benchmarks.workloads import DAY0, PARTITIONS, Record
 from schemas.timestamps import parse_ts
+from streams.replay import Outgoing
+from streams.replay import produce as produce_outgoing
 
 #: the closing heartbeat: ten days past the verified window's end, so it is final everywhere
 CLOSING_TS = DAY0 + 40 * 86_400_000
@@ -41,31 +42,15 @@ async def produce_records(
     bootstrap: str, topics: Mapping[str, str], records: Iterable[Record]
 ) -> int:
     """Produce records as fast as the producer goes (big batches); returns how many."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+    return await produce_outgoing(
+        bootstrap,
+        (Outgoing(topics[r.family], r.key, r.value, r.partition) for r in records),
+        window=20_000,
         linger_ms=20,
         acks=1,
         max_batch_size=1 << 20,
         max_request_size=8 << 20,
     )
-    await producer.start()
-    n = 0
-    try:
-        pending = []
-        for rec in records:
-            pending.append(
-                await producer.send(
-                    topics[rec.family], rec.value, key=rec.key, partition=rec.partition
-                )
-            )
-            n += 1
-            if len(pending) >= 20_000:
-                await asyncio.gather(*pending)
-                pending.clear()
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
-    return n
 
 
 async def close_windows(bootstrap: str, topics: Iterable[str]) -> None:

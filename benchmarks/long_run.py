@@ -27,6 +27,9 @@ from typing import Any
 
 import orjson
 
+from benchmarks.kafka_io import produce_records
+from benchmarks.workers import Worker, topic_names, wait_stable, worker_env
+from benchmarks.workloads import Record
 from schemas.synthetic import CartTraffic, SurveyTraffic, TicketTraffic
 from streams.broker import EmbeddedBroker
 
@@ -97,25 +100,28 @@ def run(
     log: Path,
 ) -> list[dict[str, Any]]:
     """Replay ``days`` days through one worker; one sample of its state per day."""
-    from tests.integration.harness import WorkerProcess, metric_samples, produce
-
     partitions = int(env.get("CXPULSE_TOPICS_PARTITIONS", "4"))
     t0 = (int(time.time() * 1000) // DAY - days - 1) * DAY  # days ending yesterday
     events = traffic(t0, days, scale)
-    worker = WorkerProcess(env, log).start()
+    worker = Worker(env, log).start()
     samples: list[dict[str, Any]] = []
     try:
-        worker.wait_healthy(timeout=90)
+        wait_stable([worker])
         for day in range(days):
             start = t0 + day * DAY
             records = day_records(events, start, partitions)
-            for key, recs in records.items():
-                asyncio.run(produce(broker.bootstrap, env[key], recs))
+            asyncio.run(
+                produce_records(
+                    broker.bootstrap,
+                    {key: env[key] for key in records},
+                    [Record(key, p, k, v) for key, recs in records.items() for p, k, v in recs],
+                )
+            )
             _wait_watermarks(worker, env, start + DAY - HEARTBEAT_EVERY)
             time.sleep(2.5)  # the next health tick refreshes cx_state_entries
             state = {
                 f"{dict(labels)['part']}:{dict(labels)['kind']}": int(value)
-                for (name, labels), value in metric_samples(worker).items()
+                for (name, labels), value in worker.samples().items()
                 if name == "cx_state_entries"
             }
             produced = sum(len(r) for r in records.values())
@@ -126,16 +132,14 @@ def run(
         worker.stop()
 
 
-def _wait_watermarks(worker: Any, env: Mapping[str, str], at_least_ms: int) -> None:
-    from tests.integration.harness import metric_samples
-
+def _wait_watermarks(worker: Worker, env: Mapping[str, str], at_least_ms: int) -> None:
     lateness = 120_000
     topics = [env[key] for key in TOPIC_KEYS]
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         marks = {
             dict(labels)["topic"]: value
-            for (name, labels), value in metric_samples(worker).items()
+            for (name, labels), value in worker.samples().items()
             if name == "cx_watermark_timestamp_seconds"
         }
         if all(marks.get(t, 0) * 1000 >= at_least_ms - lateness for t in topics):
@@ -144,8 +148,8 @@ def _wait_watermarks(worker: Any, env: Mapping[str, str], at_least_ms: int) -> N
     raise AssertionError(f"watermarks did not pass {at_least_ms}")
 
 
-def _rss_mb(worker: Any) -> float:
-    for line in Path(f"/proc/{worker.proc.pid}/status").read_text().splitlines():
+def _rss_mb(worker: Worker) -> float:
+    for line in Path(f"/proc/{worker.pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return round(int(line.split()[1]) / 1024, 1)
     return 0.0
@@ -157,10 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--out", default="benchmarks/long_run.json")
     args = parser.parse_args(argv)
-    from tests.integration.harness import worker_env
-
     with EmbeddedBroker() as broker:
-        env = worker_env(f"long{int(time.time())}", broker.url)
+        tag = f"long{int(time.time())}"
+        env = {**worker_env(tag, broker.url, topic_names(tag)), "CXPULSE_EMIT_INTERVAL": "1s"}
         samples = run(broker, env, args.days, args.scale, Path("/tmp/cxpulse-long-run.log"))
     keys = list(samples[0])
     print("  ".join(f"{k:>16}" for k in keys))

@@ -17,9 +17,13 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.workloads import FAMILIES, PARTITIONS
 from streams.broker import free_port
@@ -95,7 +99,7 @@ class Worker:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> Worker:
+    def start(self) -> Self:
         env = {**os.environ, **self.env, "CXPULSE_WEB_PORT": str(self.port)}
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
@@ -129,6 +133,24 @@ class Worker:
     def counts(self) -> Counts:
         with urllib.request.urlopen(f"{self.url}/metrics", timeout=10) as r:
             return parse_event_counts(r.read().decode())
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        """Status and body of ``path``; a 503 is an answer, not an error."""
+        try:
+            with urllib.request.urlopen(f"{self.url}{path}", timeout=30) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def samples(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """Every sample on ``/metrics``, by (name, sorted labels): a full parse."""
+        status, body = self.get("/metrics")
+        assert status == 200, status
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(body.decode())
+            for s in family.samples
+        }
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it does not stop within 20 s."""

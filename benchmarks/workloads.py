@@ -46,7 +46,7 @@ class Record:
 
     family: str
     partition: int
-    key: bytes
+    key: bytes | None
     value: bytes
 
 

@@ -266,6 +266,7 @@ class PartitionProcessor:
         policy = cfg.policy
         lateness = policy.allowed_lateness_ms
         skew = policy.max_clock_skew_ms
+        future = now_wall_ms + skew  # events beyond it are invalid (README "Future bound")
         parse = self.family.parse
         observe = self.family.observe
         dedup = self.dedup
@@ -293,7 +294,7 @@ class PartitionProcessor:
                 outcomes["invalid"] += 1
                 out.dead_letters.append(self._dead_letter(rec, ev.reason, ev.error, now_wall_ms))
                 continue
-            if ev.ts > now_wall_ms + skew and not isinstance(ev, Heartbeat):
+            if ev.ts > future and not isinstance(ev, Heartbeat):
                 # The future bound (README "Hostile input"): one event from a clock far
                 # ahead would move this partition's watermark and make every honest event
                 # after it late. Heartbeats are exempt: closing windows is what they are for.

@@ -92,8 +92,16 @@ def heartbeats(ts: int, settings: Settings, topics: Iterable[str]) -> Iterator[O
             yield Outgoing(topic, None, value, p)
 
 
-async def produce(bootstrap: str, records: Iterable[Outgoing]) -> int:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+async def produce(
+    bootstrap: str, records: Iterable[Outgoing], *, window: int = 5000, **options: Any
+) -> int:
+    """Produce in order, at most ``window`` records unacknowledged; returns how many.
+
+    ``options`` go to the aiokafka producer (default ``linger_ms=5, acks="all"``).
+    """
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, **{"linger_ms": 5, "acks": "all", **options}
+    )
     await producer.start()
     n = 0
     try:
@@ -103,7 +111,7 @@ async def produce(bootstrap: str, records: Iterable[Outgoing]) -> int:
                 await producer.send(rec.topic, rec.value, key=rec.key, partition=rec.partition)
             )
             n += 1
-            if len(pending) >= 5000:
+            if len(pending) >= window:
                 await asyncio.gather(*pending)
                 pending.clear()
         await asyncio.gather(*pending)

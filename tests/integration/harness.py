@@ -4,60 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import signal
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
-from prometheus_client.parser import text_string_to_metric_families
 
-from streams.broker import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
+from benchmarks.workers import Worker
 
 
 @dataclass
-class WorkerProcess:
-    """``cxpulse worker`` as a child process with its own env and log file."""
-
-    env: Mapping[str, str]
-    log_path: Path
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> WorkerProcess:
-        env = {**os.environ, **self.env, "CXPULSE_WEB_PORT": str(self.port)}
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--embedded-tuning"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        return self
-
-    def get(self, path: str) -> tuple[int, bytes]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=30) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()
+class WorkerProcess(Worker):
+    """``cxpulse worker`` as a child process (:class:`benchmarks.workers.Worker`), with
+    the waits and signals the tests need."""
 
     def wait_healthy(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            assert self.proc is not None and self.proc.poll() is None, self.log_tail()
+            assert self.proc is not None and self.proc.poll() is None, self.log_tail(60)
             try:
                 status, _ = self.get("/healthz")
                 if status == 200:
@@ -65,27 +33,12 @@ class WorkerProcess:
             except OSError:
                 pass
             time.sleep(0.3)
-        raise AssertionError(f"worker not healthy after {timeout}s\n{self.log_tail()}")
+        raise AssertionError(f"worker not healthy after {timeout}s\n{self.log_tail(60)}")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(sig)
             self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def log_tail(self, lines: int = 60) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
 
 
 def worker_env(unique: str, broker_url: str, **extra: str) -> dict[str, str]:
@@ -211,14 +164,8 @@ def check_finals(
             assert_same(rec["stats"][name], want, f"{key} stats.{name}", tol)
 
 
-def metric_samples(worker: WorkerProcess) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    status, body = worker.get("/metrics")
-    assert status == 200
-    samples = {}
-    for family in text_string_to_metric_families(body.decode()):
-        for s in family.samples:
-            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return samples
+def metric_samples(worker: Worker) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return worker.samples()
 
 
 def diagnostics(worker: WorkerProcess) -> str:
