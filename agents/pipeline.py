@@ -32,6 +32,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from agents.gauges import KpiCollector
 from agents.runtime import Runtime, Send, Write, now_ms
+from agents.sender import BatchSender
 from streams.app import CxApp, topic_names
 from streams.settings import Settings
 from streams.transport import BatchingConsumer
@@ -131,13 +132,17 @@ def register(app: CxApp, settings: Settings) -> Runtime:
     }
     merge_table = app.Table("merge-state", partitions=n, key_type=str, value_type=bytes)
 
+    senders: list[BatchSender] = []
+
+    def sender() -> BatchSender:
+        """The batch sender over the app's aiokafka producer (started with the app)."""
+        if not senders:
+            senders.append(BatchSender(app.producer._producer))  # type: ignore[attr-defined]
+        return senders[0]
+
     async def send_all(sends: Iterable[Send]) -> list[Awaitable[Any]]:
         """Hand records to the producer; their deliveries, for :func:`confirm`."""
-        producer = app.producer
-        return [
-            await producer.send(topic, key, value, partition, None, None)
-            for topic, key, value, partition in sends
-        ]
+        return list(await sender().send(sends))
 
     async def confirm(*deliveries: list[Awaitable[Any]]) -> None:
         """Wait until the broker acknowledged every record; raise the first failure.
@@ -161,19 +166,19 @@ def register(app: CxApp, settings: Settings) -> Runtime:
         committed before its changelog records were produced; a SIGKILL then lost
         them. It also cost ~17 % of a worker's CPU in per-key hooks. The records are
         the ones Faust writes (JSON key, raw value, the source partition), so its
-        recovery reads them back as usual; the batch's flush waits for all of them.
+        recovery reads them back as usual. They go out as whole record batches, in order
+        (:mod:`agents.sender`), and the batch is confirmed only once all are delivered.
         """
         store = table.data
         topic = table.changelog_topic.get_topic_name()
-        send = app.producer._producer.send  # type: ignore[attr-defined]
-        deliveries = []
+        records = []
         for key, value in writes:
             if value is None:
                 store.pop(key, None)
             else:
                 store[key] = value
-            deliveries.append(await send(topic, value, key=orjson.dumps(key), partition=partition))
-        return deliveries
+            records.append((topic, orjson.dumps(key), value, partition))
+        return list(await sender().send(records))
 
     def store_view(table: Any) -> Mapping[str, bytes]:
         return dict(table.data.items())

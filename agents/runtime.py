@@ -30,7 +30,7 @@ from streams.engine import EngineConfig, PartitionProcessor
 from streams.family import Family
 from streams.merge import MergeState, WindowKpi
 from streams.settings import Settings
-from streams.transport import RawRecord
+from streams.transport import InputRecord
 from streams.watermarks import PartitionStatus, TimePolicy
 
 Write = tuple[str, bytes | None]
@@ -123,7 +123,7 @@ class Runtime:
         self,
         family: str,
         partition: int,
-        records: list[RawRecord],
+        records: list[InputRecord],
         table: Mapping[str, bytes],
         *,
         tick: bool = False,
@@ -197,7 +197,7 @@ class Runtime:
         return state
 
     def process_merge(
-        self, partition: int, records: list[RawRecord], table: Mapping[str, bytes]
+        self, partition: int, records: list[InputRecord], table: Mapping[str, bytes]
     ) -> MergeResult:
         taken_over = partition not in self.merges
         state = self.merge_state(partition, table)

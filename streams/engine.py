@@ -43,7 +43,7 @@ from schemas.events import Heartbeat, Invalid
 from streams.encoding import dumps_kept
 from streams.family import Deltas, Family
 from streams.segments import SegmentCap
-from streams.transport import RawRecord
+from streams.transport import InputRecord
 from streams.watermarks import PartitionStatus, TimePolicy, is_late, partition_watermark
 
 #: Coarse time step of the wake index (entities are looked at per step of event time).
@@ -258,7 +258,7 @@ class PartitionProcessor:
         return self.config.fine_grid
 
     def process(
-        self, records: Iterable[RawRecord], now_wall_ms: int, topic_wm: int | None
+        self, records: Iterable[InputRecord], now_wall_ms: int, topic_wm: int | None
     ) -> BatchOutput:
         """Apply one batch of records of this partition, in order."""
         out = BatchOutput()
@@ -392,7 +392,7 @@ class PartitionProcessor:
     def _dirty(self) -> bool:
         return bool(self._fine or self._entity_prev or self.dedup.has_pending())
 
-    def _dead_letter(self, rec: RawRecord, reason: str, error: str, now_wall_ms: int) -> bytes:
+    def _dead_letter(self, rec: InputRecord, reason: str, error: str, now_wall_ms: int) -> bytes:
         return dead_letter_record(
             topic=self.config.topic,
             partition=self.partition,

@@ -12,20 +12,17 @@ close, a window is final exactly when every partition's data for it is in.
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from streams.aggregates import AggregateSpec
 from streams.encoding import dumps_kept
 from streams.family import Family, Kpi
+from streams.series import Bucket, Series
 from streams.watermarks import PartitionStatus, TimePolicy, topic_watermark
 from streams.windows import WindowSpec, current_window_end, ends_closed_between
-
-Bucket = dict[int, tuple[int, list[Any]]]  # source partition -> (version, counts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +52,7 @@ class MergeState:
         self.windows = tuple(windows)
         self.source_partitions = source_partitions
         self.policy = policy
-        self.buckets: dict[tuple[str, str], dict[int, dict[int, Bucket]]] = {}
+        self.buckets: dict[tuple[str, str], dict[int, Series]] = {}
         self.statuses: dict[str, dict[int, PartitionStatus]] = {f: {} for f in families}
         #: closed: windows ending at or before it are final
         self.wm: dict[str, int | None] = {f: None for f in families}
@@ -98,8 +95,9 @@ class MergeState:
             value = orjson.loads(raw)
             if kind == "b":
                 family, label, grid, start = parts[0], "|".join(parts[1:-2]), parts[-2], parts[-1]
-                bucket = {int(src): (v[0], v[1]) for src, v in value.items()}
-                self._grid(family, label, int(grid))[int(start)] = bucket
+                series = self._grid(family, label, int(grid))
+                for src, (version, counts) in value.items():
+                    series.put(int(start), int(src), version, counts)
             elif kind == "s" and parts[0] in self.statuses:
                 p, version, max_ts, _, ack = value
                 status = PartitionStatus(p, version, max_ts, now_wall_ms, ack)
@@ -109,8 +107,12 @@ class MergeState:
             elif kind == "x":  # state kept on behalf of the publishers (alerts)
                 self.extras["|".join(parts)] = value
 
-    def _grid(self, family: str, label: str, grid: int) -> dict[int, Bucket]:
-        return self.buckets.setdefault((family, label), {}).setdefault(grid, {})
+    def _grid(self, family: str, label: str, grid: int) -> Series:
+        grids = self.buckets.setdefault((family, label), {})
+        series = grids.get(grid)
+        if series is None:
+            series = grids[grid] = Series(self.families[family].aggregate)
+        return series
 
     # ------------------------------------------------------------ applying
     def apply_snapshot(
@@ -127,15 +129,10 @@ class MergeState:
         for grid, start, counts in entries:
             if wm is not None and start + self._span.get(grid, 0) <= wm:
                 continue  # every window holding it is final already
-            buckets = self._grid(family, label, grid)
-            bucket = buckets.get(start)
-            if bucket is None:
-                bucket = buckets[start] = {}
-            held = bucket.get(source)
-            if held is not None and held[0] > version:
-                continue
-            bucket[source] = (version, counts)
-            writes.append((self.bucket_key(family, label, grid, start), _dump_bucket(bucket)))
+            series = self._grid(family, label, grid)
+            if series.put(start, source, version, counts):
+                key = self.bucket_key(family, label, grid, start)
+                writes.append((key, _dump_bucket(series.bucket(start))))
         return writes
 
     def apply_status(self, family: str, status: PartitionStatus) -> list[tuple[str, bytes | None]]:
@@ -199,9 +196,13 @@ class MergeState:
             if fam != family:
                 continue
             for spec in self.windows:
+                series = grids.get(spec.step_ms)
+                if series is None:
+                    continue
                 end = current_window_end(wm, spec)
-                totals = self._totals(family, grids.get(spec.step_ms, {}), spec, [end])
-                out.extend(self._kpis(family, label, spec, totals))
+                total = series.window(end - spec.size_ms, end)
+                if total is not None:
+                    out.extend(self._kpis(family, label, spec, {end: total}))
         return out
 
     def _finals(self, family: str, old: int | None, new: int) -> list[WindowKpi]:
@@ -210,17 +211,16 @@ class MergeState:
             if fam != family:
                 continue
             for spec in self.windows:
-                buckets = grids.get(spec.step_ms, {})
-                ends = list(ends_closed_between(buckets, spec, old, new))
-                if ends:
-                    totals = self._totals(family, buckets, spec, ends)
-                    out.extend(self._kpis(family, label, spec, totals))
+                series = grids.get(spec.step_ms)
+                if series is None:
+                    continue
+                totals: dict[int, list[Any]] = {}
+                for end in ends_closed_between(series, spec, old, new):
+                    total = series.window(end - spec.size_ms, end)
+                    if total is not None:
+                        totals[end] = total
+                out.extend(self._kpis(family, label, spec, totals))
         return out
-
-    def _totals(
-        self, family: str, buckets: Mapping[int, Bucket], spec: WindowSpec, ends: Sequence[int]
-    ) -> dict[int, list[Any]]:
-        return _window_totals(self.families[family].aggregate, buckets, spec, ends)
 
     def _kpis(
         self, family: str, label: str, spec: WindowSpec, totals: Mapping[int, list[Any]]
@@ -237,10 +237,8 @@ class MergeState:
         for (fam, label), grids in self.buckets.items():
             if fam != family:
                 continue
-            for grid, buckets in grids.items():
-                span = self._span.get(grid, 0)
-                for start in [s for s in buckets if s + span <= wm]:
-                    del buckets[start]
+            for grid, series in grids.items():
+                for start in series.expire(wm - self._span.get(grid, 0)):
                     writes.append((self.bucket_key(family, label, grid, start), None))
         return writes
 
@@ -269,24 +267,3 @@ def _closed(
 
 def _dump_bucket(bucket: Bucket) -> bytes:
     return dumps_kept({str(src): [v, c] for src, (v, c) in bucket.items()})
-
-
-def _window_totals(
-    aggregate: AggregateSpec, buckets: Mapping[int, Bucket], spec: WindowSpec, ends: Sequence[int]
-) -> dict[int, list[Any]]:
-    """Sum of every source's counts over the buckets of each window end (empty windows left out)."""
-    starts = sorted(buckets)
-    out: dict[int, list[int]] = {}
-    for end in ends:
-        lo = bisect_left(starts, end - spec.size_ms)
-        hi = bisect_left(starts, end)
-        total: list[Any] | None = None
-        for start in starts[lo:hi]:
-            for _, counts in buckets[start].values():
-                if total is None:
-                    total = aggregate.copy(counts)
-                else:
-                    aggregate.merge(total, counts)
-        if total is not None:
-            out[end] = total
-    return out

@@ -72,10 +72,21 @@ def ends_closed_between(
 
     These are exactly the windows that became final when the watermark moved from
     ``after`` to ``upto`` and that have an observation (windows with none are skipped).
+    Linear in the number of starts (sorted first): the windows covering a start
+    form one run of ends, and the runs of sorted starts are merged as they come.
     """
-    ends: set[int] = set()
-    for start in bucket_starts:
-        for end in range(start + spec.step_ms, start + spec.step_ms + spec.size_ms, spec.step_ms):
-            if (after_ms is None or end > after_ms) and end <= upto_ms:
-                ends.add(end)
-    return iter(sorted(ends))
+    step, size = spec.step_ms, spec.size_ms
+    lowest = None if after_ms is None else after_ms + step - after_ms % step
+    out: list[int] = []
+    reached: int | None = None  # the last end already yielded
+    for start in sorted(bucket_starts):
+        first = start - start % step + step  # the first end covering ``start``
+        last = min(first + size - step, upto_ms - upto_ms % step)
+        if lowest is not None and first < lowest:
+            first = lowest
+        if reached is not None and first <= reached:
+            first = reached + step
+        if first <= last:
+            out.extend(range(first, last + 1, step))
+            reached = last
+    return iter(out)

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from enum import IntEnum
 
 from streams.family import Kpi
 
 
-class S(IntEnum):
-    """Counter slots of a survey bucket aggregate."""
+class S:
+    """Counter slots of a survey bucket aggregate.
+
+    Plain ints, not an ``IntEnum``: every event indexes lists with them, and an enum
+    member costs a lookup plus ``__index__`` each time (py-spy, ``benchmarks/profile.py``).
+    """
 
     NPS_N = 0
     PROMOTERS = 1
@@ -37,7 +40,7 @@ class S(IntEnum):
     INVITATIONS = 17
 
 
-SLOTS = len(S)
+SLOTS = 1 + max(v for k, v in vars(S).items() if k.isupper())
 
 
 def answer_deltas(question: str, score: int) -> tuple[tuple[int, int], ...]:

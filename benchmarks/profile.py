@@ -1,0 +1,104 @@
+"""Profile one worker draining a backlog: ``python -m benchmarks.profile survey 200000``.
+
+Starts the embedded broker, produces the workload (``benchmarks.workloads``),
+starts one worker and attaches ``py-spy record --gil`` (install it into the venv
+first: ``pip install py-spy``) until the backlog is drained, then prints the
+functions that hold the GIL most, inclusive and self. This is how the profiles
+named in the commits that change the hot path were taken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+from benchmarks.kafka_io import produce_records
+from benchmarks.workers import Worker, topic_names, total, worker_env
+from benchmarks.workloads import FAMILIES, PARTITIONS, build
+from streams.broker import EmbeddedBroker, ensure_topics
+
+
+def summarize(collapsed: Path, top: int = 40) -> str:
+    """Inclusive and self shares per function from py-spy's collapsed stacks."""
+    inclusive: Counter[str] = Counter()
+    self_: Counter[str] = Counter()
+    samples = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        n = int(count)
+        samples += n
+        frames = [
+            f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0] + ")" if " (" in f else f
+            for f in stack.split(";")
+        ]
+        for frame in set(frames):
+            inclusive[frame] += n
+        self_[frames[-1]] += n
+    out = [f"{samples} samples", "", "## inclusive"]
+    out += [f"{100 * n / samples:5.1f}%  {f}" for f, n in inclusive.most_common(top)]
+    out += ["", "## self"]
+    out += [f"{100 * n / samples:5.1f}%  {f}" for f, n in self_.most_common(top)]
+    return "\n".join(out)
+
+
+def main(workload_name: str = "survey", events: int = 200_000) -> None:
+    workload = build(workload_name, events, 0)
+    with (
+        tempfile.TemporaryDirectory(prefix="cxpulse-profile-") as tmp,
+        EmbeddedBroker(log_path=str(Path(tmp) / "tansu.log")) as broker,
+    ):
+        tag = f"prof-{uuid.uuid4().hex[:6]}"
+        topics = topic_names(tag)
+        asyncio.run(ensure_topics(broker.bootstrap, {topics[f]: PARTITIONS for f in FAMILIES}))
+        asyncio.run(produce_records(broker.bootstrap, topics, workload.backlog))
+        worker = Worker(worker_env(tag, broker.url, topics), Path(tmp) / "worker.log").start()
+        out = Path(f"/tmp/profile-{workload_name}.txt")
+        try:
+            while True:
+                try:
+                    if worker.healthy():
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.2)
+            spy = subprocess.Popen(
+                [
+                    "py-spy",
+                    "record",
+                    "--gil",
+                    "--rate",
+                    "250",
+                    "--format",
+                    "raw",
+                    "-o",
+                    str(out),
+                    "--pid",
+                    str(worker.pid),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            began = time.perf_counter()
+            n = len(workload.backlog)
+            while total([worker.counts()]) < n:
+                time.sleep(0.2)
+            took = time.perf_counter() - began
+            spy.send_signal(2)
+            spy.wait()
+        finally:
+            worker.stop()
+    print(f"drained {n} events in {took:.1f} s ({n / took:,.0f} events/s incl. start-up)")
+    print(summarize(out))
+
+
+if __name__ == "__main__":
+    main(
+        sys.argv[1] if len(sys.argv) > 1 else "survey",
+        int(sys.argv[2]) if len(sys.argv) > 2 else 200_000,
+    )
