@@ -20,11 +20,15 @@ Deltas = Sequence[tuple[int, int]]
 class AggregateSpec:
     """The merge rule of each slot; all-sum specs take the fast path."""
 
-    __slots__ = ("kinds", "simple")
+    __slots__ = ("_hists", "_maxes", "_sums", "kinds", "simple")
 
     def __init__(self, kinds: Sequence[Kind]) -> None:
         self.kinds = tuple(kinds)
         self.simple = all(k == "sum" for k in self.kinds)
+        # slot indices per rule: merging walks each list once instead of branching per slot
+        self._sums = tuple(i for i, k in enumerate(self.kinds) if k == "sum")
+        self._maxes = tuple(i for i, k in enumerate(self.kinds) if k == "max")
+        self._hists = tuple(i for i, k in enumerate(self.kinds) if k == "hist")
 
     @classmethod
     def sums(cls, slots: int) -> AggregateSpec:
@@ -62,14 +66,17 @@ class AggregateSpec:
                 if value:
                     acc[i] += value
             return
-        for i, kind in enumerate(self.kinds):
+        for i in self._sums:
             value = other[i]
-            if kind == "sum":
+            if value:
                 acc[i] += value
-            elif kind == "max":
-                if value > acc[i]:
-                    acc[i] = value
-            else:
+        for i in self._maxes:
+            value = other[i]
+            if value > acc[i]:
+                acc[i] = value
+        for i in self._hists:
+            value = other[i]
+            if value:
                 bins = acc[i]
                 for key, count in value.items():
                     bins[key] = bins.get(key, 0) + count

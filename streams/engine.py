@@ -338,9 +338,11 @@ class PartitionProcessor:
             return out  # nothing new (a replayed batch, or a tick that changes nothing)
         self.ack = ack
         self._fold(out, seq)
+        entity_prefix = self._key("e", "")  # one key per changed entity: no join each time
+        entities = self.entities
         for key, prev in self._entity_prev.items():
-            value = self.entities.get(key)
-            writes.append((self._key("e", key), _dumps({"s": seq, "v": value, "pv": prev})))
+            value = entities.get(key)
+            writes.append((entity_prefix + key, _dumps({"s": seq, "v": value, "pv": prev})))
             if value is None:
                 self._tombstones.add(key)
         self._entity_prev.clear()
