@@ -29,6 +29,12 @@ from benchmarks.kafka_io import produce
 from streams.broker import EmbeddedBroker, ensure_topics, free_port
 
 T0 = 1_795_046_400_000
+#: every cart's event falls within this much event time, well inside the default
+#: ``abandon_after`` (30 min), so all N stay open (10 ms apart, 1M carts spanned
+#: 2.8 h and most were rightly abandoned before the restart)
+SPAN_MS = 1_000_000
+#: the workers' output, for when a run does not finish
+LOG = Path(tempfile.gettempdir()) / "cxpulse-open-carts-worker.log"
 PARTITIONS = 4
 
 
@@ -56,8 +62,8 @@ def _start(env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "streams.cli", "worker", "--embedded-tuning"],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=LOG.open("ab"),
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -83,7 +89,7 @@ def main(carts: int, store: str) -> dict[str, Any]:
             {
                 "event_id": f"e{i}",
                 "type": "item_added",
-                "ts": T0 + i * 10,
+                "ts": T0 + i * SPAN_MS // carts,
                 "cart_id": key.decode(),
                 "channel": ["web", "app"][i % 2],
                 "cart_value": 19.99,

@@ -56,6 +56,10 @@ operations = st.lists(
     ops=[("put", 0, 0, 0, 1, 1), ("window", 0, 5), ("put", 0, 0, 1, 5, 5), ("window", 0, 5)],
     simple=True,
 )
+@example(
+    ops=[("put", 0, 0, 0, 1, 1), ("window", 0, 5), ("put", 0, 0, 1, 5, 5), ("window", 0, 5)],
+    simple=False,
+)
 @given(ops=operations, simple=st.booleans())
 def test_window_totals_equal_a_direct_sum(ops: list[tuple[Any, ...]], simple: bool) -> None:
     spec = SUMS if simple else MIXED
