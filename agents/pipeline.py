@@ -8,7 +8,7 @@ Two stages, both fed whole batches by :mod:`streams.transport`:
 * the *merge* agent reads the internal partials topic, keeps merged buckets and
   watermarks in the merge table, and publishes final KPI records.
 
-Every batch is delivered to the broker (changelog records, dead letters,
+Every batch is flushed to the broker (changelog records, dead letters,
 snapshots) and only then declared processed, the one condition under which
 the consumer lets Faust ack and commit it, so a committed offset never runs
 ahead of durable state (not even for a batch Faust skips in a rebalance). An
@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Iterable, Iterator, Mapping
 from typing import Any, cast
 
 import faust
@@ -33,7 +32,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from agents.gauges import KpiCollector
 from agents.runtime import Runtime, Send, Write, now_ms
-from agents.sender import BatchSender, Delivery
+from agents.sender import BatchSender
 from streams.app import CxApp, topic_names
 from streams.settings import Settings
 from streams.transport import BatchingConsumer
@@ -52,6 +51,12 @@ class Health:
         #: wall clock when the last rebalance (and its table recovery) completed: the
         #: moment from which this worker exports the series of its new partitions
         self.rebalanced_at_ms: int | None = None
+        #: per agent, what it is doing and since when (``/healthz``): a worker that
+        #: stops making progress shows where (e.g. waiting for deliveries)
+        self.agents: dict[str, tuple[str, int]] = {}
+
+    def doing(self, agent: str, what: str) -> None:
+        self.agents[agent] = (what, now_ms())
 
     def reason(self, app: faust.App) -> str | None:
         if not app.consumer.assignment() and self.last_batch_ms is None:
@@ -141,11 +146,11 @@ def register(app: CxApp, settings: Settings) -> Runtime:
             senders.append(BatchSender(app.producer._producer))  # type: ignore[attr-defined]
         return senders[0]
 
-    async def send_all(sends: Iterable[Send]) -> list[Delivery]:
+    async def send_all(sends: Iterable[Send]) -> list[Awaitable[Any]]:
         """Hand records to the producer; their deliveries, for :func:`confirm`."""
-        return await sender().send(sends)
+        return list(await sender().send(sends))
 
-    async def confirm(*deliveries: list[Delivery]) -> None:
+    async def confirm(*deliveries: list[Awaitable[Any]]) -> None:
         """Wait until the broker acknowledged every record; raise the first failure.
 
         Not ``producer.flush()``: it waits for the send queue to drain but drops
@@ -153,48 +158,33 @@ def register(app: CxApp, settings: Settings) -> Runtime:
         refused would still let its batch be acked, a silent loss. A failure here
         stops the worker instead, and the batch is read again after the restart.
         """
-        await asyncio.gather(*(d.future for group in deliveries for d in group))
+        await asyncio.gather(*(d for group in deliveries for d in group))
 
-    async def write_all(table: Any, partition: int, writes: Iterable[Write]) -> Changelog:
-        """Send a batch's table writes to the table's changelog, in order.
+    async def write_all(
+        table: Any, partition: int, writes: Iterable[Write]
+    ) -> list[Awaitable[Any]]:
+        """Write a batch's keys to the table's store and its changelog, in order.
 
-        Straight to the aiokafka producer, not ``table[key] = value``: Faust's path
-        goes through its send-soon buffer, whose ``flush()`` returns after 0.1 s
-        without progress with messages still queued (faust-streaming 0.15.3,
-        ``ProducerBuffer.flush_atmost``), so a batch could be acked and committed
-        before its changelog records were produced; a SIGKILL then lost them. It
-        also cost ~17 % of a worker's CPU in per-key hooks. The records are the ones
-        Faust writes (JSON key, raw value, the source partition), so its recovery
-        reads them back as usual. They go out as whole record batches, in order
-        (:mod:`agents.sender`); the store is written by :func:`apply` once the
-        broker confirmed them.
+        Straight to the store and to the aiokafka producer, not ``table[key] = value``:
+        Faust's path goes through its send-soon buffer, whose ``flush()`` returns
+        after 0.1 s without progress with messages still queued (faust-streaming
+        0.15.3, ``ProducerBuffer.flush_atmost``), so a batch could be acked and
+        committed before its changelog records were produced; a SIGKILL then lost
+        them. It also cost ~17 % of a worker's CPU in per-key hooks. The records are
+        the ones Faust writes (JSON key, raw value, the source partition), so its
+        recovery reads them back as usual. They go out as whole record batches, in order
+        (:mod:`agents.sender`), and the batch is confirmed only once all are delivered.
         """
+        store = table.data
         topic = table.changelog_topic.get_topic_name()
-        pending = list(writes)
-        records = [(topic, orjson.dumps(key), value, partition) for key, value in pending]
-        return Changelog(table, pending, await sender().send(records))
-
-    def apply(*changelogs: Changelog) -> None:
-        """Write confirmed changelog records to their stores, and how far they reach.
-
-        Only after delivery: a local store (``rocksdb://``) survives a SIGKILL, and
-        a write it held that never reached the changelog would be state no other
-        worker could recover. The persisted offset is what Faust records when its
-        own table path sends; without it a restarted worker re-read the whole
-        changelog into a store that already held it (1M open carts: 199 s). A
-        no-op for ``memory://``, which is rebuilt from the changelog anyway.
-        """
-        for changelog in changelogs:
-            store = changelog.table.data
-            for key, value in changelog.writes:
-                if value is None:
-                    store.pop(key, None)
-                else:
-                    store[key] = value
-            for delivery in changelog.deliveries:
-                last = delivery.last_offset()
-                if last is not None:
-                    store.set_persisted_offset(TP(delivery.topic, delivery.partition), last)
+        records = []
+        for key, value in writes:
+            if value is None:
+                store.pop(key, None)
+            else:
+                store[key] = value
+            records.append((topic, orjson.dumps(key), value, partition))
+        return list(await sender().send(records))
 
     def store_view(table: Any) -> Mapping[str, bytes]:
         return dict(table.data.items())
@@ -221,6 +211,7 @@ def register(app: CxApp, settings: Settings) -> Runtime:
                 try:
                     partition = event.message.partition
                     tick = event.message.topic == names.ticks
+                    health.doing(family, f"processing partition {partition}")
                     result = runtime.process_source(
                         family,
                         partition,
@@ -229,9 +220,10 @@ def register(app: CxApp, settings: Settings) -> Runtime:
                         tick=tick,
                     )
                     writes = await write_all(table, partition, result.writes)
-                    await confirm(writes.deliveries, await send_all(result.sends))
-                    apply(writes)
+                    health.doing(family, f"awaiting deliveries, partition {partition}")
+                    await confirm(writes, await send_all(result.sends))
                     consumer.processed(event.message)
+                    health.doing(family, "idle")
                     for outcome, count in result.outcomes.items():
                         metrics.events.labels(topic_name, outcome).inc(count)
                     health.last_batch_ms = now_ms()
@@ -251,15 +243,16 @@ def register(app: CxApp, settings: Settings) -> Runtime:
         async for event in stream.events():
             try:
                 partition = event.message.partition
+                health.doing("merge", f"processing partition {partition}")
                 result = runtime.process_merge(
                     partition, event.value, _LazyView(merge_table, store_view)
                 )
                 writes = await write_all(merge_table, partition, result.writes)
-                await confirm(writes.deliveries, await send_all(result.finals))
-                wm_writes = await write_all(merge_table, partition, result.wm_writes)
-                await confirm(wm_writes.deliveries)
-                apply(writes, wm_writes)
+                health.doing("merge", f"awaiting deliveries, partition {partition}")
+                await confirm(writes, await send_all(result.finals))
+                await confirm(await write_all(merge_table, partition, result.wm_writes))
                 consumer.processed(event.message)
+                health.doing("merge", "idle")
             except Exception as exc:  # noqa: BLE001 - see the module docstring
                 await crash("merge", exc)
                 return
@@ -298,15 +291,6 @@ def register(app: CxApp, settings: Settings) -> Runtime:
 
     _register_pages(app, runtime, metrics, health)
     return runtime
-
-
-@dataclass(frozen=True, slots=True)
-class Changelog:
-    """A batch's writes to one table, sent to its changelog and not yet in its store."""
-
-    table: Any
-    writes: list[Write]
-    deliveries: list[Delivery]
 
 
 class _LazyView(Mapping[str, bytes]):
@@ -393,6 +377,13 @@ def _register_pages(app: CxApp, runtime: Runtime, metrics: Metrics, health: Heal
     @app.page("/healthz")
     async def healthz_page(web: View, request: Request) -> Response:
         reason = health.reason(app)
+        agents = {name: {"doing": what, "since": at} for name, (what, at) in health.agents.items()}
         if reason is None:
-            return web.json({"status": "ok", "rebalanced_at": health.rebalanced_at_ms})
-        return web.json({"status": "unavailable", "reason": reason}, status=503)
+            body = {
+                "status": "ok",
+                "rebalanced_at": health.rebalanced_at_ms,
+                "agents": agents,
+                "merge": runtime.merge_watermarks(),
+            }
+            return web.json(body)
+        return web.json({"status": "unavailable", "reason": reason, "agents": agents}, status=503)

@@ -368,6 +368,25 @@ class Runtime:
                 by[channel] = by.get(channel, 0) + count
         return out
 
+    def merge_watermarks(self) -> dict[str, dict[str, Any]]:
+        """Per owned merge partition and family: why its windows are (not) closing.
+
+        ``closed`` is where windows are final, ``proposed`` the topic watermark by
+        the SPEC's rule, ``acks`` what each source partition has decided up to
+        (windows close at the minimum of ``proposed`` and every ack).
+        """
+        out: dict[str, dict[str, Any]] = {}
+        for j, state in sorted(self.merges.items()):
+            out[str(j)] = {
+                family: {
+                    "closed": state.wm[family],
+                    "proposed": state.proposed[family],
+                    "acks": {str(p): s.ack for p, s in sorted(state.statuses[family].items())},
+                }
+                for family in self.families
+            }
+        return out
+
     def watermark_seconds(self) -> Mapping[str, float]:
         return {
             self.topic_of[f]: wm / 1000.0

@@ -20,13 +20,13 @@ Deltas = Sequence[tuple[int, int]]
 class AggregateSpec:
     """The merge rule of each slot; all-sum specs take the fast path."""
 
-    __slots__ = ("_hists", "_maxes", "kinds", "simple", "sum_slots")
+    __slots__ = ("_hists", "_maxes", "_sums", "kinds", "simple")
 
     def __init__(self, kinds: Sequence[Kind]) -> None:
         self.kinds = tuple(kinds)
         self.simple = all(k == "sum" for k in self.kinds)
         # slot indices per rule: merging walks each list once instead of branching per slot
-        self.sum_slots = tuple(i for i, k in enumerate(self.kinds) if k == "sum")
+        self._sums = tuple(i for i, k in enumerate(self.kinds) if k == "sum")
         self._maxes = tuple(i for i, k in enumerate(self.kinds) if k == "max")
         self._hists = tuple(i for i, k in enumerate(self.kinds) if k == "hist")
 
@@ -66,14 +66,10 @@ class AggregateSpec:
                 if value:
                     acc[i] += value
             return
-        for i in self.sum_slots:
+        for i in self._sums:
             value = other[i]
             if value:
                 acc[i] += value
-        self.merge_others(acc, other)
-
-    def merge_others(self, acc: list[Any], other: Sequence[Any]) -> None:
-        """Merge only the max and hist slots (a caller that has the sums already)."""
         for i in self._maxes:
             value = other[i]
             if value > acc[i]:

@@ -21,7 +21,7 @@ _VALID = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 class SegmentCap:
     """Admits at most ``limit`` distinct values per dimension; the rest are ``other``."""
 
-    __slots__ = ("_admitted", "_labels", "_one", "dimensions", "limit")
+    __slots__ = ("_admitted", "_labels", "dimensions", "limit")
 
     def __init__(
         self, dimensions: Iterable[str], limit: int, admitted: dict[str, list[str]] | None = None
@@ -33,9 +33,6 @@ class SegmentCap:
             if dim in self._admitted:
                 self._admitted[dim] = list(values)[:limit]
         self._labels: dict[tuple[str, str], str] = {}
-        #: with one dimension (the default), the label tuple per raw value, cached like
-        #: ``_labels`` (admitted values only): every event asks for it
-        self._one: dict[str, tuple[str, ...]] = {}
 
     def label(self, dimension: str, raw: object) -> str:
         """``"channel=web"``, or ``"channel=other"`` once the cap is full."""
@@ -63,16 +60,6 @@ class SegmentCap:
 
     def labels(self, source: object) -> tuple[str, ...]:
         """``("all", "channel=web", ...)`` for an event or entity with those attributes."""
-        if len(self.dimensions) == 1:
-            dim = self.dimensions[0]
-            raw = getattr(source, dim, None)
-            cached = self._one.get(raw) if isinstance(raw, str) else None
-            if cached is not None:
-                return cached
-            labels = (ALL, self.label(dim, raw))
-            if isinstance(raw, str) and (dim, raw) in self._labels:
-                self._one[raw] = labels
-            return labels
         return (ALL, *(self.label(d, getattr(source, d, None)) for d in self.dimensions))
 
     def snapshot(self) -> dict[str, list[str]]:

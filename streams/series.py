@@ -11,9 +11,8 @@ So a :class:`Series` also keeps
 * ``combined``: per bucket start, the sum over sources, recomputed when a
   snapshot replaces one source's counts (a handful of sources, once per
   snapshot, instead of at every window that covers the bucket), and
-* running prefix sums of the sum slots over the sorted starts, so a window's
-  sums are one subtraction (max and sketch slots, in ticket aggregates only,
-  are still merged over the window's buckets). Snapshots mostly touch the newest buckets,
+* for all-sum aggregates, running prefix sums over the sorted starts, so a
+  window total is one subtraction. Snapshots mostly touch the newest buckets,
   and prefixes are only recomputed from the first changed start on, on demand.
 
 Everything is integer arithmetic, so totals are exact and equal to a direct
@@ -42,10 +41,10 @@ class Series:
         self.combined: dict[int, list[Any]] = {}
         #: bucket starts, ascending
         self.starts: list[int] = []
-        #: ``_prefix[i]`` = the sum slots of expired buckets + combined of starts[0..i];
+        #: all-sum specs only: ``_prefix[i]`` = expired totals + combined of starts[0..i];
         #: valid for the indices it has (cut at the first changed start)
         self._prefix: list[list[int]] = []
-        self._base: list[int] | None = None  # the sum slots of expired buckets
+        self._base: list[int] | None = None  # the sum of expired buckets (all-sum specs)
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -80,9 +79,10 @@ class Series:
                 spec.merge(total, counts)
         assert total is not None
         self.combined[start] = total
-        i = bisect_left(self.starts, start)
-        if i < len(self._prefix):
-            del self._prefix[i:]
+        if spec.simple:
+            i = bisect_left(self.starts, start)
+            if i < len(self._prefix):
+                del self._prefix[i:]
 
     def window(self, lo: int, hi: int) -> list[Any] | None:
         """The total of the buckets starting in ``[lo, hi)``; ``None`` when there are none."""
@@ -91,34 +91,29 @@ class Series:
         j = bisect_left(starts, hi)
         if i == j:
             return None
+        spec = self._spec
+        if not spec.simple:
+            combined = self.combined
+            total = spec.copy(combined[starts[i]])
+            for k in range(i + 1, j):
+                spec.merge(total, combined[starts[k]])
+            return total
         upper = self._prefix_at(j - 1)
         assert upper is not None  # j - 1 >= 0
         lower = self._prefix_at(i - 1)
-        sums = upper if lower is None else [a - b for a, b in zip(upper, lower, strict=True)]
-        spec = self._spec
-        if spec.simple:
-            return list(sums)
-        # sum slots from the prefixes; max and hist slots merged over the range
-        combined = self.combined
-        total = spec.copy(combined[starts[i]])
-        for slot, value in zip(spec.sum_slots, sums, strict=True):
-            total[slot] = value
-        for k in range(i + 1, j):
-            spec.merge_others(total, combined[starts[k]])
-        return total
+        if lower is None:
+            return list(upper)
+        return [a - b for a, b in zip(upper, lower, strict=True)]
 
     def _prefix_at(self, i: int) -> list[int] | None:
         if i < 0:
             return self._base
         prefix = self._prefix
         combined, starts = self.combined, self.starts
-        simple, sum_slots = self._spec.simple, self._spec.sum_slots
         while len(prefix) <= i:
             k = len(prefix)
             before = prefix[k - 1] if k else self._base
             counts = combined[starts[k]]
-            if not simple:
-                counts = [counts[slot] for slot in sum_slots]
             if before is None:
                 prefix.append(list(counts))
             else:
@@ -131,8 +126,9 @@ class Series:
         if not k:
             return []
         gone = self.starts[:k]
-        self._base = self._prefix_at(k - 1)
-        del self._prefix[:k]
+        if self._spec.simple:
+            self._base = self._prefix_at(k - 1)
+            del self._prefix[:k]
         del self.starts[:k]
         for start in gone:
             del self.by_source[start]

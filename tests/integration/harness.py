@@ -6,7 +6,7 @@ import asyncio
 import math
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,9 +109,17 @@ async def read_all(bootstrap: str, topic: str, idle_s: float = 1.5) -> list[Any]
 
 
 async def wait_for_finals(
-    bootstrap: str, topic: str, expected: int, timeout: float = 180.0
+    bootstrap: str,
+    topic: str,
+    expected: int | Collection[tuple[str, str, str, str]],
+    timeout: float = 180.0,
 ) -> dict[tuple[str, str, str, str], list[dict[str, Any]]]:
-    """Final KPI records by (metric, window, segment, window_end), once ``expected`` are in."""
+    """Final KPI records by (metric, window, segment, window_end), once ``expected`` are in.
+
+    ``expected`` is a count, or the keys that must all be there: with a count, a
+    worker publishing unexpected records would end the wait before the expected
+    ones were all in, and the check would report them missing instead of extra.
+    """
     deadline = time.monotonic() + timeout
     finals: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
     while time.monotonic() < deadline:
@@ -120,7 +128,10 @@ async def wait_for_finals(
             if rec["final"]:
                 key = (rec["metric"], rec["window"], rec["segment"], rec["window_end"])
                 finals.setdefault(key, []).append(rec)
-        if len(finals) >= expected:
+        if isinstance(expected, int):
+            if len(finals) >= expected:
+                return finals
+        elif all(key in finals for key in expected):
             return finals
         await asyncio.sleep(2)
     return finals
@@ -166,6 +177,33 @@ def check_finals(
 
 def metric_samples(worker: Worker) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return worker.samples()
+
+
+def check_worker_finals(
+    finals: dict[tuple[str, str, str, str], list[dict[str, Any]]],
+    expected: dict[tuple[str, str, str, str], Any],
+    worker: WorkerProcess,
+) -> None:
+    """:func:`check_finals`, and on failure what the worker says (merge watermarks, agents)."""
+    try:
+        check_finals(finals, expected)
+    except AssertionError as exc:
+        lines = []
+        for what, keys in (
+            ("missing", set(expected) - set(finals)),
+            ("extra", set(finals) - set(expected)),
+        ):
+            per_series: dict[tuple[str, str, str], list[str]] = {}
+            for metric, window, segment, end in sorted(keys):
+                per_series.setdefault((metric, window, segment), []).append(end)
+            lines += [
+                f"  {key}: {len(ends)} {what}, {ends[0]} .. {ends[-1]}"
+                for key, ends in sorted(per_series.items())
+            ]
+        summary = "\n".join(lines)
+        raise AssertionError(
+            f"{exc}\nmissing per series:\n{summary}\n{diagnostics(worker)}"
+        ) from None
 
 
 def diagnostics(worker: WorkerProcess) -> str:

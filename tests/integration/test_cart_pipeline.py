@@ -29,6 +29,7 @@ from streams.settings import load_settings
 from tests.integration.harness import (
     WorkerProcess,
     check_finals,
+    check_worker_finals,
     metric_samples,
     produce,
     read_all,
@@ -124,9 +125,7 @@ def test_cart_replay_gives_the_oracles_final_records(
     try:
         worker.wait_healthy()
         asyncio.run(produce(broker.bootstrap, topic, map(encode, records + closing(records))))
-        finals = asyncio.run(
-            wait_for_finals(broker.bootstrap, env["CXPULSE_TOPICS_KPI"], len(expected))
-        )
+        finals = asyncio.run(wait_for_finals(broker.bootstrap, env["CXPULSE_TOPICS_KPI"], expected))
         check_finals(finals, expected)
         letters = asyncio.run(read_all(broker.bootstrap, env["CXPULSE_TOPICS_DEADLETTER"]))
         classified = classify(records, PARTITIONS, LATENESS_MS)
@@ -234,9 +233,7 @@ def test_sigkill_mid_stream_gives_the_same_cart_finals(
         worker = WorkerProcess(env, tmp_path / "worker.log").start()
         worker.wait_healthy()
         asyncio.run(produce(broker.bootstrap, topic, map(encode, closing(records))))
-        finals = asyncio.run(
-            wait_for_finals(broker.bootstrap, env["CXPULSE_TOPICS_KPI"], len(expected))
-        )
-        check_finals(finals, expected)
+        finals = asyncio.run(wait_for_finals(broker.bootstrap, env["CXPULSE_TOPICS_KPI"], expected))
+        check_worker_finals(finals, expected, worker)
     finally:
         worker.stop()

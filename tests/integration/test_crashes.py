@@ -103,7 +103,7 @@ def test_sigkill_at_five_random_points_gives_the_finals_of_an_uninterrupted_run(
             worker.wait_healthy(timeout=90)
         produce(data.closing)
         finals = asyncio.run(
-            wait_for_finals(broker.bootstrap, env["CXPULSE_TOPICS_KPI"], len(data.expected))
+            wait_for_finals(broker.bootstrap, env["CXPULSE_TOPICS_KPI"], data.expected)
         )
         print("kills:", kills)
         assert len(kills) == 5

@@ -90,7 +90,7 @@ def test_n_workers_give_the_oracles_finals_and_export_each_series_once(
             _leave_and_take_over(workers, union, tmp_path)
         asyncio.run(produce_parts(broker.bootstrap, env, data.closing))
         finals = asyncio.run(
-            wait_for_finals(broker.bootstrap, env["CXPULSE_TOPICS_KPI"], len(data.expected))
+            wait_for_finals(broker.bootstrap, env["CXPULSE_TOPICS_KPI"], data.expected)
         )
         check_finals(finals, data.expected)
     finally:
