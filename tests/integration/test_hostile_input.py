@@ -110,9 +110,12 @@ def test_a_flood_of_channel_names_stays_within_the_segment_cap(
         _, body = worker.get("/kpis")
         segments = {r["segment"] for r in orjson.loads(body)["records"]}
         assert len(segments) <= bound + 2, len(segments)  # the admitted ones, all and other
-        # memory: the flood costs about what as many honest events cost
-        # (measured: +104 MB against +86 MB; one series per name would be gigabytes)
-        assert growth < base + 50, (growth, base)
+        # memory: the flood costs the same order as as many honest events; one series
+        # per name would be gigabytes. The flood fills the cap (80 channel series
+        # against 5), and since the merge stage keeps per-bucket totals and prefix sums
+        # (streams/series.py) each merged series costs more: measured +150..163 MB
+        # against +89..120 MB (before those sums: +104 against +86).
+        assert growth < base + 100, (growth, base)
 
 
 def test_an_event_far_in_the_future_is_out_of_range_and_makes_nobody_late(
