@@ -51,14 +51,14 @@ class BatchSender:
     async def send(self, records: Iterable[Out]) -> list[asyncio.Future[Any]]:
         """Queue ``records``; the delivery futures (one per record batch) to await."""
         by_tp: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = {}
+        cached = self._partitions
         for topic, key, value, partition in records:
             if partition is None:
-                partition = await self._partition_of(topic, key, value)
-            tp = (topic, partition)
-            group = by_tp.get(tp)
-            if group is None:
-                group = by_tp[tp] = []
-            group.append((key, value))
+                # a cache hit needs no coroutine: this runs once per KPI record
+                partition = cached.get(topic, {}).get(key) if key is not None else None
+                if partition is None:
+                    partition = await self._partition_of(topic, key, value)
+            by_tp.setdefault((topic, partition), []).append((key, value))
         producer = self._producer
         deliveries: list[asyncio.Future[Any]] = []
         for (topic, partition), group in by_tp.items():
