@@ -63,6 +63,8 @@ class SourceResult:
     sends: list[Send] = field(default_factory=list)
     writes: list[Write] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
+    #: the meta write: only once the writes and sends above are acknowledged
+    commit: Write | None = None
 
 
 @dataclass(slots=True)
@@ -135,13 +137,13 @@ class Runtime:
         """
         proc, fresh = self.processor(family, partition, table)
         out = proc.process(records, now_ms(), self.topic_watermarks.get(family))
-        result = SourceResult(outcomes=out.outcomes, writes=out.writes)
+        result = SourceResult(outcomes=out.outcomes, writes=out.writes, commit=out.commit)
         dl = self.settings.topics.deadletter
         result.sends.extend((dl, None, v, None) for v in out.dead_letters)
         snapshots = proc.live_snapshots() if fresh else out.snapshots
         version = proc.offset
         result.sends.extend(self._snapshot_sends(family, partition, version, snapshots))
-        if out.writes or fresh or tick:
+        if out.commit is not None or fresh or tick:
             result.sends.extend(self.status_sends(family, proc.status()))
         return result
 

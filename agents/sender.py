@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 #: topic, key, value, partition (``None``: by key, as the producer's partitioner decides)
@@ -23,6 +24,21 @@ Out = tuple[str, bytes | None, bytes | None, int | None]
 
 #: At most this many keys per topic in the partition cache (bounded by the series count).
 _CACHE_LIMIT = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One record batch on its way: done when the broker acknowledged all of it."""
+
+    future: asyncio.Future[Any]
+    topic: str
+    partition: int
+    records: int
+
+    def last_offset(self) -> int | None:
+        """The offset of the batch's last record, once delivered (None without acks)."""
+        metadata = self.future.result()
+        return None if metadata is None else int(metadata.offset) + self.records - 1
 
 
 class BatchSender:
@@ -48,8 +64,8 @@ class BatchSender:
             partition = cache[key] = int(producer._partition(topic, None, None, None, key, value))
         return partition
 
-    async def send(self, records: Iterable[Out]) -> list[asyncio.Future[Any]]:
-        """Queue ``records``; the delivery futures (one per record batch) to await."""
+    async def send(self, records: Iterable[Out]) -> list[Delivery]:
+        """Queue ``records``; their deliveries (one per record batch) to await."""
         by_tp: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = {}
         cached = self._partitions
         for topic, key, value, partition in records:
@@ -60,7 +76,7 @@ class BatchSender:
                     partition = await self._partition_of(topic, key, value)
             by_tp.setdefault((topic, partition), []).append((key, value))
         producer = self._producer
-        deliveries: list[asyncio.Future[Any]] = []
+        deliveries: list[Delivery] = []
         for (topic, partition), group in by_tp.items():
             batch = producer.create_batch()
             for key, value in group:
@@ -74,9 +90,7 @@ class BatchSender:
                 deliveries.append(await self._submit(batch, topic, partition))
         return deliveries
 
-    async def _submit(self, batch: Any, topic: str, partition: int) -> asyncio.Future[Any]:
+    async def _submit(self, batch: Any, topic: str, partition: int) -> Delivery:
         batch.close()  # complete: the producer's own sends start a batch of their own
-        future: asyncio.Future[Any] = await self._producer.send_batch(
-            batch, topic, partition=partition
-        )
-        return future
+        future = await self._producer.send_batch(batch, topic, partition=partition)
+        return Delivery(future, topic, partition, batch.record_count())

@@ -11,12 +11,17 @@ batch of raw records into
 
 Exactly-once without broker transactions. Every persisted record carries the
 sequence number ``s`` of the batch that wrote it and the value it replaced
-(``pv``); the partition's meta record, written *last* in each batch, names the
-last complete batch and the input offset it reached. A changelog partition is
-written by one producer in order, so after a crash it holds complete batches
-plus at most a prefix of one more: :meth:`PartitionProcessor.restore` rolls
-that prefix back to ``pv`` and the records after the meta offset are simply
-processed again (records at or below it are skipped). Snapshots carry the input
+(``pv``); the partition's meta record (:attr:`BatchOutput.commit`) names the
+last complete batch and the input offset it reached. It is written *last*, once
+every other effect of the batch (its table writes, snapshots, status and dead
+letters) is acknowledged by the broker: a batch whose state reached the
+changelog while its snapshots were lost would otherwise count as done, and its
+buckets, expired at the next batch's start, would never reach the merge stage.
+A changelog partition is written by one producer in order, so after a crash it
+holds complete batches plus at most the writes of one more without its meta:
+:meth:`PartitionProcessor.restore` rolls those back to ``pv`` and the records
+after the meta offset are simply processed again (records at or below it are
+skipped). Snapshots carry the input
 offset as a version, so the merge stage keeps the newest one whatever the
 interleaving of old and new owners.
 
@@ -90,6 +95,8 @@ class BatchOutput:
     outcomes: Counter[str] = field(default_factory=Counter)
     writes: list[tuple[str, bytes | None]] = field(default_factory=list)
     snapshots: list[BucketSnapshot] = field(default_factory=list)
+    #: the meta record, to be written only after everything else of the batch is durable
+    commit: tuple[str, bytes] | None = None
 
 
 _dumps = dumps_kept
@@ -352,7 +359,7 @@ class PartitionProcessor:
         self.seq, self.offset = seq, last_offset
         meta: dict[str, Any] = {"s": seq, "o": last_offset, "mx": max_ts, "a": ack}
         meta["seg"] = self.segments.snapshot()
-        writes.append((self.meta_key, _dumps(meta)))
+        out.commit = (self.meta_key, _dumps(meta))
         return out
 
     def _fold(self, out: BatchOutput, seq: int) -> None:

@@ -149,6 +149,14 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         ``earliest`` reset policy); processing them again is harmless.
         """
         await super().perform_seek()
+        log.info(
+            "cxpulse: stream partitions resume at committed offsets %s",
+            {
+                f"{tp.topic}:{tp.partition}": self._committed_offset.get(tp)
+                for tp in sorted(self.assignment())
+                if tp.topic in self.batched_topics
+            },
+        )
         uncommitted = [
             tp
             for tp in self.assignment()

@@ -34,24 +34,46 @@ class Simulation:
         self.proc = PartitionProcessor(family, config, 0, now)
         self.merge = MergeState(0, {family.name: family}, windows, 1, policy)
         self.finals: dict[str, list[Any]] = {}
+        self.fresh = False
 
-    def feed(self, batch: list[RawRecord], *, durable_writes: int | None = None) -> None:
+    def feed(
+        self,
+        batch: list[RawRecord],
+        *,
+        durable_writes: int | None = None,
+        sends_delivered: bool = True,
+    ) -> None:
+        """Process a batch and deliver its effects as the worker's agent does.
+
+        The agent sends the batch's table writes and its snapshots and status
+        together, and its commit record (the meta write) only once all of those
+        were confirmed. A crash (``durable_writes``) leaves a prefix of the writes
+        durable and, unless ``sends_delivered``, none of the sends; the commit record
+        counts as durable only if everything before it was.
+        """
         out = self.proc.process(batch, self.now, None)
+        commit = [] if out.commit is None else [out.commit]
+        writes = out.writes + commit
         if durable_writes is not None:  # a crash: only a prefix of the writes got out
-            writes = out.writes[: durable_writes % (len(out.writes) + 1)]
-        else:
-            writes = out.writes
+            writes = writes[: durable_writes % (len(writes) + 1)]
+            if not sends_delivered and commit:
+                writes = [w for w in writes if w is not commit[0]]
         for key, value in writes:
             if value is None:
                 self.table.pop(key, None)
             else:
                 self.table[key] = value
-        # snapshots and the status reach the merge stage (they may even outrun the changelog)
-        self._send(self.proc.offset, out.snapshots)
+        # as agents.runtime does: a restored processor re-sends every bucket it holds
+        # after its first batch, instead of that batch's snapshots
+        snapshots = self.proc.live_snapshots() if self.fresh else out.snapshots
+        self.fresh = False
+        if sends_delivered:  # they may even outrun the changelog
+            self._send(self.proc.offset, snapshots)
 
     def restart(self) -> None:
+        """A new worker: the processor restored from the table; it sends on its first batch."""
         self.proc = PartitionProcessor.restore(self.family, self.config, 0, self.table, self.now)
-        self._send(self.proc.offset, self.proc.live_snapshots())
+        self.fresh = True
 
     def _send(self, version: int, snapshots: Sequence[Any]) -> None:
         by_label: dict[str, list[list[Any]]] = {}

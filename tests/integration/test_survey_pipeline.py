@@ -237,12 +237,16 @@ def _check_event_counters(
     assert count("invalid") == len(classified.invalid)
 
 
+@pytest.mark.parametrize("store", ["memory", "rocksdb"])
 def test_sigkill_mid_replay_recovers_and_gives_the_same_finals(
-    broker: EmbeddedBroker, unique: str, tmp_path: Path
+    broker: EmbeddedBroker, unique: str, tmp_path: Path, store: str
 ) -> None:
+    """With ``rocksdb://`` the restarted worker keeps its local state (the store is
+    written only after the broker confirmed the changelog records, with their
+    offset): it must not hold a write the changelog lacks, nor miss one."""
     records = build_dataset(seed=23, invitations=500)
     expected = expected_finals(records)
-    env = worker_env(unique, broker.url)
+    env = worker_env(unique, broker.url, CXPULSE_STORE_URL=f"{store}://")
     topic = env["CXPULSE_TOPICS_SURVEY"]
     thirds = [
         records[: len(records) // 3],

@@ -125,6 +125,7 @@ def test_batch_boundaries_do_not_matter(items: list[Any], cuts: list[int]) -> No
     st.integers(0, 60),
     st.integers(0, 200),
     st.lists(st.integers(0, 200), max_size=6),
+    st.booleans(),
 )
 def test_crash_anywhere_then_replay_gives_the_same_finals(
     items: list[Any],
@@ -133,7 +134,10 @@ def test_crash_anywhere_then_replay_gives_the_same_finals(
     crash_write: int,
     committed: int,
     replay_cuts: list[int],
+    sends_delivered: bool,
 ) -> None:
+    """Including a crash in which the batch's state reached the changelog but its
+    snapshots never reached the merge stage (they are separate record batches)."""
     items = close(items)
     reference = run(items, [])
     records = to_raw(items)
@@ -142,7 +146,7 @@ def test_crash_anywhere_then_replay_gives_the_same_finals(
     pipe = simulation()
     for i, batch in enumerate(batches):
         if i == crash_at:
-            pipe.feed(batch, durable_writes=crash_write)
+            pipe.feed(batch, durable_writes=crash_write, sends_delivered=sends_delivered)
             break
         pipe.feed(batch)
     pipe.restart()
