@@ -10,7 +10,8 @@ So a :class:`Series` also keeps
 
 * ``combined``: per bucket start, the sum over sources, recomputed when a
   snapshot replaces one source's counts (a handful of sources, once per
-  snapshot, instead of at every window that covers the bucket), and
+  snapshot, instead of at every window that covers the bucket); a bucket with
+  one source shares that source's list (no list is ever changed in place), and
 * for all-sum aggregates, running prefix sums over the sorted starts, so a
   window total is one subtraction. Snapshots mostly touch the newest buckets,
   and prefixes are only recomputed from the first changed start on, on demand.
@@ -71,13 +72,13 @@ class Series:
 
     def _recombine(self, start: int, bucket: Bucket) -> None:
         spec = self._spec
-        total: list[Any] | None = None
-        for _, counts in bucket.values():
-            if total is None:
-                total = spec.copy(counts)
-            else:
+        if len(bucket) == 1:  # the usual case: shared, never mutated in place
+            ((_, total),) = bucket.values()
+        else:
+            parts = iter(bucket.values())
+            total = spec.copy(next(parts)[1])
+            for _, counts in parts:
                 spec.merge(total, counts)
-        assert total is not None
         self.combined[start] = total
         if spec.simple:
             i = bisect_left(self.starts, start)
