@@ -27,6 +27,9 @@ Rewinding. After the table recovery of a rebalance Faust seeks its stream
 partitions to their committed offsets, having dropped what it fetched for
 them meanwhile; partitions without a committed offset were left where the
 dropped fetch ended (:meth:`BatchingConsumer.perform_seek` rewinds them).
+Faust also resumes those partitions before that seek and clears the agents'
+queues when the rebalance ends, so batches are held for the whole rebalance
+and read again from the committed offsets after it (:meth:`BatchingConsumer.getmany`).
 
 Second fix: the embedded broker (Tansu) has been seen answering
 ``ListOffsets(latest)`` with an offset below the true end, while fetch
@@ -136,6 +139,9 @@ class BatchingConsumer(faust_aiokafka.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._processed: set[tuple[TP, int]] = set()
+        #: batches were dropped after aiokafka had moved past them: seek to the
+        #: committed offsets before the next fetch (see :meth:`getmany`)
+        self.reseek = False
 
     async def perform_seek(self) -> None:
         """Seek to the committed offsets and, unlike Faust, rewind partitions without one.
@@ -187,6 +193,23 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         return TrueEndConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
+        """Faust's ``getmany``, one message per batch, holding batches during a rebalance.
+
+        Faust resumes stream partitions *before* it seeks them to their committed
+        offsets after a table recovery, and the flow control it resumes at the very
+        end clears every agent's queue (``FlowControlEvent.resume``). A batch
+        fetched in between was queued, cleared, never processed nor acked, while
+        the consumer had moved past it; a later batch's ack then committed over it
+        (seen: a partition's whole third part missing after a restart). So while
+        the app is rebalancing no batch is handed on, and once it is done every
+        stream partition goes back to its committed offset before the next fetch.
+        The same holds for every other batch dropped here after aiokafka moved past
+        it. Re-reading is harmless: processors skip offsets they applied, the merge
+        stage is idempotent.
+        """
+        if self.reseek and self.flow_active and not self.app.rebalancing:
+            self.reseek = False
+            await self.perform_seek()
         records, active_partitions = await self._wait_next_records(timeout)
         generation_id = self.app.consumer_generation_id
         if records is None or self.should_stop:
@@ -197,8 +220,19 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         batched = self.batched_topics
         for tp, tp_records in records.items():
             if not self.flow_active or self.app.consumer_generation_id != generation_id:
+                self.reseek = True
                 break
             if not tp_records:
+                continue
+            if tp.topic in batched and (
+                self.app.rebalancing
+                or not (
+                    active_partitions is None
+                    or tp in active_partitions
+                    or tp in self._buffered_partitions
+                )
+            ):
+                self.reseek = True
                 continue
             if not (
                 active_partitions is None
