@@ -74,15 +74,14 @@ class Health:
 class InFlight:
     """Batches an agent is processing, so a revocation can wait for them to finish.
 
-    Faust's own wait (``stream_wait_empty``) is off: it waits for every delivered
-    message to be acked, and batches cleared from the agents' queues at a rebalance
-    never are. Without a wait, a batch still awaiting its deliveries when the
-    partitions are revoked finishes *during* the table recovery that follows: its
-    store writes land before recovery re-applies older changelog records over them,
-    while the batch itself is acked and committed, so its effect vanished from the
-    restored state (seen as a segment's windows missing for hours of event time
-    after a restart with a second rebalance). Waiting in the revocation callback
-    puts every batch's writes and deliveries before the recovery.
+    Faust's own wait (``stream_wait_empty``) is off in cxpulse. Without a wait, a
+    batch still awaiting its deliveries when the partitions are revoked finishes
+    *during* the table recovery that follows: recovery re-applies the changelog
+    up to the high-water mark it measured, over the batch's store writes, while
+    the batch itself is acked and committed, so its effect could vanish from the
+    state restored after the rebalance (found reading Faust's recovery code).
+    Waiting in the revocation callback puts every batch's writes and deliveries
+    before the recovery.
     """
 
     def __init__(self) -> None:

@@ -1,8 +1,8 @@
 """A revocation waits for the batches in flight before the worker drops its state.
 
-Why it matters (``agents.pipeline.InFlight``): a batch that finished during the
-table recovery after a rebalance had its store writes overwritten by recovery
-while the batch itself was committed, a silent loss. The agents, Faust app and
+Why it matters (``agents.pipeline.InFlight``): a batch finishing during the
+table recovery after a rebalance could have its store writes overwritten by the
+recovery while the batch itself is committed, a silent loss. The agents, Faust app and
 signal here are the real ones; only no broker is needed, because the revocation
 callback does not talk to it.
 """
