@@ -240,6 +240,30 @@ def register(app: CxApp, settings: Settings) -> Runtime:
                 if last is not None:
                     store.set_persisted_offset(TP(delivery.topic, delivery.partition), last)
 
+    async def deliver(
+        agent: str,
+        event: EventT,
+        table: Any,
+        writes: list[Write],
+        sends: list[Send],
+        last: list[Write],
+    ) -> None:
+        """One batch's effects, in the order every agent relies on, then ``processed``.
+
+        Its table writes and sends together, then, once the broker acknowledged
+        all of them, the writes that declare them done (``last``); the store gets
+        both only after that, and only then may the batch's offset be committed.
+        """
+        partition = event.message.partition
+        health.doing(agent, f"awaiting deliveries, partition {partition}")
+        first = await write_all(table, partition, writes)
+        await confirm(first.deliveries, await send_all(sends))
+        final = await write_all(table, partition, last)
+        await confirm(final.deliveries)
+        apply(first, final)
+        batching_consumer().processed(event.message)
+        health.doing(agent, "idle")
+
     def store_view(table: Any) -> Mapping[str, bytes]:
         return dict(table.data.items())
 
@@ -279,18 +303,10 @@ def register(app: CxApp, settings: Settings) -> Runtime:
                 _LazyView(table, store_view),
                 tick=tick,
             )
-            writes = await write_all(table, partition, result.writes)
-            health.doing(family, f"awaiting deliveries, partition {partition}")
-            await confirm(writes.deliveries, await send_all(result.sends))
-            # the batch's commit record last: a durable one implies durable snapshots
-            # and dead letters (streams.engine, "Exactly-once")
-            commit = await write_all(
-                table, partition, [] if result.commit is None else [result.commit]
-            )
-            await confirm(commit.deliveries)
-            apply(writes, commit)
-            batching_consumer().processed(event.message)
-            health.doing(family, "idle")
+            # the commit record last: a durable one implies durable snapshots and dead
+            # letters (streams.engine, "Exactly-once")
+            last = [] if result.commit is None else [result.commit]
+            await deliver(family, event, table, result.writes, result.sends, last)
             for outcome, count in result.outcomes.items():
                 metrics.events.labels(topic_name, outcome).inc(count)
             health.last_batch_ms = now_ms()
@@ -307,14 +323,8 @@ def register(app: CxApp, settings: Settings) -> Runtime:
         result = runtime.process_merge(
             partition, _records(event), _LazyView(merge_table, store_view)
         )
-        writes = await write_all(merge_table, partition, result.writes)
-        health.doing("merge", f"awaiting deliveries, partition {partition}")
-        await confirm(writes.deliveries, await send_all(result.finals))
-        wm_writes = await write_all(merge_table, partition, result.wm_writes)
-        await confirm(wm_writes.deliveries)
-        apply(writes, wm_writes)
-        batching_consumer().processed(event.message)
-        health.doing("merge", "idle")
+        # the watermark last: a durable one implies durable finals (streams.merge)
+        await deliver("merge", event, merge_table, result.writes, result.finals, result.wm_writes)
 
     @app.agent(partials, name="cxpulse.merge", concurrency=1)
     async def merge(stream: StreamT) -> None:

@@ -224,21 +224,14 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                 break
             if not tp_records:
                 continue
-            if tp.topic in batched and (
-                self.app.rebalancing
-                or not (
-                    active_partitions is None
-                    or tp in active_partitions
-                    or tp in self._buffered_partitions
-                )
-            ):
-                self.reseek = True
-                continue
-            if not (
+            active = (
                 active_partitions is None
                 or tp in active_partitions
                 or tp in self._buffered_partitions
-            ):
+            )
+            if not active or (self.app.rebalancing and tp.topic in batched):
+                # aiokafka has moved past these records: batches are read again
+                self.reseek = self.reseek or tp.topic in batched
                 continue
             self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
             if tp.topic in batched:
