@@ -204,8 +204,12 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         the app is rebalancing no batch is handed on, and once it is done every
         stream partition goes back to its committed offset before the next fetch.
         The same holds for every other batch dropped here after aiokafka moved past
-        it. Re-reading is harmless: processors skip offsets they applied, the merge
-        stage is idempotent.
+        it, and nothing fetched after a dropped batch goes on before that seek
+        either: a fetch under way when the rebalance ended once handed on the batch
+        *after* the dropped one, its processor's offset moved past the drop, and the
+        re-read records were skipped as applied (seen: a source partition's records
+        134..~299 never counted, after a SIGKILL and restart). Re-reading is
+        harmless: processors skip offsets they applied, the merge stage is idempotent.
         """
         if self.reseek and self.flow_active and not self.app.rebalancing:
             self.reseek = False
@@ -229,9 +233,13 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                 or tp in active_partitions
                 or tp in self._buffered_partitions
             )
-            if not active or (self.app.rebalancing and tp.topic in batched):
-                # aiokafka has moved past these records: batches are read again
-                self.reseek = self.reseek or tp.topic in batched
+            if tp.topic in batched and (not active or self.reseek or self.app.rebalancing):
+                # aiokafka has moved past these records: they are read again after the
+                # seek, and so is every later batch (the processors skip offsets they
+                # applied, so a batch after a dropped one would make the drop final)
+                self.reseek = True
+                continue
+            if not active:
                 continue
             self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
             if tp.topic in batched:

@@ -37,9 +37,13 @@ def _records(tp: TP, first: int, last: int) -> list[ConsumerRecord[bytes, bytes]
     ]
 
 
-async def _drain(consumer: Any, fetched: Fetched, calls: list[str]) -> list[Any]:
+async def _drain(
+    consumer: Any, fetched: Fetched, calls: list[str], *, rebalance_ends: bool = False
+) -> list[Any]:
     async def fetch(timeout: float) -> tuple[Fetched, None]:
         calls.append("fetch")
+        if rebalance_ends:  # the rebalance ends while this fetch is under way
+            consumer.app.rebalancing = False
         return fetched, None
 
     async def seek() -> None:
@@ -65,6 +69,22 @@ async def test_batches_fetched_while_rebalancing_are_held_then_read_again() -> N
     assert calls == ["fetch", "seek", "fetch"]
     assert [(m.tp, m.offset, len(m.value)) for m in delivered] == [(tp, 493, 290)]
     assert not consumer.reseek
+
+
+async def test_nothing_fetched_after_a_dropped_batch_goes_on_before_the_seek() -> None:
+    """Seen after a SIGKILL: batch 134..299 held in the rebalance, then 300..433 fetched
+    as it ended went on; its processor moved to 433 and skipped 134..299 when re-read."""
+    app, consumer = _consumer()
+    tp = TP("cx.survey.events", 3)
+    calls: list[str] = []
+    app.rebalancing = True
+    assert await _drain(consumer, {tp: _records(tp, 134, 299)}, calls) == []
+    after = await _drain(consumer, {tp: _records(tp, 300, 433)}, calls, rebalance_ends=True)
+    assert after == []  # not before the partition is back at its committed offset
+    assert consumer.reseek
+    again = await _drain(consumer, {tp: _records(tp, 134, 433)}, calls)
+    assert calls == ["fetch", "fetch", "seek", "fetch"]
+    assert [(m.offset, m.value[0].offset) for m in again] == [(433, 134)]
 
 
 async def test_outside_a_rebalance_batches_go_on_without_a_seek() -> None:
