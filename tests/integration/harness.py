@@ -15,6 +15,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
 from benchmarks.workers import Worker
+from streams.app import topic_names
+from streams.settings import load_settings
+from streams.transport import probe_true_ends
 
 
 @dataclass
@@ -106,6 +109,26 @@ async def read_all(bootstrap: str, topic: str, idle_s: float = 1.5) -> list[Any]
         return out
     finally:
         await consumer.stop()
+
+
+async def committed_and_ends(
+    bootstrap: str, group: str, topic: str, partitions: int
+) -> tuple[dict[int, int | None], dict[int, int]]:
+    """A consumer group's committed offsets on ``topic``, and the topic's end offsets.
+
+    Asked by a consumer that does not join the group (OffsetFetch only). The ends
+    come from fetching, not ``ListOffsets``, which Tansu has answered too low.
+    """
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await reader.start()
+    try:
+        committed = {tp.partition: await reader.committed(tp) for tp in tps}
+        reported = await reader.end_offsets(tps)
+        ends = await probe_true_ends(reader, reported)
+        return committed, {tp.partition: ends[tp] for tp in tps}
+    finally:
+        await reader.stop()
 
 
 async def wait_for_finals(
@@ -204,6 +227,38 @@ def check_worker_finals(
         raise AssertionError(
             f"{exc}\nmissing per series:\n{summary}\n{diagnostics(worker)}"
         ) from None
+    asyncio.run(wait_committed(worker))
+
+
+async def wait_committed(worker: WorkerProcess, timeout: float = 20.0) -> None:
+    """The worker's group commits everything it has read by now, within a few commit intervals.
+
+    Its inputs and the partials topic: a batch never acknowledged would hold the
+    committed offset back for good (seen once, on a partials partition, next to a
+    batch handed on before its predecessor), and every restart would replay from it.
+    """
+    names = topic_names(load_settings(env=worker.env))
+    bootstrap = worker.env["CXPULSE_BROKER_URL"].removeprefix("kafka://")
+    group = worker.env["CXPULSE_WORKER_APP_ID"]
+    partitions = int(worker.env["CXPULSE_TOPICS_PARTITIONS"])
+    topics = [*names.sources.values(), names.partials]
+    targets = {
+        topic: (await committed_and_ends(bootstrap, group, topic, partitions))[1]
+        for topic in topics
+    }
+    deadline = time.monotonic() + timeout
+    while True:
+        behind = {}
+        for topic in topics:
+            committed, _ = await committed_and_ends(bootstrap, group, topic, partitions)
+            for p, end in targets[topic].items():
+                if (committed[p] or 0) < end:
+                    behind[f"{topic}:{p}"] = (committed[p], end)
+        if not behind:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"committed offsets stay behind what was read: {behind}")
+        await asyncio.sleep(1.0)
 
 
 def diagnostics(worker: WorkerProcess) -> str:

@@ -1,7 +1,8 @@
 """Worker resilience on the real broker: clean SIGTERM, and a broker outage.
 
-* SIGTERM stops a worker within 10 s, committing what it processed: a new worker
-  of the same group reprocesses nothing that was already counted.
+* SIGTERM stops a worker within 10 s, committing what it processed: the group's
+  committed offsets are the input's ends, and a new worker of the same group
+  reprocesses nothing that was already counted.
 * A broker outage of 30 s (the Tansu process paused with SIGSTOP, since it keeps
   data in memory only and cannot be restarted without losing it): ``/healthz``
   answers 503 with the reason meanwhile, recovers by itself, and nothing is lost
@@ -22,6 +23,7 @@ from streams.broker import EmbeddedBroker
 from tests.integration.harness import (
     WorkerProcess,
     check_finals,
+    committed_and_ends,
     metric_samples,
     produce,
     wait_for_finals,
@@ -57,6 +59,9 @@ def test_sigterm_stops_within_10s_and_commits_what_it_processed(
     worker.proc.send_signal(signal.SIGTERM)
     worker.proc.wait(timeout=10)
     assert time.monotonic() - started < 10
+    group = env["CXPULSE_WORKER_APP_ID"]
+    committed, ends = asyncio.run(committed_and_ends(broker.bootstrap, group, topic, 4))
+    assert committed == ends, "the group's committed offsets are not the ends it processed"
     again = WorkerProcess(env, tmp_path / "worker2.log").start()
     try:
         again.wait_healthy()
