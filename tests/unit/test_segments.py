@@ -214,3 +214,37 @@ def test_cap_model(limit: int, raws: list[object]) -> None:
         assert cap.label("channel", raw) == f"channel={expected}"
     assert cap.snapshot() == {"channel": admitted}
     assert len(cap._labels) <= _cache_bound(cap)
+
+
+@settings(max_examples=300)
+@given(
+    st.sampled_from([(), ("channel",), ("channel", "region")]),
+    st.integers(0, 4),
+    st.lists(st.fixed_dictionaries({}, optional={"channel": _raws, "region": _raws}), max_size=60),
+)
+def test_cached_labels_equal_the_uncached_computation(
+    dimensions: tuple[str, ...], limit: int, sources: list[dict[str, object]]
+) -> None:
+    """``labels`` caches whole tuples; a cap that never uses the cache agrees in every step.
+
+    Sources may lack an attribute or carry non-strings; the tuple cache stays within
+    the bound of the admitted values, whatever arrives.
+    """
+    cached, plain = SegmentCap(dimensions, limit), SegmentCap(dimensions, limit)
+    for fields in sources:
+        source = SimpleNamespace(**fields)
+        assert cached.labels(source) == plain._compute(source)
+        assert cached.snapshot() == plain.snapshot()
+    bound = 1
+    for _ in dimensions:
+        bound *= limit + 3  # admitted values, "unknown", "other", None
+    assert len(cached._tuples) <= bound
+
+
+def test_a_flood_of_names_does_not_grow_the_tuple_cache() -> None:
+    cap = SegmentCap(["channel"], 5)
+    for i in range(10_000):
+        cap.labels(SimpleNamespace(channel=f"c{i}"))
+    assert len(cap._tuples) == 5
+    assert cap.labels(SimpleNamespace(channel="c1")) == (ALL, "channel=c1")
+    assert cap.labels(SimpleNamespace(channel="c9999")) == (ALL, "channel=other")
