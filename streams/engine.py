@@ -117,6 +117,8 @@ class PartitionProcessor:
         self.ack: int | None = None
         self.last_arrival_wall_ms = now_wall_ms
         self.segments = SegmentCap(config.dimensions, config.max_segment_values)
+        #: the finest grid step, once: ``add`` runs per accepted event and label
+        self._fine_step = config.fine_grid
         self.buckets: dict[tuple[int, int, str], list[Any]] = {}
         self.entities: dict[str, Any] = {}
         #: live gauges of the family (e.g. open carts per segment), kept up to date
@@ -207,7 +209,7 @@ class PartitionProcessor:
         return self.segments.labels(source)
 
     def add(self, ts: int, labels: Sequence[str], deltas: Deltas) -> None:
-        start = ts - ts % self._fine_grid
+        start = ts - ts % self._fine_step
         fine = self._fine
         for label in labels:
             acc = fine.get((start, label))
@@ -260,10 +262,6 @@ class PartitionProcessor:
                     self._schedule(key, value)
 
     # ----------------------------------------------------------- processing
-    @property
-    def _fine_grid(self) -> int:
-        return self.config.fine_grid
-
     def process(
         self, records: Iterable[InputRecord], now_wall_ms: int, topic_wm: int | None
     ) -> BatchOutput:
