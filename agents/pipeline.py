@@ -264,9 +264,6 @@ def register(app: CxApp, settings: Settings) -> Runtime:
         batching_consumer().processed(event.message)
         health.doing(agent, "idle")
 
-    def store_view(table: Any) -> Mapping[str, bytes]:
-        return dict(table.data.items())
-
     def batching_consumer() -> BatchingConsumer:
         return cast(BatchingConsumer, app.consumer)
 
@@ -300,7 +297,7 @@ def register(app: CxApp, settings: Settings) -> Runtime:
                 family,
                 partition,
                 [] if tick else _records(event),
-                _LazyView(table, store_view),
+                _LazyView(table, partition),
                 tick=tick,
             )
             # the commit record last: a durable one implies durable snapshots and dead
@@ -321,7 +318,7 @@ def register(app: CxApp, settings: Settings) -> Runtime:
         partition = event.message.partition
         health.doing("merge", f"processing partition {partition}")
         result = runtime.process_merge(
-            partition, _records(event), _LazyView(merge_table, store_view)
+            partition, _records(event), _LazyView(merge_table, partition)
         )
         # the watermark last: a durable one implies durable finals (streams.merge)
         await deliver("merge", event, merge_table, result.writes, result.finals, result.wm_writes)
@@ -358,6 +355,11 @@ def register(app: CxApp, settings: Settings) -> Runtime:
     @app.on_rebalance_complete.connect  # type: ignore[arg-type]
     async def on_rebalanced(sender: Any, **kwargs: Any) -> None:
         health.rebalanced_at_ms = now_ms()
+        # Tables are recovered: a taken-over merge partition's series are exported now,
+        # not once its first partials batch arrives and the next tick emits (up to ~2 s).
+        for tp in app.consumer.assignment():
+            if tp.topic == names.partials:
+                runtime.restore_merge(tp.partition, _LazyView(merge_table, tp.partition))
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
@@ -391,15 +393,15 @@ class Changelog:
 
 
 class _LazyView(Mapping[str, bytes]):
-    """The table's records, copied only if a processor actually needs restoring."""
+    """A partition's table records, read only if its processor actually needs restoring."""
 
-    def __init__(self, table: Any, view: Any) -> None:
-        self._table, self._view = table, view
+    def __init__(self, table: Any, partition: int) -> None:
+        self._table, self._partition = table, partition
         self._data: Mapping[str, bytes] | None = None
 
     def _load(self) -> Mapping[str, bytes]:
         if self._data is None:
-            self._data = self._view(self._table)
+            self._data = partition_records(self._table, self._partition)
         return self._data
 
     def __getitem__(self, key: str) -> bytes:
@@ -410,6 +412,26 @@ class _LazyView(Mapping[str, bytes]):
 
     def __len__(self) -> int:
         return len(self._load())
+
+
+def partition_records(table: Any, partition: int) -> dict[str, bytes]:
+    """The records of one partition of a cxpulse table (keys start with ``"<partition>|"``).
+
+    A ``rocksdb://`` store keeps one database per partition, and only that one is
+    read and decoded; reading every partition's records (the whole table) for each
+    partition restored cost as many times the work as the worker has partitions.
+    The memory store is one dict: its keys are filtered by prefix.
+    """
+    store = table.data
+    db_for_partition = getattr(store, "_db_for_partition", None)
+    if db_for_partition is None:
+        prefix = f"{partition}|"
+        return {key: value for key, value in store.items() if key.startswith(prefix)}
+    decode_key, decode_value = store._decode_key, store._decode_value
+    return {
+        decode_key(key): decode_value(value)
+        for key, value in store._visible_items(db_for_partition(partition))
+    }
 
 
 async def _send_ticks(app: faust.App, ticks_topic: str) -> None:

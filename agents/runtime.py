@@ -198,6 +198,12 @@ class Runtime:
             self.merges[partition] = state
         return state
 
+    def restore_merge(self, partition: int, table: Mapping[str, bytes]) -> None:
+        """Restore a merge partition now, with its gauges: after a takeover, the new
+        owner exports its series as soon as the rebalance is over."""
+        if partition not in self.merges:
+            self._open_records(partition, self.merge_state(partition, table), now_ms())
+
     def process_merge(
         self, partition: int, records: list[InputRecord], table: Mapping[str, bytes]
     ) -> MergeResult:
