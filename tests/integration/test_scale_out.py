@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -98,13 +99,28 @@ def test_n_workers_give_the_oracles_finals_and_export_each_series_once(
             worker.stop()
 
 
+def _healthy(worker: WorkerProcess, timeout: float = 10.0) -> dict[str, Any]:
+    """The worker's ``/healthz`` body once it answers 200.
+
+    A taken-over merge partition is exported as soon as the tables are recovered,
+    a moment before the worker ends its rebalance and ``/healthz`` turns 200.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        status, body = worker.get("/healthz")
+        if status == 200:
+            return cast(dict[str, Any], orjson.loads(body))
+        assert time.monotonic() < deadline, f"/healthz {status}: {body!r}"
+        time.sleep(0.05)
+
+
 def _leave_and_take_over(
     workers: list[WorkerProcess], before: dict[Series, float], tmp_path: Path
 ) -> None:
     """One of three leaves (SIGTERM): the survivors export every series, each once,
     within one emit interval after their rebalance completed."""
     leaving, survivors = workers[-1], workers[:-1]
-    marks = [orjson.loads(w.get("/healthz")[1])["rebalanced_at"] for w in survivors]
+    marks = [_healthy(w)["rebalanced_at"] for w in survivors]
     leaving.stop()
     deadline = time.monotonic() + 60
     while True:
@@ -116,7 +132,7 @@ def _leave_and_take_over(
         time.sleep(0.1)
     assert_disjoint(owned)
     assert union == before, "a series changed value when another worker took it over"
-    after = [orjson.loads(w.get("/healthz")[1])["rebalanced_at"] for w in survivors]
+    after = [_healthy(w)["rebalanced_at"] for w in survivors]
     assert all(a is not None and a != m for a, m in zip(after, marks, strict=True)), (marks, after)
     took_ms = complete_at - max(after)
     (tmp_path / "takeover_ms").write_text(f"{took_ms:.0f}\n")
