@@ -124,9 +124,20 @@ async def committed_and_ends(
     await reader.start()
     try:
         committed = {tp.partition: await reader.committed(tp) for tp in tps}
-        reported = await reader.end_offsets(tps)
-        ends = await probe_true_ends(reader, reported)
+        ends = await probe_true_ends(reader, await reader.end_offsets(tps))
         return committed, {tp.partition: ends[tp] for tp in tps}
+    finally:
+        await reader.stop()
+
+
+async def committed_offsets(
+    bootstrap: str, group: str, tps: list[TopicPartition]
+) -> dict[TopicPartition, int | None]:
+    """A consumer group's committed offsets (OffsetFetch only, without joining it)."""
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await reader.start()
+    try:
+        return {tp: await reader.committed(tp) for tp in tps}
     finally:
         await reader.stop()
 
@@ -241,19 +252,18 @@ async def wait_committed(worker: WorkerProcess, timeout: float = 20.0) -> None:
     bootstrap = worker.env["CXPULSE_BROKER_URL"].removeprefix("kafka://")
     group = worker.env["CXPULSE_WORKER_APP_ID"]
     partitions = int(worker.env["CXPULSE_TOPICS_PARTITIONS"])
-    topics = [*names.sources.values(), names.partials]
-    targets = {
-        topic: (await committed_and_ends(bootstrap, group, topic, partitions))[1]
-        for topic in topics
-    }
+    targets: dict[TopicPartition, int] = {}
+    for topic in [*names.sources.values(), names.partials]:
+        _, ends = await committed_and_ends(bootstrap, group, topic, partitions)
+        targets.update({TopicPartition(topic, p): end for p, end in ends.items()})
     deadline = time.monotonic() + timeout
-    while True:
-        behind = {}
-        for topic in topics:
-            committed, _ = await committed_and_ends(bootstrap, group, topic, partitions)
-            for p, end in targets[topic].items():
-                if (committed[p] or 0) < end:
-                    behind[f"{topic}:{p}"] = (committed[p], end)
+    while True:  # the ends once, then only the committed offsets until they reach them
+        committed = await committed_offsets(bootstrap, group, list(targets))
+        behind = {
+            f"{tp.topic}:{tp.partition}": (committed[tp], end)
+            for tp, end in targets.items()
+            if (committed[tp] or 0) < end
+        }
         if not behind:
             return
         if time.monotonic() > deadline:
