@@ -35,6 +35,7 @@ from agents.gauges import KpiCollector
 from agents.runtime import Runtime, Send, Write, now_ms
 from agents.sender import BatchSender, Delivery
 from streams.app import CxApp, topic_names
+from streams.collector import CollectionPolicy
 from streams.settings import Settings
 from streams.transport import BatchingConsumer, InputRecord
 
@@ -163,9 +164,10 @@ def register(app: CxApp, settings: Settings) -> Runtime:
     metrics = Metrics(runtime, names.sources.values())
     health = Health()
     in_flight = InFlight()
+    collector = CollectionPolicy()
     app_any: Any = app
     app_any.cx_runtime, app_any.cx_metrics, app_any.cx_health = runtime, metrics, health
-    app_any.cx_in_flight = in_flight
+    app_any.cx_in_flight, app_any.cx_collector = in_flight, collector
 
     def raw_topic(name: str, **kw: Any) -> faust.TopicT:
         return app.topic(name, partitions=n, key_serializer="raw", value_serializer="raw", **kw)
@@ -262,6 +264,7 @@ def register(app: CxApp, settings: Settings) -> Runtime:
         await confirm(final.deliveries)
         apply(first, final)
         batching_consumer().processed(event.message)
+        collector.after_batch()
         health.doing(agent, "idle")
 
     def batching_consumer() -> BatchingConsumer:
@@ -340,6 +343,7 @@ def register(app: CxApp, settings: Settings) -> Runtime:
     @app.timer(interval=tick_s)
     async def tick() -> None:
         nonlocal ticks
+        collector.tick()
         if app.rebalancing or app.in_recovery or not app.consumer.assignment():
             return
         ticks += 1
@@ -360,9 +364,11 @@ def register(app: CxApp, settings: Settings) -> Runtime:
         for tp in app.consumer.assignment():
             if tp.topic == names.partials:
                 runtime.restore_merge(tp.partition, _LazyView(merge_table, tp.partition))
+        collector.batches_begin()
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        collector.batches_end()  # table recovery ahead: no batch boundaries to collect at
         # batches in flight finish first: their writes must precede the recovery (InFlight)
         if in_flight.busy:
             log.info("cxpulse: revoking; waiting for the batches in flight")
@@ -374,7 +380,7 @@ def register(app: CxApp, settings: Settings) -> Runtime:
             elif tp.topic == names.partials:
                 runtime.drop_merge(tp.partition)
 
-    _register_pages(app, runtime, metrics, health)
+    _register_pages(app, runtime, metrics, health, collector)
     return runtime
 
 
@@ -481,7 +487,9 @@ async def _check_broker(app: faust.App, health: Health) -> None:
         health.broker_error_since_ms = None
 
 
-def _register_pages(app: CxApp, runtime: Runtime, metrics: Metrics, health: Health) -> None:
+def _register_pages(
+    app: CxApp, runtime: Runtime, metrics: Metrics, health: Health, collector: CollectionPolicy
+) -> None:
     @app.page("/metrics")
     async def metrics_page(web: View, request: Request) -> Response:
         return web.text(generate_latest(metrics.registry).decode(), content_type="text/plain")
@@ -503,6 +511,11 @@ def _register_pages(app: CxApp, runtime: Runtime, metrics: Metrics, health: Heal
                 "rebalanced_at": health.rebalanced_at_ms,
                 "agents": agents,
                 "merge": runtime.merge_watermarks(),
+                "gc": {
+                    "batch_driven": collector.driving,
+                    "young": collector.young_runs,
+                    "full": collector.full_runs,
+                },
             }
             return web.json(body)
         return web.json({"status": "unavailable", "reason": reason, "agents": agents}, status=503)

@@ -9,7 +9,6 @@ leaves the root logger at DEBUG and costs ~12 % CPU.
 
 from __future__ import annotations
 
-import gc
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -57,19 +56,6 @@ class QuietWorker(faust.Worker):
 
     def _setup_spinner_handler(self, logger: logging.Logger, level: int) -> None:
         self.spinner = None
-
-
-def tune_gc() -> None:
-    """Freeze the objects alive at start-up out of every garbage collection.
-
-    Modules, settings and the app are never garbage; freezing them spares each
-    full collection a scan of them. A much higher young-generation threshold
-    (50k instead of 700) made the engine ~30 % faster in-process but let garbage
-    linger: a worker flooded with 100k distinct channel names grew ~55 MB more
-    than with honest traffic (``tests/integration/test_hostile_input.py``), so
-    the collector keeps its defaults.
-    """
-    gc.freeze()
 
 
 def create_app(settings: Settings, broker_url: str, *, embedded: bool) -> CxApp:

@@ -56,8 +56,9 @@ def all_topics(settings: Settings) -> dict[str, int]:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from agents.pipeline import register
-    from streams.app import QuietWorker, create_app, tune_gc
+    from streams.app import QuietWorker, create_app
     from streams.broker import ensure_topics, wait_for_kafka
+    from streams.collector import CollectionPolicy
 
     with broker_for(settings, args.broker) as (url, embedded):
         embedded = embedded or bool(args.embedded_tuning)
@@ -66,7 +67,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         asyncio.run(ensure_topics(bootstrap, all_topics(settings)))
         app = create_app(settings, url, embedded=embedded)
         register(app, settings)
-        tune_gc()
+        CollectionPolicy.freeze_startup()
         worker = QuietWorker(app, loglevel=settings.worker.log_level.upper(), quiet=True)
         worker.execute_from_commandline()
     return 0
