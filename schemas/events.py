@@ -40,6 +40,16 @@ every time:
 * A heartbeat is ``{"type": "heartbeat", "ts": ...}`` on any topic; other fields,
   ``event_id`` and ``channel`` included, are ignored; a bad ``ts`` is ``schema``.
 * ``ts``: see :mod:`schemas.timestamps`.
+
+Two paths, one behaviour. ``parse_*_reference`` are the hand-written decoders above
+rules describe; they decide every outcome and every error message. ``parse_*`` first
+try a compiled fast path (:mod:`msgspec`, a typed struct per topic that rejects any
+unknown field and every type but the usual one), which returns an event only for a
+record whose every field is already in its plain, valid form, and hand anything else
+(an extra field, ``7.0`` as a score, a heartbeat, any fault) to the reference decoder.
+So the fast path can only make a valid record cheaper (a survey answer ~2.3 -> ~1.2 µs,
+issue 7), never change a result: a differential property test
+(``tests/unit/test_fast_decoders.py``) holds the two to the same output.
 """
 
 from __future__ import annotations
@@ -48,6 +58,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Literal, TypeVar
 
+import msgspec
 import orjson
 
 from schemas.timestamps import parse_ts
@@ -64,8 +75,11 @@ __all__ = [
     "SurveyEvent",
     "TicketEvent",
     "parse_cart",
+    "parse_cart_reference",
     "parse_survey",
+    "parse_survey_reference",
     "parse_ticket",
+    "parse_ticket_reference",
 ]
 
 Reason = Literal["invalid_json", "schema", "out_of_range", "too_large", "late"]
@@ -290,7 +304,7 @@ def _out_of_range_number(name: str, value: float) -> Invalid:
 # ---------------------------------------------------------------------------- topics
 
 
-def parse_survey(value: bytes | None) -> SurveyEvent | Heartbeat | Invalid:
+def parse_survey_reference(value: bytes | None) -> SurveyEvent | Heartbeat | Invalid:
     """Decode a ``cx.survey.events`` record (SPEC §1.1)."""
     obj = _decode(value)
     if isinstance(obj, Invalid):
@@ -336,7 +350,7 @@ def parse_survey(value: bytes | None) -> SurveyEvent | Heartbeat | Invalid:
     )
 
 
-def parse_cart(value: bytes | None) -> CartEvent | Heartbeat | Invalid:
+def parse_cart_reference(value: bytes | None) -> CartEvent | Heartbeat | Invalid:
     """Decode a ``cx.cart.events`` record (SPEC §1.2)."""
     obj = _decode(value)
     if isinstance(obj, Invalid):
@@ -365,7 +379,7 @@ def parse_cart(value: bytes | None) -> CartEvent | Heartbeat | Invalid:
     return _cart_event(event_id, etype, ts, channel, cart_id, customer_id, cart_value)
 
 
-def parse_ticket(value: bytes | None) -> TicketEvent | Heartbeat | Invalid:
+def parse_ticket_reference(value: bytes | None) -> TicketEvent | Heartbeat | Invalid:
     """Decode a ``cx.ticket.events`` record (SPEC §1.3)."""
     obj = _decode(value)
     if isinstance(obj, Invalid):
@@ -418,6 +432,161 @@ def parse_ticket(value: bytes | None) -> TicketEvent | Heartbeat | Invalid:
         if type(into) is not str or not into:
             return _bad_string("into", into)
     return _ticket_event(event_id, etype, ts, channel, ticket_id, priority, tags, public, via, into)
+
+
+# ---------------------------------------------------------------------------- fast path
+# Every field optional here: a missing or null one is settled by the checks below (a
+# required one missing -> the reference decoder reports it). ``gc=False``: these
+# short-lived structs hold only strings and numbers, so the collector never tracks them.
+
+
+class _SurveyWire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    type: str
+    event_id: str | None = None
+    ts: int | str | None = None
+    channel: str | None = None
+    survey_id: str | None = None
+    response_id: str | None = None
+    customer_id: str | None = None
+    question: str | None = None
+    score: int | None = None
+
+
+class _CartWire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    type: str
+    event_id: str | None = None
+    ts: int | str | None = None
+    channel: str | None = None
+    cart_id: str | None = None
+    customer_id: str | None = None
+    cart_value: float | None = None
+
+
+class _TicketWire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    type: str
+    event_id: str | None = None
+    ts: int | str | None = None
+    channel: str | None = None
+    ticket_id: str | None = None
+    priority: str | None = None
+    tags: list[str] | None = None
+    public: bool | None = None
+    via: str | None = None
+    into: str | None = None
+
+
+_survey_wire = msgspec.json.Decoder(_SurveyWire).decode
+_cart_wire = msgspec.json.Decoder(_CartWire).decode
+_ticket_wire = msgspec.json.Decoder(_TicketWire).decode
+_WireError = msgspec.DecodeError  # a ValidationError is one too
+
+
+def _fast_survey(value: bytes) -> SurveyEvent | None:
+    """The event, when ``value`` is a plain valid survey record; else ``None``."""
+    try:
+        w = _survey_wire(value)
+    except _WireError:
+        return None
+    event_id, ts = w.event_id, parse_ts(w.ts)
+    if ts is None or event_id is None or not 0 < len(event_id) <= MAX_EVENT_ID_CHARS:
+        return None
+    survey_id, response_id, customer_id = w.survey_id, w.response_id, w.customer_id
+    if not survey_id or not response_id or not customer_id:
+        return None
+    channel = "unknown" if w.channel is None else w.channel
+    if w.type == "invitation_sent":
+        return _survey_event(
+            event_id, w.type, ts, channel, survey_id, response_id, customer_id, None, None
+        )
+    question, score = w.question, w.score
+    if w.type != "answer" or question is None or score is None:
+        return None
+    bounds = SCORE_RANGES.get(question)
+    if bounds is None or not bounds[0] <= score <= bounds[1]:
+        return None
+    return _survey_event(
+        event_id, w.type, ts, channel, survey_id, response_id, customer_id, question, score
+    )
+
+
+def _fast_cart(value: bytes) -> CartEvent | None:
+    """The event, when ``value`` is a plain valid cart record; else ``None``."""
+    try:
+        w = _cart_wire(value)
+    except _WireError:
+        return None
+    event_id, ts, cart_id, cart_value = w.event_id, parse_ts(w.ts), w.cart_id, w.cart_value
+    if ts is None or event_id is None or not 0 < len(event_id) <= MAX_EVENT_ID_CHARS:
+        return None
+    if w.type not in CART_TYPES or not cart_id or cart_value is None:
+        return None
+    if w.customer_id == "" or not 0.0 <= cart_value < _INF:
+        return None
+    channel = "unknown" if w.channel is None else w.channel
+    return _cart_event(event_id, w.type, ts, channel, cart_id, w.customer_id, cart_value)
+
+
+def _fast_ticket(value: bytes) -> TicketEvent | None:
+    """The event, when ``value`` is a plain valid ticket record; else ``None``."""
+    try:
+        w = _ticket_wire(value)
+    except _WireError:
+        return None
+    etype, event_id, ts, ticket_id = w.type, w.event_id, parse_ts(w.ts), w.ticket_id
+    if ts is None or event_id is None or not 0 < len(event_id) <= MAX_EVENT_ID_CHARS:
+        return None
+    if etype not in TICKET_TYPES or not ticket_id:
+        return None
+    priority, public, via = "normal", True, "human"
+    tags: tuple[str, ...] = ()
+    into: str | None = None
+    if etype == "created":
+        if w.priority is not None:
+            if w.priority not in PRIORITIES:
+                return None
+            priority = w.priority
+        if w.tags is not None:
+            tags = tuple(w.tags)
+    elif etype == "agent_reply":
+        if w.public is not None:
+            public = w.public
+        if w.via is not None:
+            if w.via not in VIAS:
+                return None
+            via = w.via
+    elif etype == "merged":
+        into = w.into
+        if not into:
+            return None
+    channel = "unknown" if w.channel is None else w.channel
+    return _ticket_event(event_id, etype, ts, channel, ticket_id, priority, tags, public, via, into)
+
+
+def parse_survey(value: bytes | None) -> SurveyEvent | Heartbeat | Invalid:
+    """Decode a ``cx.survey.events`` record (SPEC §1.1): fast path, else the reference."""
+    if value is not None and len(value) <= MAX_RECORD_BYTES:
+        event = _fast_survey(value)
+        if event is not None:
+            return event
+    return parse_survey_reference(value)
+
+
+def parse_cart(value: bytes | None) -> CartEvent | Heartbeat | Invalid:
+    """Decode a ``cx.cart.events`` record (SPEC §1.2): fast path, else the reference."""
+    if value is not None and len(value) <= MAX_RECORD_BYTES:
+        event = _fast_cart(value)
+        if event is not None:
+            return event
+    return parse_cart_reference(value)
+
+
+def parse_ticket(value: bytes | None) -> TicketEvent | Heartbeat | Invalid:
+    """Decode a ``cx.ticket.events`` record (SPEC §1.3): fast path, else the reference."""
+    if value is not None and len(value) <= MAX_RECORD_BYTES:
+        event = _fast_ticket(value)
+        if event is not None:
+            return event
+    return parse_ticket_reference(value)
 
 
 PARSERS: Mapping[str, Callable[[bytes | None], Event | Heartbeat | Invalid]] = {

@@ -1,0 +1,277 @@
+"""The compiled fast path of the decoders never changes a result (schemas.events).
+
+Differential: for any input, ``parse_*`` (fast path, else the reference) returns exactly
+what ``parse_*_reference`` (the hand-written rules) returns, dead-letter reason and
+message included. And the fast path is really taken for plain valid records, so these
+tests are not passing by always falling back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from benchmarks.workloads import build
+from schemas import events
+from schemas.events import (
+    CART_TYPES,
+    PRIORITIES,
+    SCORE_RANGES,
+    SURVEY_TYPES,
+    TICKET_TYPES,
+    VIAS,
+    Invalid,
+    parse_cart,
+    parse_cart_reference,
+    parse_survey,
+    parse_survey_reference,
+    parse_ticket,
+    parse_ticket_reference,
+)
+from schemas.timestamps import MAX_TS_MS, format_ts
+
+Parser = Callable[[bytes | None], Any]
+PAIRS: dict[str, tuple[Parser, Parser]] = {
+    "survey": (parse_survey, parse_survey_reference),
+    "cart": (parse_cart, parse_cart_reference),
+    "ticket": (parse_ticket, parse_ticket_reference),
+}
+FAST: dict[str, Callable[[bytes], Any]] = {
+    "survey": events._fast_survey,
+    "cart": events._fast_cart,
+    "ticket": events._fast_ticket,
+}
+FIELDS = {
+    "survey": [
+        "event_id",
+        "type",
+        "ts",
+        "channel",
+        "survey_id",
+        "response_id",
+        "customer_id",
+        "question",
+        "score",
+    ],
+    "cart": ["event_id", "type", "ts", "channel", "cart_id", "customer_id", "cart_value"],
+    "ticket": [
+        "event_id",
+        "type",
+        "ts",
+        "channel",
+        "ticket_id",
+        "priority",
+        "tags",
+        "public",
+        "via",
+        "into",
+    ],
+}
+TYPES = sorted(SURVEY_TYPES | CART_TYPES | TICKET_TYPES | {"heartbeat", "Answer", ""})
+
+# Values a field may take: the plain valid ones, and every near miss we could think of.
+EDGE: list[Any] = [
+    None,
+    "",
+    " ",
+    "x",
+    "x" * 128,
+    "x" * 129,
+    "é" * 128,
+    "\u0000",
+    "😀",
+    0,
+    -1,
+    7,
+    11,
+    -0.0,
+    7.0,
+    7.5,
+    1e300,
+    2**63,
+    True,
+    False,
+    [],
+    ["a"],
+    ["a", 1],
+    {},
+    {"a": 1},
+    MAX_TS_MS,
+    MAX_TS_MS + 1,
+    format_ts(1_795_050_000_000),
+    "2026-11-23T10:00:00+01:00",
+    "2026-02-30T10:00:00Z",
+]
+edge_values = st.sampled_from(EDGE)
+field_values = (
+    edge_values
+    | st.sampled_from(TYPES)
+    | st.sampled_from(sorted(SCORE_RANGES) + sorted(PRIORITIES) + sorted(VIAS))
+    | st.integers(min_value=-3, max_value=12)
+    | st.integers(min_value=1_795_000_000_000, max_value=1_795_100_000_000)
+    | st.floats(allow_nan=False)
+    | st.lists(st.text(max_size=3), max_size=3)
+    | st.text(max_size=6)
+)
+
+
+@st.composite
+def records(draw: st.DrawFn, family: str) -> bytes:
+    """A record of ``family``: a valid one, mutated field by field, sometimes byte by byte."""
+    obj = orjson.loads(draw(st.sampled_from(VALID[family])))
+    for name in draw(st.lists(st.sampled_from([*FIELDS[family], "extra"]), max_size=3)):
+        if draw(st.booleans()):
+            obj.pop(name, None)
+        else:
+            obj[name] = draw(field_values)
+    raw = orjson.dumps(obj)
+    if draw(st.integers(0, 5)) == 0:  # a literal orjson would never write
+        literal = draw(
+            st.sampled_from(
+                [
+                    b"1e400",
+                    b"-0",
+                    b"1E2",
+                    b"7.0",
+                    b"NaN",
+                    b'"\\ud800"',
+                    b"123456789012345678901234",
+                    b"1795050000000.0",
+                ]
+            )
+        )
+        name = draw(st.sampled_from(FIELDS[family])).encode()
+        raw = raw[:-1] + b',"' + name + b'":' + literal + b"}"
+    if draw(st.integers(0, 5)) == 0:  # a corrupted byte
+        at = draw(st.integers(0, len(raw) - 1))
+        raw = raw[:at] + bytes([draw(st.integers(0, 255))]) + raw[at + 1 :]
+    return raw
+
+
+TS = 1_795_050_000_000
+HEAD = {"event_id": "e-1", "ts": TS}
+#: one valid record of every event type and optional field, beside the workload's own
+WRITTEN: dict[str, list[dict[str, Any]]] = {
+    "survey": [
+        {
+            **HEAD,
+            "type": "answer",
+            "survey_id": "s",
+            "response_id": "r",
+            "customer_id": "c",
+            "question": q,
+            "score": SCORE_RANGES[q][1],
+        }
+        for q in sorted(SCORE_RANGES)
+    ],
+    "cart": [{**HEAD, "type": t, "cart_id": "k", "cart_value": 0} for t in sorted(CART_TYPES)],
+    "ticket": [
+        {**HEAD, "type": t, "ticket_id": "t", "channel": "web"}
+        for t in sorted(TICKET_TYPES - {"merged"})
+    ]
+    + [
+        {**HEAD, "type": "created", "ticket_id": "t", "priority": "urgent", "tags": ["a", ""]},
+        {**HEAD, "type": "agent_reply", "ticket_id": "t", "public": False, "via": "bot"},
+        {**HEAD, "type": "merged", "ticket_id": "t", "into": "t-2"},
+    ],
+}
+
+
+def _valid_records(family: str) -> list[bytes]:
+    workload = build("mixed", 4_000, 0)
+    seen: dict[bytes, bytes] = {}
+    for record in workload.backlog:
+        if record.family == family:
+            kind = orjson.loads(record.value)["type"].encode()
+            seen.setdefault(kind, record.value)
+    written = [orjson.dumps(obj) for obj in WRITTEN[family]]
+    return list(seen.values()) + [raw for raw in written if FAST[family](raw) is not None]
+
+
+VALID = {family: _valid_records(family) for family in PAIRS}
+SETTINGS = settings(max_examples=1500, deadline=None)
+
+
+def _same(family: str, raw: bytes | None) -> None:
+    fast, reference = PAIRS[family]
+    assert fast(raw) == reference(raw), raw
+
+
+@SETTINGS
+@given(raw=records("survey"))
+def test_survey_fast_path_matches_the_reference(raw: bytes) -> None:
+    _same("survey", raw)
+
+
+@SETTINGS
+@given(raw=records("cart"))
+def test_cart_fast_path_matches_the_reference(raw: bytes) -> None:
+    _same("cart", raw)
+
+
+@SETTINGS
+@given(raw=records("ticket"))
+def test_ticket_fast_path_matches_the_reference(raw: bytes) -> None:
+    _same("ticket", raw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(family=st.sampled_from(sorted(PAIRS)), raw=st.binary(max_size=200))
+def test_arbitrary_bytes_give_the_reference_result(family: str, raw: bytes) -> None:
+    _same(family, raw)
+
+
+def test_null_and_oversized_records_give_the_reference_result() -> None:
+    big = b'{"type":"answer","pad":"' + b"x" * (1 << 20) + b'"}'
+    for family in PAIRS:
+        _same(family, None)
+        _same(family, big)
+        assert isinstance(PAIRS[family][0](big), Invalid)
+
+
+def test_the_fast_path_takes_every_valid_record_of_the_benchmark_workload() -> None:
+    """Plain valid records of every event type decode without the reference decoder."""
+    for family, written in WRITTEN.items():
+        for obj in written:
+            assert FAST[family](orjson.dumps(obj)) is not None, obj
+    for family, values in VALID.items():
+        for raw in values:
+            event = FAST[family](raw)
+            assert event is not None, raw
+            assert event == PAIRS[family][1](raw)
+
+
+def test_a_record_with_an_unknown_field_falls_back_and_is_still_valid() -> None:
+    raw = orjson.loads(VALID["survey"][0])
+    raw["comment"] = {"free": "text"}
+    value = orjson.dumps(raw)
+    assert events._fast_survey(value) is None
+    assert not isinstance(parse_survey(value), Invalid)
+
+
+EDGE_VALUES: list[Any] = [
+    *EDGE,
+    *TYPES,
+    *sorted(SCORE_RANGES),
+    *sorted(PRIORITIES),
+    *sorted(VIAS),
+]
+
+
+def test_every_single_field_change_of_every_valid_record_gives_the_reference_result() -> None:
+    """Exhaustive: each seed record with one field removed or set to each edge value."""
+    checked = 0
+    for family, seeds in VALID.items():
+        for seed in seeds:
+            obj = orjson.loads(seed)
+            for name in [*FIELDS[family], "extra"]:
+                removed = {k: v for k, v in obj.items() if k != name}
+                _same(family, orjson.dumps(removed))
+                for value in EDGE_VALUES:
+                    _same(family, orjson.dumps({**obj, name: value}))
+                    checked += 1
+    assert checked > 5_000, checked
