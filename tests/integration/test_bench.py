@@ -21,9 +21,10 @@ from benchmarks.report import CEILING_FIGURES, RUN_FIGURES
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-#: big enough that a worker cannot drain it between two of the bench's scrapes (3,000
-#: sometimes was: no throughput window, so the figures were missing and the bench failed)
-EVENTS = 20_000
+#: big enough that a worker cannot drain it between two of the bench's scrapes (3,000 and,
+#: once workers got faster, 20,000 sometimes were: no throughput window, so the figures
+#: were missing and the bench failed)
+EVENTS = 80_000
 
 
 def _processes_with(token: str) -> list[int]:

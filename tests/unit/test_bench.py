@@ -4,6 +4,7 @@ result's shape."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import math
 from typing import Any
@@ -20,7 +21,7 @@ from benchmarks.expected import (
     verify,
 )
 from benchmarks.kafka_io import is_checked_final
-from benchmarks.latency import marker_latencies, percentile, summarize
+from benchmarks.latency import MARKER_SHARE, _send_paced, marker_latencies, percentile, summarize
 from benchmarks.throughput import Sample, crossing, drain_figures
 from benchmarks.workers import parse_event_counts
 from benchmarks.workloads import PARTITIONS, build, encode, mixed_events, survey_events
@@ -318,3 +319,31 @@ def test_the_table_says_when_workers_fell_behind_the_paced_stream() -> None:
     text = report.table(report.result({}, _workloads(latency=behind)))
     assert "mixed, 2 worker(s): fell behind the paced stream" in text
     assert "1 worker(s): fell behind" not in text
+
+
+class _CountingProducer:
+    """Stands in for the aiokafka producer: records what was sent, to which topic."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def send(self, topic: str, value: bytes, **kw: Any) -> None:
+        self.sent.append(topic)
+
+
+def test_a_paced_stream_slower_than_the_markers_still_sends_every_event() -> None:
+    """At 100 events/s three topics' 10 ms markers alone would be 300/s: the events must
+    still go out (in CI a low 2-worker rate once left the bench sending markers forever)."""
+    workload = build("mixed", 60, 0)
+    topics = {family: family for family in ("survey", "cart", "ticket")}
+    producer = _CountingProducer()
+    produced: dict[str, list[float]] = {}
+    sent, markers = asyncio.run(
+        asyncio.wait_for(
+            _send_paced(producer, topics, workload.backlog, 100.0, 0.01, produced),  # type: ignore[arg-type]
+            timeout=10,
+        )
+    )
+    assert sent == len(workload.backlog) == 60
+    assert len(producer.sent) == sent + markers
+    assert markers <= MARKER_SHARE * (sent + markers) + 3  # one round of markers over
