@@ -440,11 +440,16 @@ def parse_ticket_reference(value: bytes | None) -> TicketEvent | Heartbeat | Inv
 # short-lived structs hold only strings and numbers, so the collector never tracks them.
 
 
-class _SurveyWire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+class _Wire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """The fields every topic's record has (SPEC §1); each topic's struct adds its own."""
+
     type: str
     event_id: str | None = None
     ts: int | str | None = None
     channel: str | None = None
+
+
+class _SurveyWire(_Wire, forbid_unknown_fields=True, gc=False):
     survey_id: str | None = None
     response_id: str | None = None
     customer_id: str | None = None
@@ -452,21 +457,13 @@ class _SurveyWire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     score: int | None = None
 
 
-class _CartWire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    type: str
-    event_id: str | None = None
-    ts: int | str | None = None
-    channel: str | None = None
+class _CartWire(_Wire, forbid_unknown_fields=True, gc=False):
     cart_id: str | None = None
     customer_id: str | None = None
     cart_value: float | None = None
 
 
-class _TicketWire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    type: str
-    event_id: str | None = None
-    ts: int | str | None = None
-    channel: str | None = None
+class _TicketWire(_Wire, forbid_unknown_fields=True, gc=False):
     ticket_id: str | None = None
     priority: str | None = None
     tags: list[str] | None = None
