@@ -1,4 +1,5 @@
-"""The stages alone, no broker: ``python -m benchmarks.engine survey 200000 [--merge] [--profile]``.
+"""The stages alone, no broker: ``python -m benchmarks.engine survey 200000 [--merge] [--profile]
+[--event-time-rate=N]``.
 
 Runs the throughput backlog of ``benchmarks.workloads`` through
 :meth:`agents.runtime.Runtime.process_source` in batches of 5,000 per partition
@@ -20,7 +21,7 @@ import sys
 import time
 
 from agents.runtime import Runtime
-from benchmarks.workloads import build
+from benchmarks.workloads import EVENT_TIME_RATE, build
 from streams.collector import CollectionPolicy
 from streams.settings import load_settings
 from streams.transport import InputRecord, RawRecord
@@ -28,10 +29,12 @@ from streams.transport import InputRecord, RawRecord
 Batch = tuple[str, int, list[InputRecord]]
 
 
-def batches(workload_name: str, events: int, size: int = 5_000) -> list[Batch]:
+def batches(
+    workload_name: str, events: int, size: int = 5_000, event_time_rate: float = EVENT_TIME_RATE
+) -> list[Batch]:
     """The backlog as the consumer would hand it over: per partition, in order."""
     parts: dict[tuple[str, int], list[InputRecord]] = {}
-    for record in build(workload_name, events, 0).backlog:
+    for record in build(workload_name, events, 0, event_time_rate=event_time_rate).backlog:
         recs = parts.setdefault((record.family, record.partition), [])
         recs.append(RawRecord(len(recs), record.key, record.value, None))
     return [
@@ -83,9 +86,13 @@ def _stages(
 
 
 def main(
-    workload_name: str = "survey", events: int = 200_000, profile: bool = False, merge: bool = False
+    workload_name: str = "survey",
+    events: int = 200_000,
+    profile: bool = False,
+    merge: bool = False,
+    event_time_rate: float = EVENT_TIME_RATE,
 ) -> None:
-    work = batches(workload_name, events)
+    work = batches(workload_name, events, event_time_rate=event_time_rate)
     n = sum(len(records) for _, _, records in work)
     if profile:
         profiler = cProfile.Profile()
@@ -95,16 +102,19 @@ def main(
     best = min(run_once(work, merge) for _ in range(5))
     stages = "source + merge" if merge else "source"
     print(
-        f"{workload_name} ({stages}): {n} events, best of 5 {best:.2f} s CPU,"
+        f"{workload_name} ({stages}, {event_time_rate:g} events/s of event time):"
+        f" {n} events, best of 5 {best:.2f} s CPU,"
         f" {best / n * 1e6:.1f} µs/event"
     )
 
 
 if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    rates = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--event-time-rate=")]
     main(
         args[0] if args else "survey",
         int(args[1]) if len(args) > 1 else 200_000,
         profile="--profile" in sys.argv,
         merge="--merge" in sys.argv,
+        event_time_rate=float(rates[0]) if rates else EVENT_TIME_RATE,
     )

@@ -37,7 +37,14 @@ from benchmarks.expected import WINDOW, WINDOW_END_MS, verify
 from benchmarks.kafka_io import ceiling, close_windows, produce_records, read_finals
 from benchmarks.latency import paced_phase
 from benchmarks.workers import Worker, peak_rss_mb, topic_names, wait_stable, worker_env
-from benchmarks.workloads import FAMILIES, PARTITIONS, WORKLOADS, Workload, build
+from benchmarks.workloads import (
+    EVENT_TIME_RATE,
+    FAMILIES,
+    PARTITIONS,
+    WORKLOADS,
+    Workload,
+    build,
+)
 from streams.broker import EmbeddedBroker, ensure_topics
 from streams.settings import Settings
 
@@ -118,6 +125,8 @@ def bench_workload(
         "events": len(workload.backlog),
         "paced_events": len(workload.paced),
         "events_by_topic": workload.by_family,
+        "event_time_rate": workload.event_time_rate,
+        "event_time_span_s": workload.event_time_span_s,
         "ceiling": None,
         "runs": [],
     }
@@ -136,12 +145,13 @@ def bench_workload(
 
 
 def main(
-    events: int = 200_000,
+    events: int = 500_000,
     out: str = "benchmarks/results.json",
     *,
     paced_events: int | None = None,
     workloads: Sequence[str] = WORKLOADS,
     worker_counts: Sequence[int] = (1, 2),
+    event_time_rate: float = EVENT_TIME_RATE,
 ) -> int:
     """Run the benchmark; 0 only if every run is verified and every figure is there."""
     paced = events // 2 if paced_events is None else paced_events
@@ -150,6 +160,7 @@ def main(
         "events": events,
         "paced_events": paced,
         "partitions": PARTITIONS,
+        "event_time_rate": event_time_rate,
         "worker_counts": list(worker_counts),
         "windows": [w.label for w in defaults.windows],
         "segments": list(defaults.segments.dimensions),
@@ -163,8 +174,11 @@ def main(
         EmbeddedBroker(log_path=str(Path(tmp) / "tansu.log")) as broker,
     ):
         for name in workloads:
-            print(f"bench: generating the {name} workload ({events:,} + {paced:,} events)…")
-            workload = build(name, events, paced)
+            print(
+                f"bench: generating the {name} workload ({events:,} + {paced:,} events,"
+                f" {event_time_rate:,g} events per second of event time)…"
+            )
+            workload = build(name, events, paced, event_time_rate=event_time_rate)
             results[name] = bench_workload(broker, workload, worker_counts, Path(tmp))
     settings["duration_s"] = round(time.monotonic() - started, 1)
     doc = report.result(settings, results)

@@ -23,8 +23,9 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 #: big enough that a worker cannot drain it between two of the bench's scrapes (3,000 and,
 #: once workers got faster, 20,000 sometimes were: no throughput window, so the figures
-#: were missing and the bench failed)
-EVENTS = 80_000
+#: were missing and the bench failed; at the default event-time density a worker drains
+#: 80,000 in under a second)
+EVENTS = 150_000
 
 
 def _processes_with(token: str) -> list[int]:
@@ -65,8 +66,11 @@ def test_a_tiny_bench_measures_and_verifies_every_configuration(tmp_path: Path) 
     doc = orjson.loads(out.read_bytes())
     assert doc["verified"] and doc["complete"], doc["missing"]
     assert set(doc["workloads"]) == {"survey", "mixed"}
+    assert doc["settings"]["event_time_rate"] == 1_000.0
     for name, wl in doc["workloads"].items():
         assert wl["events"] == EVENTS
+        # generated at about the asked density (the first journeys start at a lower one)
+        assert 500 < wl["event_time_rate"] <= 1_100, wl["event_time_rate"]
         assert all(wl["ceiling"][f] > 0 for f in CEILING_FIGURES)
         assert [run["workers"] for run in wl["runs"]] == [1, 2]
         for run in wl["runs"]:

@@ -24,7 +24,16 @@ from benchmarks.kafka_io import is_checked_final
 from benchmarks.latency import MARKER_SHARE, _send_paced, marker_latencies, percentile, summarize
 from benchmarks.throughput import Sample, crossing, drain_figures
 from benchmarks.workers import parse_event_counts
-from benchmarks.workloads import PARTITIONS, build, encode, mixed_events, survey_events
+from benchmarks.workloads import (
+    PARTITIONS,
+    START_MS,
+    STEP_MS,
+    build,
+    encode,
+    mixed_events,
+    step_for,
+    survey_events,
+)
 from schemas.timestamps import format_ts
 from tests.oracle import cart_finals, survey_finals, ticket_finals
 
@@ -169,8 +178,9 @@ def _oracle_record(finals: dict[Any, Any], metric: str) -> dict[str, Any]:
     return {"metric": metric, "value": value, "n": n, "stats": stats}
 
 
-def test_survey_counts_equal_the_oracles_nps() -> None:
-    events = list(itertools.islice(survey_events(seed=3), 3000))
+@pytest.mark.parametrize("step_ms", [STEP_MS, 3.0])
+def test_survey_counts_equal_the_oracles_nps(step_ms: float) -> None:
+    events = list(itertools.islice(survey_events(seed=3, step_ms=step_ms), 3000))
     counts = IndependentCounts()
     for ev in events:
         counts.add(ev)
@@ -180,8 +190,11 @@ def test_survey_counts_equal_the_oracles_nps() -> None:
     assert result["passed"], result["problems"]
 
 
-def test_mixed_counts_equal_the_oracles_cart_and_ticket_records() -> None:
-    events = list(itertools.islice(mixed_events(seed=3), 6000))
+@pytest.mark.parametrize(("step_ms", "n"), [(STEP_MS, 6000), (40.0, 30_000)])
+def test_mixed_counts_equal_the_oracles_cart_and_ticket_records(step_ms: float, n: int) -> None:
+    # dense: ~25 journeys start per second of event time, so many more carts and tickets
+    # are open at once (enough events that some carts reached their purchase)
+    events = list(itertools.islice(mixed_events(seed=3, step_ms=step_ms), n))
     counts = IndependentCounts()
     for ev in events:
         counts.add(ev)
@@ -210,6 +223,40 @@ def test_every_event_of_a_workload_falls_in_the_verified_window() -> None:
     assert DAY0 <= times[0] and times[-1] < WINDOW_END_MS - 8 * DAY  # room for recoveries
     assert {r.partition for r in wl.backlog} == set(range(PARTITIONS))
     assert sum(wl.by_family.values()) == 5000
+
+
+@pytest.mark.parametrize(
+    ("name", "rate", "span_s", "settle_s"),
+    [("survey", 20.0, 900, 180), ("survey", 100.0, 900, 180), ("mixed", 3.0, 14_400, 3_600)],
+)
+def test_a_workload_has_the_asked_events_per_second_of_event_time(
+    name: str, rate: float, span_s: int, settle_s: int
+) -> None:
+    # once the journeys started at the beginning are under way (answers come 5-120 s
+    # after an invitation, a cart's purchase or return up to hours later), the stream
+    # runs at the asked density
+    backlog = build(name, int(rate * span_s), 0, event_time_rate=rate).backlog
+    times = [orjson.loads(r.value)["ts"] for r in backlog]
+    settled = START_MS + settle_s * 1000
+    steady = [t for t in times if t >= settled]
+    assert len(steady) > len(times) / 2
+    measured = len(steady) / ((times[-1] - settled) / 1000)
+    assert rate * 0.95 < measured < rate * 1.05, measured
+
+
+def test_the_density_only_spaces_the_steps() -> None:
+    assert step_for("survey", 20.0) == pytest.approx(step_for("survey", 10.0) / 2)
+    sparse, dense = build("survey", 2000, 0, event_time_rate=3.5), build("survey", 2000, 0)
+    assert dense.event_time_span_s < sparse.event_time_span_s / 50
+    # the same journeys start, in the same order, only closer together in event time
+    invitations = [
+        [(e["event_id"], e["customer_id"], e["channel"]) for e in events if e["type"] != "answer"]
+        for events in ([orjson.loads(r.value) for r in w.backlog] for w in (sparse, dense))
+    ]
+    shorter = min(len(i) for i in invitations)
+    assert shorter > 500 and invitations[0][:shorter] == invitations[1][:shorter]
+    with pytest.raises(ValueError):
+        step_for("mixed", 0.0)
 
 
 def test_records_are_keyed_by_entity_and_partitioned_stably() -> None:
@@ -347,3 +394,23 @@ def test_a_paced_stream_slower_than_the_markers_still_sends_every_event() -> Non
     assert sent == len(workload.backlog) == 60
     assert len(producer.sent) == sent + markers
     assert markers <= MARKER_SHARE * (sent + markers) + 3  # one round of markers over
+
+
+@pytest.mark.parametrize("rate", ["0", "-5", "inf", "nan", "fast"])
+def test_bench_refuses_a_density_that_is_not_a_positive_rate(
+    rate: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from streams.cli import build_parser
+
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["bench", "--event-time-rate", rate])
+    assert exit_info.value.code == 2
+    assert "--event-time-rate" in capsys.readouterr().err
+
+
+def test_bench_takes_the_density() -> None:
+    from streams.cli import build_parser
+
+    args = build_parser().parse_args(["bench", "--event-time-rate", "3.5"])
+    assert args.event_time_rate == 3.5
+    assert build_parser().parse_args(["bench"]).event_time_rate == 1_000.0
