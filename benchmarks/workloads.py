@@ -17,8 +17,8 @@ the density is set by the time between steps alone: ``event_time_rate`` events
 per second of event time (``cxpulse bench --event-time-rate``). The default,
 :data:`EVENT_TIME_RATE`, is the live rate of a business big enough to need the
 throughput measured here (a backlog replays its stream at that density); the
-generators' historical pace, one step per second (~3.5 survey events/s, ~12
-mixed events/s), is ``--event-time-rate 3.5`` / ``12`` (README, "Event-time
+generators' historical pace, one step per second (~3.5 survey events/s, ~4.6
+mixed events/s), is ``--event-time-rate 3.5`` / ``4.6`` (README, "Event-time
 density").
 
 Events are released in event-time order (a heap holds the later events of a

@@ -377,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_rate,
         default=1_000.0,
         help="events per second of event time in the generated workloads (default: 1000;"
-        " the generators' historical pace is 3.5 for survey, 12 for mixed)",
+        " the generators' historical pace is 3.5 for survey, 4.6 for mixed)",
     )
     p.add_argument(
         "--paced-events",
