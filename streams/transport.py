@@ -23,6 +23,28 @@ restart, when the dead member's expiry causes a second rebalance).
 declared it :meth:`~BatchingConsumer.processed` (its effects flushed to the
 broker); anything else is read again, which the processors make harmless.
 
+Committing. Faust commits the end of the first run of consecutive acked
+offsets, counting the offsets between two messages it read as done (its "gap"
+filling, meant for compacted topics and transaction markers). For batch messages
+that does not hold: faust-streaming 0.15.3 records each gap *including* the
+offset of the message after it (``Consumer._add_gap`` adds one to an end that
+already is the next message's offset), so every batch's last offset is counted
+twice, every run ends at a batch, and each commit moved past one batch only:
+under steady traffic (many small batches per commit interval) the committed
+offsets fell further behind the processed ones forever, and the acked list grew
+without bound (seen: 16k records behind and growing after 4 minutes of a
+marker flood; "Has not committed" warnings in CI). And gap filling counts a
+batch's records as done once a *later* batch is acked, even if the batch itself
+was skipped. So for batched topics the consumer keeps its own account: each
+batch declared :meth:`~BatchingConsumer.processed` marks its offsets as done,
+from just after the previous batch handed on for its partition, or from where
+the partition was sought to (so offsets the fetch did not return, e.g.
+transaction markers, count as done too), through its last; the committable
+offset is the end of the done range that starts at the committed offset
+(:meth:`BatchingConsumer._new_offset`).
+A batch the stream skipped leaves a hole there, and the partition is read again
+from the committed offset (:attr:`BatchingConsumer.reseek`), so the hole fills.
+
 Rewinding. After the table recovery of a rebalance Faust seeks its stream
 partitions to their committed offsets, having dropped what it fetched for
 them meanwhile; partitions without a committed offset were left where the
@@ -142,6 +164,16 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         #: batches were dropped after aiokafka had moved past them: seek to the
         #: committed offsets before the next fetch (see :meth:`getmany`)
         self.reseek = False
+        #: per batched partition, the offsets processed and not yet committed (see
+        #: "Committing" in the module docstring)
+        self.done: dict[TP, DoneRanges] = {}
+        #: (partition, last offset) of each batch handed on -> the first offset it covers
+        self._covers: dict[tuple[TP, int], int] = {}
+        #: where reading began on partitions without a committed offset
+        self._origin: dict[TP, int] = {}
+        #: per batched partition, the offset after the last batch handed on (or the
+        #: offset it was sought to): where the next batch's account begins
+        self._next: dict[TP, int] = {}
 
     async def perform_seek(self) -> None:
         """Seek to the committed offsets and, unlike Faust, rewind partitions without one.
@@ -170,24 +202,74 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         ]
         if uncommitted:
             earliest = await self.earliest_offsets(*uncommitted)
-            await self.seek_wait({tp: earliest.get(tp, 0) for tp in uncommitted})
+            origin = {tp: earliest.get(tp, 0) for tp in uncommitted}
+            self._origin.update(origin)
+            await self.seek_wait(origin)
+        # reading resumes at the committed offsets: the account starts over from them
+        assigned = self.assignment()
+        for table in (self.done, self._origin, self._next):
+            for tp in [tp for tp in table if tp not in assigned]:
+                del table[tp]
+        for tp in assigned:
+            if tp.topic in self.batched_topics:
+                start = self._committed_offset.get(tp) or self._origin.get(tp)
+                if start is not None:
+                    self._next[tp] = start
+        self._covers.clear()
 
     def processed(self, message: Message) -> None:
-        """Declare a batch message's effects durable: only now may Faust ack (and commit) it."""
-        self._processed.add((message.tp, message.offset))
+        """Declare a batch message's effects durable: only now may its offsets be committed."""
+        key = (message.tp, message.offset)
+        self._processed.add(key)
+        first = self._covers.pop(key, message.offset)
+        self.done.setdefault(message.tp, DoneRanges()).add(first, message.offset)
 
     def ack(self, message: Message) -> bool:
         if message.topic in self.batched_topics:
             key = (message.tp, message.offset)
             if key not in self._processed:
-                # skipped by the stream, or its agent failed: leave it to be read again
+                # skipped by the stream, or its agent failed: it is read again from the
+                # committed offset (its hole stops the commits until then)
                 self._unacked_messages.discard(message)
+                self._covers.pop(key, None)
+                self.reseek = True
                 log.info(
                     "cxpulse: not acknowledging unprocessed batch %s@%s", message.tp, message.offset
                 )
                 return False
             self._processed.discard(key)
         return bool(super().ack(message))
+
+    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        """Faust's gap filling, except on batched partitions (module docstring, "Committing")."""
+        if tp.topic not in self.batched_topics:
+            await super()._add_gap(tp, offset_from, offset_to)
+
+    def _new_offset(self, tp: TP) -> int | None:
+        """The offset to commit: the end of the done range from the committed offset on.
+
+        Faust's own account (acked offsets and gaps) is not used for batched
+        partitions; its acked list is emptied here so that it does not grow.
+        """
+        if tp.topic not in self.batched_topics:
+            return cast("int | None", super()._new_offset(tp))
+        self._acked.pop(tp, None)
+        self._acked_index.pop(tp, None)
+        done = self.done.get(tp)
+        committed = self._committed_offset.get(tp) or self._origin.get(tp)
+        if done is None or committed is None:
+            return None
+        reached = done.advance(committed)
+        return reached if reached > committed else None
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        for tp in revoked:
+            self.done.pop(tp, None)
+            self._origin.pop(tp, None)
+            self._next.pop(tp, None)
+        for key in [k for k in self._covers if k[0] in revoked]:
+            del self._covers[key]
+        await super().on_partitions_revoked(revoked)
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return TrueEndConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -252,7 +334,47 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         message = self._to_message(tp, tp_records[-1])
         message.key = None
         message.value = cast(bytes, tp_records)  # aiokafka's records: InputRecord
+        # the offsets this batch accounts for: from just after the last message read on
+        # its partition (offsets the fetch skipped, e.g. transaction markers) to its end
+        first = min(tp_records[0].offset, self._next.get(tp, tp_records[0].offset))
+        self._covers[(tp, message.offset)] = first
+        self._next[tp] = message.offset + 1
         return message
+
+
+class DoneRanges:
+    """Disjoint ranges of processed offsets of one partition, merged as they touch.
+
+    Batches are processed in order, so this is one range almost always; a batch
+    the stream skipped leaves a hole until it is read again.
+    """
+
+    __slots__ = ("ranges",)
+
+    def __init__(self) -> None:
+        #: sorted, disjoint, non-adjacent inclusive ranges ``[first, last]``
+        self.ranges: list[list[int]] = []
+
+    def add(self, first: int, last: int) -> None:
+        """Mark ``first..last`` (inclusive) as processed."""
+        kept: list[list[int]] = []
+        for lo, hi in self.ranges:
+            if hi + 1 < first or last + 1 < lo:
+                kept.append([lo, hi])
+            else:  # overlapping or adjacent: merge
+                first, last = min(first, lo), max(last, hi)
+        kept.append([first, last])
+        kept.sort()
+        self.ranges = kept
+
+    def advance(self, position: int) -> int:
+        """The first offset not processed from ``position`` on; forgets what lies below it."""
+        for lo, hi in self.ranges:
+            if lo > position:
+                break
+            position = max(position, hi + 1)
+        self.ranges = [r for r in self.ranges if r[1] >= position]
+        return position
 
 
 class BatchingTransport(faust_aiokafka.Transport):

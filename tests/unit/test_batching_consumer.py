@@ -1,29 +1,39 @@
-"""The batching consumer never hands on a batch that Faust would then drop unseen.
+"""The batching consumer never hands on a batch that Faust would then drop unseen,
+and commits exactly the offsets of the batches processed.
 
 Faust resumes stream partitions before it seeks them to their committed offsets
 after a table recovery, and resuming flow control at the end of the rebalance
 clears every agent's queue: a batch fetched in between was lost while the
 consumer had moved past it (``streams.transport.BatchingConsumer.getmany``).
-The consumer here is the worker's real one; only its fetch is replaced.
+Committing: Faust's own account moved past one batch per commit and counted a
+skipped batch as done once a later one was acked (``streams.transport``,
+"Committing"). The consumer here is the worker's real one; only its fetch is
+replaced, and a message's delivery is done as Faust's ``_drain_messages`` does it.
 """
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 from typing import Any
 
 from aiokafka.structs import ConsumerRecord
 from faust.types import TP
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agents.pipeline import register
 from streams.app import create_app
 from streams.settings import load_settings
+from streams.transport import DoneRanges
 
 
 def _consumer() -> tuple[Any, Any]:
     settings = load_settings(env={"CXPULSE_STORE_DATA_DIR": tempfile.mkdtemp()})
     app: Any = create_app(settings, "kafka://127.0.0.1:9", embedded=True)
     register(app, settings)
+    # as once the worker's conductor subscribed: acks count on the input topics
+    app.topics._acking_topics.update(app.consumer.batched_topics)
     return app, app.consumer
 
 
@@ -94,3 +104,118 @@ async def test_outside_a_rebalance_batches_go_on_without_a_seek() -> None:
     delivered = await _drain(consumer, {tp: _records(tp, 0, 9)}, calls)
     assert calls == ["fetch"]
     assert [m.offset for m in delivered] == [9]
+
+
+async def _read(consumer: Any, tp: TP, first: int, last: int) -> Any:
+    """One batch message handed on, with the bookkeeping of Faust's ``_drain_messages``."""
+    message = consumer._batch_message(tp, _records(tp, first, last))
+    previous = consumer._read_offset[tp]
+    if previous is not None and message.offset - previous > 1:
+        await consumer._add_gap(tp, previous + 1, message.offset)
+    consumer._read_offset[tp] = message.offset
+    return message
+
+
+def _done(consumer: Any, message: Any) -> None:
+    """The agent declares the batch processed; Faust's stream then acks it."""
+    consumer.processed(message)
+    assert consumer.ack(message)
+
+
+def _commit(consumer: Any, tp: TP) -> int | None:
+    """What a commit would write for ``tp`` (and the bookkeeping after it)."""
+    offset = consumer._new_offset(tp)
+    if offset is not None and consumer._should_commit(tp, offset):
+        consumer._committed_offset[tp] = offset
+        return int(offset)
+    return None
+
+
+def _sought(consumer: Any, tp: TP, committed: int) -> None:
+    """As after ``perform_seek``: the partition resumes at its committed offset."""
+    consumer._committed_offset[tp] = committed
+    consumer._read_offset[tp] = committed
+    consumer._next[tp] = committed
+
+
+async def test_one_commit_covers_every_batch_processed_since_the_last() -> None:
+    # faust-streaming counted each batch's last offset twice (once acked, once in
+    # the gap it recorded before the batch), so a commit moved past one batch only
+    _, consumer = _consumer()
+    tp = TP("cx.survey.events", 0)
+    _sought(consumer, tp, 100)
+    first = 100
+    for size in [3, 1, 7, 2, 1, 1, 5] * 20:
+        _done(consumer, await _read(consumer, tp, first, first + size - 1))
+        first += size
+    assert _commit(consumer, tp) == first
+    assert not consumer._acked.get(tp) and not consumer._gap.get(tp), "nothing accumulates"
+    assert consumer.done[tp].ranges == []
+
+
+async def test_a_skipped_batch_stops_the_commit_and_is_read_again() -> None:
+    _, consumer = _consumer()
+    tp = TP("cx.survey.events", 1)
+    _sought(consumer, tp, 100)
+    _done(consumer, await _read(consumer, tp, 100, 109))
+    skipped = await _read(consumer, tp, 110, 119)
+    assert not consumer.ack(skipped), "the stream skipped it: not acknowledged"
+    assert consumer.reseek, "the partition is read again from the committed offset"
+    _done(consumer, await _read(consumer, tp, 120, 129))
+    # gap filling would have counted 110..118 as done, and 119 after a re-read
+    assert _commit(consumer, tp) == 110
+    assert _commit(consumer, tp) is None
+    _sought(consumer, tp, 110)
+    _done(consumer, await _read(consumer, tp, 110, 125))
+    assert _commit(consumer, tp) == 130
+
+
+async def test_offsets_the_fetch_did_not_return_count_as_done() -> None:
+    # e.g. transaction markers: 106 and 107 hold no records, 112 neither
+    _, consumer = _consumer()
+    tp = TP("cx.cart.events", 2)
+    _sought(consumer, tp, 104)
+    _done(consumer, await _read(consumer, tp, 106, 109))  # 104 and 105 are markers too
+    _done(consumer, await _read(consumer, tp, 111, 111))
+    _done(consumer, await _read(consumer, tp, 113, 120))
+    assert _commit(consumer, tp) == 121
+
+
+async def test_batches_read_before_a_revocation_are_forgotten_with_it() -> None:
+    _, consumer = _consumer()
+    tp = TP("cx.ticket.events", 3)
+    _sought(consumer, tp, 0)
+    consumer._origin[tp] = 0
+    pending = await _read(consumer, tp, 0, 9)
+    _done(consumer, await _read(consumer, tp, 10, 19))
+    await consumer.on_partitions_revoked({tp})
+    assert tp not in consumer.done and tp not in consumer._next
+    assert (tp, pending.offset) not in consumer._covers
+
+
+def test_changelog_partitions_keep_fausts_own_account() -> None:
+    _, consumer = _consumer()
+    tp = TP("cx-survey-state-changelog", 0)
+    assert tp.topic not in consumer.batched_topics
+    assert consumer._new_offset(tp) is None  # nothing acked: Faust's answer
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 60), st.integers(0, 8)), max_size=25),
+    st.integers(0, 70),
+)
+def test_done_ranges_advance_to_the_first_offset_not_processed(
+    batches: list[tuple[int, int]], position: int
+) -> None:
+    done = DoneRanges()
+    processed: set[int] = set()
+    for first, size in batches:
+        done.add(first, first + size)
+        processed.update(range(first, first + size + 1))
+    ranges = list(done.ranges)
+    assert all(a[1] + 1 < b[0] for a, b in itertools.pairwise(ranges)), "disjoint"
+    expected = position
+    while expected in processed:
+        expected += 1
+    assert done.advance(position) == expected
+    assert all(hi >= expected for _, hi in done.ranges), "what lies below is forgotten"
