@@ -33,7 +33,8 @@ twice, every run ends at a batch, and each commit moved past one batch only:
 under steady traffic (many small batches per commit interval) the committed
 offsets fell further behind the processed ones forever, and the acked list grew
 without bound (seen: 16k records behind and growing after 4 minutes of a
-marker flood; "Has not committed" warnings in CI). And gap filling counts a
+marker flood; "Has not committed" warnings in CI; upstream: faust-streaming/faust#606,
+robinhood/faust#625). And gap filling counts a
 batch's records as done once a *later* batch is acked, even if the batch itself
 was skipped. So for batched topics the consumer keeps its own account: each
 batch declared :meth:`~BatchingConsumer.processed` marks its offsets as done,
