@@ -208,15 +208,25 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             await self.seek_wait(origin)
         # reading resumes at the committed offsets: the account starts over from them
         assigned = self.assignment()
-        for table in (self.done, self._origin, self._next):
-            for tp in [tp for tp in table if tp not in assigned]:
-                del table[tp]
-        for tp in assigned:
-            if tp.topic in self.batched_topics:
-                start = self._committed_offset.get(tp) or self._origin.get(tp)
-                if start is not None:
-                    self._next[tp] = start
+        self._forget({tp for tp in (*self.done, *self._origin, *self._next) if tp not in assigned})
         self._covers.clear()
+        for tp in assigned:
+            start = self._start(tp) if tp.topic in self.batched_topics else None
+            if start is not None:
+                self._next[tp] = start
+
+    def _start(self, tp: TP) -> int | None:
+        """Where the account of ``tp`` begins: its committed offset, else where reading began."""
+        return self._committed_offset.get(tp) or self._origin.get(tp)
+
+    def _forget(self, tps: set[TP]) -> None:
+        """Drop the account of partitions this consumer no longer reads."""
+        for tp in tps:
+            self.done.pop(tp, None)
+            self._origin.pop(tp, None)
+            self._next.pop(tp, None)
+        for key in [k for k in self._covers if k[0] in tps]:
+            del self._covers[key]
 
     def processed(self, message: Message) -> None:
         """Declare a batch message's effects durable: only now may its offsets be committed."""
@@ -257,19 +267,14 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         self._acked.pop(tp, None)
         self._acked_index.pop(tp, None)
         done = self.done.get(tp)
-        committed = self._committed_offset.get(tp) or self._origin.get(tp)
+        committed = self._start(tp)
         if done is None or committed is None:
             return None
         reached = done.advance(committed)
         return reached if reached > committed else None
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
-        for tp in revoked:
-            self.done.pop(tp, None)
-            self._origin.pop(tp, None)
-            self._next.pop(tp, None)
-        for key in [k for k in self._covers if k[0] in revoked]:
-            del self._covers[key]
+        self._forget(set(revoked))
         await super().on_partitions_revoked(revoked)
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
@@ -335,8 +340,9 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         message = self._to_message(tp, tp_records[-1])
         message.key = None
         message.value = cast(bytes, tp_records)  # aiokafka's records: InputRecord
-        # the offsets this batch accounts for: from just after the last message read on
-        # its partition (offsets the fetch skipped, e.g. transaction markers) to its end
+        # the offsets this batch accounts for: from just after the previous batch handed on
+        # for its partition, or where it was sought to (offsets the fetch skipped, e.g.
+        # transaction markers, included) to its end
         first = min(tp_records[0].offset, self._next.get(tp, tp_records[0].offset))
         self._covers[(tp, message.offset)] = first
         self._next[tp] = message.offset + 1
