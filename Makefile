@@ -9,10 +9,13 @@ STAMP := $(VENV)/.installed
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' Makefile | sed 's/:.*## /\t/'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -c requirements.lock -e '.[dev]'
+	@# mypy cannot follow the editable install's import hook: the same names, as links
+	mkdir -p $(VENV)/typecheck/cxpulse
+	for d in streams agents schemas; do ln -sfn ../../../$$d $(VENV)/typecheck/cxpulse/$$d; done
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install cxpulse with its dev tools

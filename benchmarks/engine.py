@@ -2,9 +2,9 @@
 [--event-time-rate=N]``.
 
 Runs the throughput backlog of ``benchmarks.workloads`` through
-:meth:`agents.runtime.Runtime.process_source` in batches of 5,000 per partition
+:meth:`cxpulse.agents.worker.runtime.Runtime.process_source` in batches of 5,000 per partition
 (what a worker draining a backlog mostly gets), collecting garbage as a worker
-does (:mod:`streams.collector`), and prints the best CPU time per event of five
+does (:mod:`cxpulse.agents.worker.collector`), and prints the best CPU time per event of five
 runs (or, with ``--profile``, a cProfile of one run); ``--merge`` feeds the
 partials to the merge stage as well. The worker benchmark (``cxpulse bench``)
 adds Kafka I/O and Faust and varies by ±15 % on this machine; an engine change
@@ -20,11 +20,12 @@ import pstats
 import sys
 import time
 
-from agents.runtime import Runtime
+from cxpulse.agents.worker.collector import CollectionPolicy
+from cxpulse.agents.worker.runtime import Runtime
+from cxpulse.schemas.input import InputRecord, RawRecord
+from cxpulse.streams.settings import load_settings
+
 from benchmarks.workloads import EVENT_TIME_RATE, build
-from streams.collector import CollectionPolicy
-from streams.settings import load_settings
-from streams.transport import InputRecord, RawRecord
 
 Batch = tuple[str, int, list[InputRecord]]
 
@@ -53,7 +54,7 @@ def run_once(work: list[Batch], merge: bool = False) -> float:
     """
     runtime = Runtime(load_settings(env={}), "partials")
     offsets: dict[int, int] = {}
-    collector = CollectionPolicy()  # collected as a worker is (streams.collector)
+    collector = CollectionPolicy()  # collected as a worker is (cxpulse.agents.worker.collector)
     collector.batches_begin()
     began = time.process_time()
     try:

@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from cxpulse.agents.tools.broker import EmbeddedBroker, ensure_topics
+from cxpulse.streams.settings import Settings
 
 from benchmarks import report, throughput
 from benchmarks.expected import WINDOW, WINDOW_END_MS, verify
@@ -45,8 +47,6 @@ from benchmarks.workloads import (
     Workload,
     build,
 )
-from streams.broker import EmbeddedBroker, ensure_topics
-from streams.settings import Settings
 
 #: events/s of the paced phase when the backlog drained too fast to measure a rate
 FALLBACK_PACE = 1_000.0

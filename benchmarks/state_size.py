@@ -14,13 +14,12 @@ import sys
 import tracemalloc
 
 import orjson
-
-from agents.cart.family import CartFamily
-from agents.ticket.family import TicketFamily
-from streams.engine import EngineConfig, PartitionProcessor
-from streams.family import Family
-from streams.transport import RawRecord
-from streams.watermarks import TimePolicy
+from cxpulse.schemas.input import RawRecord
+from cxpulse.streams.engine import EngineConfig, PartitionProcessor
+from cxpulse.streams.families.cart.family import CartFamily
+from cxpulse.streams.families.ticket.family import TicketFamily
+from cxpulse.streams.family import Family
+from cxpulse.streams.watermarks import TimePolicy
 
 T0 = 1_795_046_400_000
 #: the wall clock the processor sees: after every event (future events are invalid)

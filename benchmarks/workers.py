@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
+from cxpulse.agents.tools.broker import free_port
 from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.workloads import FAMILIES, PARTITIONS
-from streams.broker import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 #: (topic, outcome) -> count, summed over the scraped workers
@@ -103,7 +103,7 @@ class Worker:
         env = {**os.environ, **self.env, "CXPULSE_WEB_PORT": str(self.port)}
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "worker", "--embedded-tuning"],
+                [sys.executable, "-m", "cxpulse.agents.cli", "worker", "--embedded-tuning"],
                 cwd=ROOT,
                 env=env,
                 stdout=log,

@@ -2,9 +2,9 @@
 
 Two workloads, both from the project's own synthetic generators:
 
-* ``survey``: invitations and answers (``schemas.synthetic.SurveyTraffic``), one
+* ``survey``: invitations and answers (``cxpulse.agents.tools.traffic.SurveyTraffic``), one
   invitation per generator step — the workload issue 7's figures quote.
-* ``mixed``: the demo's mix of all three topics (``streams.replay.DemoTraffic``,
+* ``mixed``: the demo's mix of all three topics (``cxpulse.agents.tools.replay.DemoTraffic``,
   one step at a time): surveys, cart journeys and ticket lives, about 74 % / 22 %
   / 4 % of the events.
 
@@ -40,10 +40,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from cxpulse.agents.tools.replay import CART_TYPES, TICKET_TYPES, DemoTraffic
+from cxpulse.agents.tools.traffic import SurveyTraffic
 
 from benchmarks.expected import DAY0, IndependentCounts
-from schemas.synthetic import SurveyTraffic
-from streams.replay import CART_TYPES, TICKET_TYPES, DemoTraffic
 
 PARTITIONS = 4
 START_MS = DAY0 + 3_600_000

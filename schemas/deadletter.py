@@ -15,11 +15,11 @@ A dead letter is one JSON object::
   f.encode()`` recovers the original bytes exactly, for key and value alike.
 * The value is always copied whole, a ``too_large`` one (over 1 MiB) included: the
   dead-letter topic loses nothing. The size is in that record's ``error`` (as produced
-  by :mod:`schemas.events`). The topic's ``max.message.bytes`` and the producer's
+  by :mod:`cxpulse.schemas.events`). The topic's ``max.message.bytes`` and the producer's
   ``max_request_size`` must therefore allow the largest record producers can write,
   plus about a third for base64.
 * ``at`` is when the record was dead-lettered (wall clock), RFC 3339 UTC with
-  milliseconds; ``reason`` is one of ``schemas.events.REASONS``.
+  milliseconds; ``reason`` is one of ``cxpulse.schemas.events.REASONS``.
 """
 
 from __future__ import annotations
@@ -27,8 +27,7 @@ from __future__ import annotations
 from base64 import b64encode
 
 import orjson
-
-from schemas.timestamps import format_ts
+from cxpulse.schemas.timestamps import format_ts
 
 __all__ = ["dead_letter_record"]
 

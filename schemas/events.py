@@ -39,7 +39,7 @@ every time:
   the order given, duplicates kept.
 * A heartbeat is ``{"type": "heartbeat", "ts": ...}`` on any topic; other fields,
   ``event_id`` and ``channel`` included, are ignored; a bad ``ts`` is ``schema``.
-* ``ts``: see :mod:`schemas.timestamps`.
+* ``ts``: see :mod:`cxpulse.schemas.timestamps`.
 
 Two paths, one behaviour. ``parse_*_reference`` are the hand-written decoders above
 rules describe; they decide every outcome and every error message. ``parse_*`` first
@@ -60,8 +60,7 @@ from typing import Any, Literal, TypeVar
 
 import msgspec
 import orjson
-
-from schemas.timestamps import parse_ts
+from cxpulse.schemas.timestamps import parse_ts
 
 __all__ = [
     "MAX_RECORD_BYTES",

@@ -41,15 +41,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-
-from schemas.deadletter import dead_letter_record
-from schemas.dedup import DedupIndex
-from schemas.events import Heartbeat, Invalid
-from streams.encoding import dumps_kept
-from streams.family import Deltas, Family
-from streams.segments import SegmentCap
-from streams.transport import InputRecord
-from streams.watermarks import PartitionStatus, TimePolicy, is_late, partition_watermark
+from cxpulse.schemas.deadletter import dead_letter_record
+from cxpulse.schemas.events import Heartbeat, Invalid
+from cxpulse.schemas.input import InputRecord
+from cxpulse.streams.dedup import DedupIndex
+from cxpulse.streams.encoding import dumps_kept
+from cxpulse.streams.family import Deltas, Family
+from cxpulse.streams.segments import SegmentCap
+from cxpulse.streams.watermarks import PartitionStatus, TimePolicy, is_late, partition_watermark
 
 #: Coarse time step of the wake index (entities are looked at per step of event time).
 _WAKE_STEP_MS = 60_000

@@ -4,7 +4,7 @@ A family (surveys, carts, tickets) knows how to parse its topic, what one event
 *observes* (increments to integer counters, attributed to an event time and a
 segment source), and how to turn summed counters into KPI values. It knows
 nothing of Kafka, Faust, windows or watermarks: the engine in
-:mod:`streams.engine` owns all of those, once, for every family.
+:mod:`cxpulse.streams.engine` owns all of those, once, for every family.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from schemas.events import Heartbeat, Invalid
-from streams.aggregates import AggregateSpec
+from cxpulse.schemas.events import Heartbeat, Invalid
+from cxpulse.streams.aggregates import AggregateSpec
 
 #: Sparse counter increments: ``((slot, delta), ...)``.
 Deltas = Sequence[tuple[int, int]]

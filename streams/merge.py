@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-
-from streams.encoding import dumps_kept
-from streams.family import Family, Kpi
-from streams.series import Bucket, Series
-from streams.watermarks import PartitionStatus, TimePolicy, topic_watermark
-from streams.windows import WindowSpec, current_window_end, ends_closed_between
+from cxpulse.streams.encoding import dumps_kept
+from cxpulse.streams.family import Family, Kpi
+from cxpulse.streams.series import Bucket, Series
+from cxpulse.streams.watermarks import PartitionStatus, TimePolicy, topic_watermark
+from cxpulse.streams.windows import WindowSpec, current_window_end, ends_closed_between
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterator
 from typing import Any
 
-from streams.aggregates import AggregateSpec
+from cxpulse.streams.aggregates import AggregateSpec
 
 Bucket = dict[int, tuple[int, list[Any]]]  # source partition -> (version, counts)
 

@@ -42,8 +42,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal, NoReturn
 
-from streams.durations import parse_duration_ms
-from streams.windows import WindowSpec, parse_window
+from cxpulse.streams.durations import parse_duration_ms
+from cxpulse.streams.windows import WindowSpec, parse_window
 
 __all__ = [
     "AlertRule",

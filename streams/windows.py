@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from streams.durations import format_duration_ms, parse_duration_ms
+from cxpulse.streams.durations import format_duration_ms, parse_duration_ms
 
 
 @dataclass(frozen=True, slots=True, order=True)

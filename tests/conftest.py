@@ -11,8 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-
-from streams.broker import EmbeddedBroker
+from cxpulse.agents.tools.broker import EmbeddedBroker
 
 
 @pytest.fixture(scope="session")

@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from agents.records import record_key
-from streams.engine import EngineConfig, PartitionProcessor
-from streams.family import Family
-from streams.merge import MergeState
-from streams.transport import RawRecord
-from streams.watermarks import TimePolicy
-from streams.windows import WindowSpec
+from cxpulse.schemas.input import RawRecord
+from cxpulse.schemas.kpi import record_key
+from cxpulse.streams.engine import EngineConfig, PartitionProcessor
+from cxpulse.streams.family import Family
+from cxpulse.streams.merge import MergeState
+from cxpulse.streams.watermarks import TimePolicy
+from cxpulse.streams.windows import WindowSpec
 
 
 class Simulation:
@@ -63,7 +63,7 @@ class Simulation:
                 self.table.pop(key, None)
             else:
                 self.table[key] = value
-        # as agents.runtime does: a restored processor re-sends every bucket it holds
+        # as cxpulse.agents.worker.runtime does: a restored processor re-sends every bucket it holds
         # after its first batch, instead of that batch's snapshots
         snapshots = self.proc.live_snapshots() if self.fresh else out.snapshots
         self.fresh = False

@@ -229,9 +229,9 @@ def test_queries_name_only_exported_metrics(dashboard: dict[str, Any]) -> None:
 
 def test_spec_metric_list_matches_the_worker() -> None:
     """The list these checks trust is what the worker really exports (agents/)."""
-    from agents.cart.family import OPEN_GAUGE as CARTS_OPEN
-    from agents.gauges import GAUGES
-    from agents.ticket.family import OPEN_GAUGE as TICKETS_OPEN
+    from cxpulse.agents.publish.gauges import GAUGES
+    from cxpulse.streams.families.cart.family import OPEN_GAUGE as CARTS_OPEN
+    from cxpulse.streams.families.ticket.family import OPEN_GAUGE as TICKETS_OPEN
 
     exported = {name for sources in GAUGES.values() for name, *_ in sources}
     exported |= {CARTS_OPEN, TICKETS_OPEN}

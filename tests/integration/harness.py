@@ -13,11 +13,11 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
+from cxpulse.agents.kafka.transport import probe_true_ends
+from cxpulse.agents.worker.app import topic_names
+from cxpulse.streams.settings import load_settings
 
 from benchmarks.workers import Worker
-from streams.app import topic_names
-from streams.settings import load_settings
-from streams.transport import probe_true_ends
 
 
 @dataclass

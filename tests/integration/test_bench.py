@@ -47,7 +47,7 @@ def test_a_tiny_bench_measures_and_verifies_every_configuration(tmp_path: Path) 
         [
             sys.executable,
             "-m",
-            "streams.cli",
+            "cxpulse.agents.cli",
             "bench",
             "--events",
             str(EVENTS),

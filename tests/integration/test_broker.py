@@ -12,8 +12,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
-from streams.broker import EmbeddedBroker, ensure_topics, free_port, wait_for_kafka
+from cxpulse.agents.tools.broker import EmbeddedBroker, ensure_topics, free_port, wait_for_kafka
 
 pytestmark = pytest.mark.integration
 
@@ -120,7 +119,10 @@ def test_stop_kills_a_paused_broker() -> None:
 
 def test_run_broker_forever_serves_until_sigint() -> None:
     port = free_port()
-    code = f"from streams.broker import run_broker_forever; exit(run_broker_forever({port}))"
+    code = (
+        "from cxpulse.agents.tools.broker import run_broker_forever; "
+        f"exit(run_broker_forever({port}))"
+    )
     with subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, start_new_session=True
     ) as proc:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from cxpulse.agents.tools.broker import EmbeddedBroker
 
-from streams.broker import EmbeddedBroker
 from tests.integration.harness import (
     WorkerProcess,
     metric_samples,
@@ -116,7 +116,7 @@ def test_a_flood_of_channel_names_stays_within_the_segment_cap(
         # (streams/series.py) each merged series costs more: measured +150..163 MB
         # against +89..120 MB (before those sums: +104 against +86).
         assert growth < base + 100, (growth, base)
-        # ... with the collector run at batch boundaries (streams.collector), not by count
+        # ... with the collector run at batch boundaries (agents/worker/collector.py), not by count
         gc_runs = orjson.loads(worker.get("/healthz")[1])["gc"]
         assert gc_runs["batch_driven"] and gc_runs["young"] > 0, gc_runs
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
+from cxpulse.agents.tools.broker import EmbeddedBroker
 
-from streams.broker import EmbeddedBroker
 from tests.integration.harness import (
     WorkerProcess,
     check_finals,
@@ -98,7 +98,7 @@ def test_commits_keep_up_with_a_stream_of_small_batches(
     """Live traffic comes as many small batches; the group's commits must follow them.
 
     faust-streaming's own account moved the commit past one batch per commit
-    interval (``streams.transport``, "Committing"): under steady traffic the
+    interval (``cxpulse.agents.kafka.transport``, "Committing"): under steady traffic the
     committed offsets fell further behind forever (a restart would re-read all
     of it) and the acked list grew without bound.
     """

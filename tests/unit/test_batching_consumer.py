@@ -4,9 +4,9 @@ and commits exactly the offsets of the batches processed.
 Faust resumes stream partitions before it seeks them to their committed offsets
 after a table recovery, and resuming flow control at the end of the rebalance
 clears every agent's queue: a batch fetched in between was lost while the
-consumer had moved past it (``streams.transport.BatchingConsumer.getmany``).
+consumer had moved past it (``cxpulse.agents.kafka.transport.BatchingConsumer.getmany``).
 Committing: Faust's own account moved past one batch per commit and counted a
-skipped batch as done once a later one was acked (``streams.transport``,
+skipped batch as done once a later one was acked (``cxpulse.agents.kafka.transport``,
 "Committing"). The consumer here is the worker's real one; only its fetch is
 replaced, and a message's delivery is done as Faust's ``_drain_messages`` does it.
 """
@@ -18,14 +18,13 @@ import tempfile
 from typing import Any
 
 from aiokafka.structs import ConsumerRecord
+from cxpulse.agents.kafka.transport import DoneRanges
+from cxpulse.agents.worker.app import create_app
+from cxpulse.agents.worker.pipeline import register
+from cxpulse.streams.settings import load_settings
 from faust.types import TP
 from hypothesis import given
 from hypothesis import strategies as st
-
-from agents.pipeline import register
-from streams.app import create_app
-from streams.settings import load_settings
-from streams.transport import DoneRanges
 
 
 def _consumer() -> tuple[Any, Any]:

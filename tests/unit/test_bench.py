@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
+from cxpulse.schemas.timestamps import format_ts
 
 from benchmarks import report
 from benchmarks.expected import (
@@ -34,7 +35,6 @@ from benchmarks.workloads import (
     step_for,
     survey_events,
 )
-from schemas.timestamps import format_ts
 from tests.oracle import cart_finals, survey_finals, ticket_finals
 
 DAY = 86_400_000
@@ -400,7 +400,7 @@ def test_a_paced_stream_slower_than_the_markers_still_sends_every_event() -> Non
 def test_bench_refuses_a_density_that_is_not_a_positive_rate(
     rate: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from streams.cli import build_parser
+    from cxpulse.agents.cli import build_parser
 
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args(["bench", "--event-time-rate", rate])
@@ -409,7 +409,7 @@ def test_bench_refuses_a_density_that_is_not_a_positive_rate(
 
 
 def test_bench_takes_the_density() -> None:
-    from streams.cli import build_parser
+    from cxpulse.agents.cli import build_parser
 
     args = build_parser().parse_args(["bench", "--event-time-rate", "3.5"])
     assert args.event_time_rate == 3.5

@@ -1,4 +1,4 @@
-"""The worker's garbage-collection policy (streams.collector), against the real collector."""
+"""The worker's garbage-collection policy (agents/worker/collector.py), on the real gc."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import weakref
 from collections.abc import Iterator
 
 import pytest
-
-from streams.collector import CollectionPolicy
+from cxpulse.agents.worker.collector import CollectionPolicy
 
 
 class Clock:

@@ -7,9 +7,8 @@ from typing import Any
 
 import orjson
 import pytest
-
-from schemas.deadletter import dead_letter_record
-from schemas.events import MAX_RECORD_BYTES, Invalid, parse_survey
+from cxpulse.schemas.deadletter import dead_letter_record
+from cxpulse.schemas.events import MAX_RECORD_BYTES, Invalid, parse_survey
 
 AT_MS = 1_795_428_900_123
 AT_TEXT = "2026-11-23T10:15:00.123Z"

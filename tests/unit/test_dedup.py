@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from cxpulse.streams.dedup import DedupIndex
 from hypothesis import given
 from hypothesis import strategies as st
-
-from schemas.dedup import DedupIndex
 
 H = 1_000
 

@@ -1,4 +1,4 @@
-"""The demo's traffic (``streams.replay.DemoTraffic``) and the synthetic generators' pace."""
+"""The demo's traffic (``agents/tools/replay.py`` ``DemoTraffic``) and the generators' pace."""
 
 from __future__ import annotations
 
@@ -6,13 +6,12 @@ import math
 
 import orjson
 import pytest
+from cxpulse.agents.cli import DEMO_CART_PACE, DEMO_TICKET_PACE
+from cxpulse.agents.tools.replay import TICKET_STEPS, DemoTraffic
+from cxpulse.agents.tools.traffic import CartTraffic, TicketTraffic, is_first_response
+from cxpulse.schemas.events import Invalid, parse_cart, parse_survey, parse_ticket
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from schemas.events import Invalid, parse_cart, parse_survey, parse_ticket
-from schemas.synthetic import CartTraffic, TicketTraffic, is_first_response
-from streams.cli import DEMO_CART_PACE, DEMO_TICKET_PACE
-from streams.replay import TICKET_STEPS, DemoTraffic
 
 T0 = 1_795_046_400_000
 

@@ -7,8 +7,7 @@ from typing import Any
 
 import orjson
 import pytest
-
-from schemas.events import (
+from cxpulse.schemas.events import (
     MAX_RECORD_BYTES,
     PARSERS,
     REASONS,
@@ -21,7 +20,7 @@ from schemas.events import (
     parse_survey,
     parse_ticket,
 )
-from schemas.timestamps import MAX_TS_MS, MIN_TS_MS, format_ts, parse_ts
+from cxpulse.schemas.timestamps import MAX_TS_MS, MIN_TS_MS, format_ts, parse_ts
 
 TS = 1_795_428_900_123  # 2026-11-23T10:15:00.123Z
 TS_TEXT = "2026-11-23T10:15:00.123Z"

@@ -1,4 +1,4 @@
-"""The compiled fast path of the decoders never changes a result (schemas.events).
+"""The compiled fast path of the decoders never changes a result (cxpulse.schemas.events).
 
 Differential: for any input, ``parse_*`` (fast path, else the reference) returns exactly
 what ``parse_*_reference`` (the hand-written rules) returns, dead-letter reason and
@@ -12,12 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from benchmarks.workloads import build
-from schemas import events
-from schemas.events import (
+from cxpulse.schemas import events
+from cxpulse.schemas.events import (
     CART_TYPES,
     PRIORITIES,
     SCORE_RANGES,
@@ -32,7 +28,11 @@ from schemas.events import (
     parse_ticket,
     parse_ticket_reference,
 )
-from schemas.timestamps import MAX_TS_MS, format_ts
+from cxpulse.schemas.timestamps import MAX_TS_MS, format_ts
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from benchmarks.workloads import build
 
 Parser = Callable[[bytes | None], Any]
 PAIRS: dict[str, tuple[Parser, Parser]] = {

@@ -6,10 +6,7 @@ import dataclasses
 from typing import Any
 
 import orjson
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from schemas.events import (
+from cxpulse.schemas.events import (
     CART_TYPES,
     MAX_RECORD_BYTES,
     PRIORITIES,
@@ -26,7 +23,9 @@ from schemas.events import (
     parse_survey,
     parse_ticket,
 )
-from schemas.timestamps import MAX_TS_MS, MIN_TS_MS, format_ts
+from cxpulse.schemas.timestamps import MAX_TS_MS, MIN_TS_MS, format_ts
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 PARSE_REASONS = {"invalid_json", "schema", "out_of_range", "too_large"}
 EVENT_CLASS: dict[Any, type[SurveyEvent | CartEvent | TicketEvent]] = {

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from cxpulse.agents.publish.gauges import KpiCollector
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-
-from agents.gauges import KpiCollector
 
 
 def _scrape(records: list[dict[str, Any]], open_gauges: Any = None) -> dict[Any, float]:

@@ -1,6 +1,6 @@
 """A revocation waits for the batches in flight before the worker drops its state.
 
-Why it matters (``agents.pipeline.InFlight``): a batch finishing during the
+Why it matters (``cxpulse.agents.worker.pipeline.InFlight``): a batch finishing during the
 table recovery after a rebalance could have its store writes overwritten by the
 recovery while the batch itself is committed, a silent loss. The agents, Faust app and
 signal here are the real ones; only no broker is needed, because the revocation
@@ -13,11 +13,10 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from cxpulse.agents.worker.app import create_app
+from cxpulse.agents.worker.pipeline import register
+from cxpulse.streams.settings import load_settings
 from faust.types import TP
-
-from agents.pipeline import register
-from streams.app import create_app
-from streams.settings import load_settings
 
 
 def _app(tmp_path: Path) -> tuple[Any, Any]:

@@ -8,8 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from streams.settings import (
+from cxpulse.streams.settings import (
     AlertRule,
     BusinessHours,
     ConfigError,
@@ -17,7 +16,7 @@ from streams.settings import (
     load_settings,
     settings_or_exit,
 )
-from streams.windows import parse_window
+from cxpulse.streams.windows import parse_window
 
 SPEC_EXAMPLE = """
 [broker]

@@ -6,11 +6,10 @@ import math
 from typing import Any
 
 import pytest
+from cxpulse.streams.families.survey.metrics import SLOTS, S, answer_deltas, nps, ratio, survey_kpis
+from cxpulse.streams.family import Kpi
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from agents.survey.metrics import SLOTS, S, answer_deltas, nps, ratio, survey_kpis
-from streams.family import Kpi
 
 QUESTIONS = ("nps", "csat", "ces", "switch", "repurchase", "overall")
 SCORE_RANGE = {

@@ -14,16 +14,16 @@ from itertools import pairwise
 from typing import Any
 
 import orjson
+from cxpulse.schemas.input import RawRecord
+from cxpulse.streams.engine import EngineConfig, PartitionProcessor
+from cxpulse.streams.families.ticket.business_time import BusinessCalendar
+from cxpulse.streams.families.ticket.family import TicketFamily
+from cxpulse.streams.settings import BusinessHours
+from cxpulse.streams.watermarks import TimePolicy
+from cxpulse.streams.windows import parse_window
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agents.ticket.business_time import BusinessCalendar
-from agents.ticket.family import TicketFamily
-from streams.engine import EngineConfig, PartitionProcessor
-from streams.settings import BusinessHours
-from streams.transport import RawRecord
-from streams.watermarks import TimePolicy
-from streams.windows import parse_window
 from tests.oracle import Produced, WallSchedule, classify, ticket_finals
 from tests.simulation import Simulation
 

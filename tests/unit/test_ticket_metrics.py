@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
+from cxpulse.streams.families.ticket.metrics import MAPPING, ZERO_KEY, quantile_ms, quantiles_ms
 from hypothesis import given
 from hypothesis import strategies as st
-
-from agents.ticket.metrics import MAPPING, ZERO_KEY, quantile_ms, quantiles_ms
 
 
 def brute_force(bins: dict[str, int], q: float) -> float:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from streams.watermarks import (
+from cxpulse.streams.watermarks import (
     PartitionStatus,
     TimePolicy,
     is_late,
     partition_watermark,
     topic_watermark,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 SEC = 1_000
 POLICY = TimePolicy(

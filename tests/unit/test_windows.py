@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from streams.windows import (
+from cxpulse.streams.windows import (
     WindowSpec,
     bucket_start,
     current_window_end,
@@ -14,6 +11,8 @@ from streams.windows import (
     parse_window,
     window_ends_for,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 SEC = 1_000
 MIN = 60 * SEC

@@ -18,10 +18,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from agents.cart.metrics import SLOTS, C, cart_kpis, to_micros
-from schemas.events import CartEvent, parse_cart
-from streams.aggregates import AggregateSpec
-from streams.family import Kpi, ObserveContext
+from cxpulse.schemas.events import CartEvent, parse_cart
+from cxpulse.streams.aggregates import AggregateSpec
+from cxpulse.streams.families.cart.metrics import SLOTS, C, cart_kpis, to_micros
+from cxpulse.streams.family import Kpi, ObserveContext
 
 CHECKOUT_TYPES = frozenset({"checkout_started", "purchased"})
 OPEN_GAUGE = "cx_carts_open"

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from streams.settings import Settings, settings_or_exit
+from cxpulse.streams.settings import Settings, settings_or_exit
 
 
 def _bootstrap(url: str) -> str:
@@ -33,7 +33,7 @@ def broker_for(settings: Settings, override: str | None) -> Iterator[tuple[str, 
     if url:
         yield url, False
         return
-    from streams.broker import EmbeddedBroker
+    from cxpulse.agents.tools.broker import EmbeddedBroker
 
     with EmbeddedBroker() as broker:
         print(f"cxpulse: embedded broker at {broker.url}", file=sys.stderr)
@@ -41,7 +41,7 @@ def broker_for(settings: Settings, override: str | None) -> Iterator[tuple[str, 
 
 
 def all_topics(settings: Settings) -> dict[str, int]:
-    from streams.app import topic_names
+    from cxpulse.agents.worker.app import topic_names
 
     names = topic_names(settings)
     n = settings.topics.partitions
@@ -55,10 +55,10 @@ def all_topics(settings: Settings) -> dict[str, int]:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from agents.pipeline import register
-    from streams.app import QuietWorker, create_app
-    from streams.broker import ensure_topics, wait_for_kafka
-    from streams.collector import CollectionPolicy
+    from cxpulse.agents.tools.broker import ensure_topics, wait_for_kafka
+    from cxpulse.agents.worker.app import QuietWorker, create_app
+    from cxpulse.agents.worker.collector import CollectionPolicy
+    from cxpulse.agents.worker.pipeline import register
 
     with broker_for(settings, args.broker) as (url, embedded):
         embedded = embedded or bool(args.embedded_tuning)
@@ -74,7 +74,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.broker import run_broker_forever
+    from cxpulse.agents.tools.broker import run_broker_forever
 
     return run_broker_forever(args.port)
 
@@ -90,8 +90,8 @@ def _broker_url(args: argparse.Namespace, settings: Settings, command: str) -> s
 
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.broker import ensure_topics
-    from streams.replay import replay_file
+    from cxpulse.agents.tools.broker import ensure_topics
+    from cxpulse.agents.tools.replay import replay_file
 
     url = _broker_url(args, settings, "replay")
     if url is None:
@@ -104,8 +104,8 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.broker import ensure_topics
-    from streams.replay import generate
+    from cxpulse.agents.tools.broker import ensure_topics
+    from cxpulse.agents.tools.replay import generate
 
     url = _broker_url(args, settings, "generate")
     if url is None:
@@ -129,7 +129,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_kpis(args: argparse.Namespace, settings: Settings) -> int:
-    from agents.view import watch_kpis
+    from cxpulse.agents.tools.view import watch_kpis
 
     url = _broker_url(args, settings, "kpis")
     if url is None:
@@ -189,8 +189,8 @@ def _demo_rules() -> list[dict[str, object]]:
 
 def _demo_sla_targets() -> dict[str, str]:
     """The SPEC's default SLA targets at the demo's ticket pace, as environment settings."""
-    from streams.durations import format_duration_ms
-    from streams.settings import PRIORITIES, TicketSettings
+    from cxpulse.streams.durations import format_duration_ms
+    from cxpulse.streams.settings import PRIORITIES, TicketSettings
 
     defaults = TicketSettings().sla_ms
     return {
@@ -225,9 +225,9 @@ def demo_env(broker_url: str, port: int) -> dict[str, str]:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Broker, a worker, live traffic and (when installed) Prometheus as child
     processes, and the live view here; everything stops with it."""
-    from streams.broker import EmbeddedBroker, free_port
+    from cxpulse.agents.tools.broker import EmbeddedBroker, free_port
 
-    exe = [sys.executable, "-m", "streams.cli"]
+    exe = [sys.executable, "-m", "cxpulse.agents.cli"]
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM cleans up like Ctrl-C
     with EmbeddedBroker() as broker:
         port = settings.web_port or free_port()
@@ -252,7 +252,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 def _demo_prometheus(worker_port: int) -> Iterator[None]:
     """Prometheus pointed at the demo's worker when the binary is installed; one line
     says where it is, or why there is none."""
-    from streams.demo_prometheus import demo_prometheus, prometheus_binary
+    from cxpulse.agents.tools.demo_prometheus import demo_prometheus, prometheus_binary
 
     binary = prometheus_binary()
     with demo_prometheus(worker_port, binary) as url:
@@ -282,7 +282,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 async def _demo_view(url: str, settings: Settings, duration: float | None) -> None:
-    from agents.view import watch_kpis
+    from cxpulse.agents.tools.view import watch_kpis
 
     await watch_kpis(_bootstrap(url), settings, duration_s=duration)
 

@@ -4,7 +4,7 @@ Why: a stock Faust agent costs ~200 µs of framework machinery per Kafka record
 (fetcher → conductor → channel queue → stream → ack, each with task switches).
 cxpulse aggregates per batch anyway, so for the topics it names this consumer
 yields *one* Faust message per fetched (topic, partition) batch: its ``value``
-is the list of aiokafka records (:class:`InputRecord`) and its ``offset`` the
+is the list of aiokafka records (:class:`~cxpulse.schemas.input.InputRecord`) and its ``offset`` the
 batch's last offset. Faust still does everything else (group membership,
 rebalancing, acks and commits of that last offset, table changelogs and
 recovery, flow control); everything else it consumes (table changelogs during
@@ -68,8 +68,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, cast
+from typing import Any, ClassVar, cast
 
 from aiokafka import AIOKafkaConsumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -77,33 +76,6 @@ from faust.types import TP
 from faust.types.tuples import Message
 
 log = logging.getLogger("cxpulse")
-
-
-class InputRecord(Protocol):
-    """One Kafka record as cxpulse's processors see it: no decoding yet.
-
-    aiokafka's own ``ConsumerRecord`` objects are handed over as they are: copying
-    each into another object cost ~5 % of a worker's CPU (py-spy).
-    """
-
-    @property
-    def offset(self) -> int: ...
-
-    @property
-    def key(self) -> bytes | None: ...
-
-    @property
-    def value(self) -> bytes | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class RawRecord:
-    """An :class:`InputRecord` built by hand (tests, the state-size benchmark)."""
-
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp_ms: int | None
 
 
 class TrueEndConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -156,7 +128,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
     module docstring).
     """
 
-    #: Topic names delivered as batches; set by :func:`streams.app.create_app`.
+    #: Topic names delivered as batches; set by :func:`cxpulse.agents.worker.app.create_app`.
     batched_topics: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

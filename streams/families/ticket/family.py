@@ -32,10 +32,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from agents.ticket.business_time import BusinessCalendar
-from agents.ticket.metrics import Layout, ticket_kpis
-from schemas.events import TicketEvent, parse_ticket
-from streams.family import Kpi, ObserveContext
+from cxpulse.schemas.events import TicketEvent, parse_ticket
+from cxpulse.streams.families.ticket.business_time import BusinessCalendar
+from cxpulse.streams.families.ticket.metrics import Layout, ticket_kpis
+from cxpulse.streams.family import Kpi, ObserveContext
 
 OPEN_GAUGE = "cx_tickets_open"
 _FIRST_RESPONSE = "ticket_first_response_seconds"

@@ -19,7 +19,7 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from streams.broker import free_port
+from cxpulse.agents.tools.broker import free_port
 
 #: The project's rules, when cxpulse runs from its source tree (an editable install).
 RULES_DIR = Path(__file__).resolve().parents[1] / "deploy" / "prometheus"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from streams.family import Kpi
+from cxpulse.streams.family import Kpi
 
 MICROS = 1_000_000
 

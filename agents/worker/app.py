@@ -1,9 +1,9 @@
-"""The Faust app, built once from :class:`~streams.settings.Settings` (no module-level app).
+"""The Faust app, built once from :class:`~cxpulse.streams.settings.Settings` (no module-level app).
 
 Faust provides group membership, rebalancing, changelog-backed tables with
 recovery, the producer, timers and the web server. cxpulse changes only how
 records reach its agents (one Faust message per fetched batch, see
-:mod:`streams.transport`) and silences the start-up spinner, which otherwise
+:mod:`cxpulse.agents.kafka.transport`) and silences the start-up spinner, which otherwise
 leaves the root logger at DEBUG and costs ~12 % CPU.
 """
 
@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from cxpulse.agents.kafka.transport import BatchingConsumer, BatchingTransport
+from cxpulse.streams.settings import Settings
 from faust.types import TransportT
-
-from streams.settings import Settings
-from streams.transport import BatchingConsumer, BatchingTransport
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +75,7 @@ def create_app(settings: Settings, broker_url: str, *, embedded: bool) -> CxApp:
         "producer_acks": -1,
         # a too_large record (> 1 MiB) is copied whole to the dead-letter topic
         "producer_max_request_size": 8 << 20,
-        # agents produce whole record batches (agents.sender): fewer, bigger batches,
+        # agents produce whole record batches (cxpulse.agents.kafka.sender): fewer, bigger batches,
         # still well under Kafka's default 1 MB message.max.bytes
         "producer_max_batch_size": 512 << 10,
         "consumer_auto_offset_reset": "earliest",

@@ -17,13 +17,12 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer
+from cxpulse.streams.settings import Settings
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
-
-from streams.settings import Settings
 
 _SPARK = "▁▂▃▄▅▆▇█"
 
@@ -149,7 +148,7 @@ def _fmt(value: Any) -> str:
 
 
 async def watch_kpis(bootstrap: str, settings: Settings, duration_s: float | None) -> None:
-    from streams.broker import ensure_topics, wait_for_kafka
+    from cxpulse.agents.tools.broker import ensure_topics, wait_for_kafka
 
     order = {w.name: i for i, w in enumerate(sorted(settings.windows))}
     topics = settings.topics

@@ -1,6 +1,6 @@
 """Faust agents, tables, timer and web views of a cxpulse worker.
 
-Two stages, both fed whole batches by :mod:`streams.transport`:
+Two stages, both fed whole batches by :mod:`cxpulse.agents.kafka.transport`:
 
 * one *source* agent per metric family reads its input topic and keeps the
   per-partition engine state in that family's table (changelog co-partitioned
@@ -27,17 +27,17 @@ from typing import Any, cast
 
 import faust
 import orjson
+from cxpulse.agents.kafka.sender import BatchSender, Delivery
+from cxpulse.agents.kafka.transport import BatchingConsumer
+from cxpulse.agents.publish.gauges import KpiCollector
+from cxpulse.agents.worker.app import CxApp, topic_names
+from cxpulse.agents.worker.collector import CollectionPolicy
+from cxpulse.agents.worker.runtime import Runtime, Send, Write, now_ms
+from cxpulse.schemas.input import InputRecord
+from cxpulse.streams.settings import Settings
 from faust.types import TP, EventT, StreamT
 from faust.web import Request, Response, View
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
-
-from agents.gauges import KpiCollector
-from agents.runtime import Runtime, Send, Write, now_ms
-from agents.sender import BatchSender, Delivery
-from streams.app import CxApp, topic_names
-from streams.collector import CollectionPolicy
-from streams.settings import Settings
-from streams.transport import BatchingConsumer, InputRecord
 
 log = logging.getLogger("cxpulse")
 OUTCOMES = ("accepted", "invalid", "duplicate", "late")
@@ -212,7 +212,7 @@ def register(app: CxApp, settings: Settings) -> Runtime:
         also cost ~17 % of a worker's CPU in per-key hooks. The records are the ones
         Faust writes (JSON key, raw value, the source partition), so its recovery
         reads them back as usual. They go out as whole record batches, in order
-        (:mod:`agents.sender`); the store is written by :func:`apply` once the
+        (:mod:`cxpulse.agents.kafka.sender`); the store is written by :func:`apply` once the
         broker confirmed them.
         """
         topic = table.changelog_topic.get_topic_name()
@@ -304,7 +304,7 @@ def register(app: CxApp, settings: Settings) -> Runtime:
                 tick=tick,
             )
             # the commit record last: a durable one implies durable snapshots and dead
-            # letters (streams.engine, "Exactly-once")
+            # letters (cxpulse.streams.engine, "Exactly-once")
             last = [] if result.commit is None else [result.commit]
             await deliver(family, event, table, result.writes, result.sends, last)
             for outcome, count in result.outcomes.items():
@@ -323,7 +323,7 @@ def register(app: CxApp, settings: Settings) -> Runtime:
         result = runtime.process_merge(
             partition, _records(event), _LazyView(merge_table, partition)
         )
-        # the watermark last: a durable one implies durable finals (streams.merge)
+        # the watermark last: a durable one implies durable finals (cxpulse.streams.merge)
         await deliver("merge", event, merge_table, result.writes, result.finals, result.wm_writes)
 
     @app.agent(partials, name="cxpulse.merge", concurrency=1)
@@ -385,7 +385,7 @@ def register(app: CxApp, settings: Settings) -> Runtime:
 
 
 def _records(event: EventT) -> list[InputRecord]:
-    """A batch message's records (:class:`~streams.transport.BatchingConsumer`)."""
+    """A batch message's records (:class:`~cxpulse.agents.kafka.transport.BatchingConsumer`)."""
     return cast(list[InputRecord], event.value)
 
 

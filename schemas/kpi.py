@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-
-from schemas.timestamps import format_ts
-from streams.merge import WindowKpi
+from cxpulse.schemas.timestamps import format_ts
+from cxpulse.streams.merge import WindowKpi
 
 SCHEMA_VERSION = 1
 

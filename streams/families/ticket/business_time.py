@@ -1,6 +1,6 @@
 """Business-time arithmetic for the ``_business`` ticket metrics (SPEC §3.3).
 
-A :class:`BusinessCalendar` turns a :class:`~streams.settings.BusinessHours` schedule
+A :class:`BusinessCalendar` turns a :class:`~cxpulse.streams.settings.BusinessHours` schedule
 (a time zone, weekly opening ranges in local wall-clock time, and closed local dates)
 into two pure functions on UTC epoch milliseconds:
 
@@ -48,7 +48,7 @@ import datetime as dt
 import functools
 from collections.abc import Iterable
 
-from streams.settings import BusinessHours
+from cxpulse.streams.settings import BusinessHours
 
 __all__ = ["DEFAULT_CACHE_DATES", "BusinessCalendar"]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from agents.survey.metrics import SLOTS, S, answer_deltas, survey_kpis
-from schemas.events import SurveyEvent, parse_survey
-from streams.aggregates import AggregateSpec
-from streams.family import Kpi, ObserveContext
+from cxpulse.schemas.events import SurveyEvent, parse_survey
+from cxpulse.streams.aggregates import AggregateSpec
+from cxpulse.streams.families.survey.metrics import SLOTS, S, answer_deltas, survey_kpis
+from cxpulse.streams.family import Kpi, ObserveContext
 
 _INVITATION = ((S.INVITATIONS, 1),)
 _RESPONSE = ((S.RESPONSES, 1),)

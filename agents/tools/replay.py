@@ -20,10 +20,14 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
-
-from schemas.synthetic import CartTraffic, SurveyTraffic, TicketTraffic, is_first_response
-from schemas.timestamps import parse_ts
-from streams.settings import Settings
+from cxpulse.agents.tools.traffic import (
+    CartTraffic,
+    SurveyTraffic,
+    TicketTraffic,
+    is_first_response,
+)
+from cxpulse.schemas.timestamps import parse_ts
+from cxpulse.streams.settings import Settings
 
 SURVEY_TYPES = frozenset({"invitation_sent", "answer"})
 CART_TYPES = frozenset({"item_added", "item_removed", "checkout_started", "purchased"})

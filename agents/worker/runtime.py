@@ -1,9 +1,9 @@
 """The worker's in-process state, between Faust (tables, topics) and the pure engine.
 
 :class:`Runtime` owns, for the partitions this worker is assigned, the source
-:class:`~streams.engine.PartitionProcessor` objects and the
-:class:`~streams.merge.MergeState` objects, plus the latest records behind the
-gauges. It has no Faust import: the agents in :mod:`agents.pipeline` hand it
+:class:`~cxpulse.streams.engine.PartitionProcessor` objects and the
+:class:`~cxpulse.streams.merge.MergeState` objects, plus the latest records behind the
+gauges. It has no Faust import: the agents in :mod:`cxpulse.agents.worker.pipeline` hand it
 record batches and carry out what it returns (sends, table writes), which keeps
 all of this testable without a broker.
 """
@@ -18,20 +18,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-
-from agents.alerts import AlertState, evaluate
-from agents.cart.family import CartFamily
-from agents.records import encode, kpi_record, record_key
-from agents.survey.family import SurveyFamily
-from agents.ticket.business_time import BusinessCalendar
-from agents.ticket.family import TicketFamily
-from schemas.timestamps import format_ts
-from streams.engine import EngineConfig, PartitionProcessor
-from streams.family import Family
-from streams.merge import MergeState, WindowKpi
-from streams.settings import Settings
-from streams.transport import InputRecord
-from streams.watermarks import PartitionStatus, TimePolicy
+from cxpulse.agents.publish.alerts import AlertState, evaluate
+from cxpulse.schemas.input import InputRecord
+from cxpulse.schemas.kpi import encode, kpi_record, record_key
+from cxpulse.schemas.timestamps import format_ts
+from cxpulse.streams.engine import EngineConfig, PartitionProcessor
+from cxpulse.streams.families.cart.family import CartFamily
+from cxpulse.streams.families.survey.family import SurveyFamily
+from cxpulse.streams.families.ticket.business_time import BusinessCalendar
+from cxpulse.streams.families.ticket.family import TicketFamily
+from cxpulse.streams.family import Family
+from cxpulse.streams.merge import MergeState, WindowKpi
+from cxpulse.streams.settings import Settings
+from cxpulse.streams.watermarks import PartitionStatus, TimePolicy
 
 Write = tuple[str, bytes | None]
 Send = tuple[str, bytes | None, bytes, int | None]  # topic, key, value, partition

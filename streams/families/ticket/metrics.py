@@ -14,10 +14,9 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
+from cxpulse.streams.aggregates import AggregateSpec, Kind
+from cxpulse.streams.family import Kpi
 from ddsketch.mapping import LogarithmicMapping
-
-from streams.aggregates import AggregateSpec, Kind
-from streams.family import Kpi
 
 MAPPING = LogarithmicMapping(relative_accuracy=0.01)
 ZERO_KEY = -(10**9)  # the bin of zero durations (a reply outside hours, in business time)

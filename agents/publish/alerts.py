@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from streams.settings import AlertRule
+from cxpulse.streams.settings import AlertRule
 
 RESOLVE_AFTER = 3
 

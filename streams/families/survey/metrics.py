@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from streams.family import Kpi
+from cxpulse.streams.family import Kpi
 
 
 class S:
