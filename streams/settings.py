@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal, NoReturn
 
+from cxpulse.streams.catalogue import all_metrics
 from cxpulse.streams.durations import parse_duration_ms
 from cxpulse.streams.windows import WindowSpec, parse_window
 
@@ -70,31 +71,8 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 STORE_SCHEMES = ("memory", "rocksdb")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
-_BASE_METRICS = (
-    "nps",
-    "csat",
-    "ces",
-    "switch_intent",
-    "repurchase_intent",
-    "response_rate",
-    "cart_abandonment",
-    "checkout_abandonment",
-    "ticket_first_response_seconds",
-    "ticket_first_resolution_seconds",
-    "ticket_full_resolution_seconds",
-    "ticket_sla_breach",
-    "ticket_reopen",
-    "ticket_complaints",
-    "tickets_created",
-)
-_BUSINESS_METRICS = (
-    "ticket_first_response_seconds",
-    "ticket_first_resolution_seconds",
-    "ticket_full_resolution_seconds",
-    "ticket_sla_breach",
-)
-#: Every KPI metric name of SPEC §3; alert rules may only watch these.
-METRICS = frozenset(_BASE_METRICS + tuple(f"{m}_business" for m in _BUSINESS_METRICS))
+#: Every KPI metric name of SPEC §3 (the catalogue); alert rules may only watch these.
+METRICS = frozenset(all_metrics())
 
 # Prometheus labels the KPI gauges already use: a segment dimension may not reuse them.
 _RESERVED_DIMENSIONS = frozenset({"window", "quantile", "alert"})

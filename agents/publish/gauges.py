@@ -11,72 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from cxpulse.streams.catalogue import Gauge, all_metrics
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-# metric -> [(gauge name, help, where the number is: "value" | "n" | "stats.<name>", extra labels)]
-Source = tuple[str, str, str, tuple[tuple[str, str], ...]]
-
-
-def _duration_gauges(metric: str, what: str) -> list[Source]:
-    return [
-        (f"cx_{metric}", f"{what}, quantile over the window", "stats.p50", (("quantile", "0.5"),)),
-        (f"cx_{metric}", f"{what}, quantile over the window", "stats.p90", (("quantile", "0.9"),)),
-        (f"cx_{metric}_mean", f"{what}, mean over the window", "stats.mean", ()),
-    ]
-
-
-GAUGES: dict[str, list[Source]] = {
-    "nps": [
-        ("cx_nps_score", "Net Promoter Score, -100..100", "value", ()),
-        ("cx_nps_margin_of_error", "95% margin of error of the NPS, points", "stats.moe95", ()),
-        ("cx_nps_responses", "NPS answers behind the score", "n", ()),
-    ],
-    "csat": [
-        ("cx_csat_ratio", "Share of CSAT answers scoring 4-5", "value", ()),
-        ("cx_csat_mean_score", "Mean CSAT score, 1-5", "stats.mean", ()),
-    ],
-    "ces": [
-        ("cx_ces_mean_score", "Mean Customer Effort Score, 1-7 (7 = very easy)", "value", ()),
-        ("cx_ces_easy_ratio", "Share of CES answers scoring 5-7", "stats.easy_ratio", ()),
-    ],
-    "switch_intent": [("cx_switch_intent_ratio", "Share of switch answers 9-10", "value", ())],
-    "repurchase_intent": [
-        ("cx_repurchase_intent_ratio", "Share of repurchase answers 9-10", "value", ())
-    ],
-    "response_rate": [("cx_survey_response_ratio", "Survey responses / invitations", "value", ())],
-    "cart_abandonment": [
-        ("cx_cart_abandonment_ratio", "Abandoned / ended cart sessions", "value", ()),
-        ("cx_carts_abandoned", "Abandoned cart sessions", "stats.abandoned", ()),
-        ("cx_carts_converted", "Converted cart sessions", "stats.converted", ()),
-        ("cx_cart_abandoned_value", "Value of abandoned carts", "stats.abandoned_value", ()),
-        ("cx_carts_recovered", "Abandoned carts bought later", "stats.recovered", ()),
-    ],
-    "checkout_abandonment": [
-        (
-            "cx_checkout_abandonment_ratio",
-            "Abandoned / ended sessions that reached checkout",
-            "value",
-            (),
-        )
-    ],
-    "ticket_sla_breach": [
-        ("cx_ticket_sla_breach_ratio", "First-response SLA breaches", "value", ())
-    ],
-    "ticket_sla_breach_business": [
-        ("cx_ticket_sla_breach_business_ratio", "SLA breaches in business time", "value", ())
-    ],
-    "ticket_reopen": [("cx_ticket_reopen_ratio", "Reopened / solved tickets", "value", ())],
-    "ticket_complaints": [("cx_ticket_complaints", "Tickets tagged complaint", "value", ())],
-    "tickets_created": [("cx_tickets_created", "Tickets created", "value", ())],
-}
-for _m, _what in (
-    ("ticket_first_response_seconds", "Seconds from ticket creation to first human reply"),
-    ("ticket_first_resolution_seconds", "Seconds from creation to first solve"),
-    ("ticket_full_resolution_seconds", "Seconds from creation to last solve before close"),
-):
-    GAUGES[_m] = _duration_gauges(_m, _what)
-    GAUGES[f"{_m}_business"] = _duration_gauges(f"{_m}_business", _what + ", business time")
+#: KPI metric -> the gauges its records feed (the catalogue, read once).
+GAUGES: dict[str, tuple[Gauge, ...]] = {name: m.gauges for name, m in all_metrics().items()}
 
 
 def _pick(record: Mapping[str, Any], where: str) -> Any:
@@ -107,14 +47,15 @@ class KpiCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         families: dict[str, GaugeMetricFamily] = {}
         for record in self._latest():
-            for name, doc, where, extra in GAUGES.get(record["metric"], ()):
-                value = _pick(record, where)
+            for gauge in GAUGES.get(record["metric"], ()):
+                name, extra = gauge.name, gauge.labels
+                value = _pick(record, gauge.source)
                 if value is None:
                     continue
                 fam = families.get(name)
                 if fam is None:
                     labels = ["window", *self._dimensions, *(k for k, _ in extra)]
-                    fam = families[name] = GaugeMetricFamily(name, doc, labels=labels)
+                    fam = families[name] = GaugeMetricFamily(name, gauge.help, labels=labels)
                 fam.add_metric(
                     [
                         record["window"],

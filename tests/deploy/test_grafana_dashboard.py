@@ -233,7 +233,7 @@ def test_spec_metric_list_matches_the_worker() -> None:
     from cxpulse.streams.families.cart.family import OPEN_GAUGE as CARTS_OPEN
     from cxpulse.streams.families.ticket.family import OPEN_GAUGE as TICKETS_OPEN
 
-    exported = {name for sources in GAUGES.values() for name, *_ in sources}
+    exported = {g.name for gauges in GAUGES.values() for g in gauges}
     exported |= {CARTS_OPEN, TICKETS_OPEN}
     assert KPI_GAUGES | OPEN_GAUGES <= exported, sorted(KPI_GAUGES | OPEN_GAUGES - exported)
     source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "agents").rglob("*.py"))
