@@ -54,12 +54,22 @@ def all_topics(settings: Settings) -> dict[str, int]:
     return topics
 
 
+#: Exit code when an installed Kafka library lacks a private part cxpulse needs.
+EXIT_INCOMPATIBLE = 3
+
+
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from cxpulse.agents.kafka import compat
     from cxpulse.agents.tools.broker import ensure_topics, wait_for_kafka
     from cxpulse.agents.worker.app import QuietWorker, create_app
     from cxpulse.agents.worker.collector import CollectionPolicy
     from cxpulse.agents.worker.pipeline import register
 
+    try:
+        compat.check()
+    except compat.IncompatibleDependency as exc:
+        print(f"cxpulse: {exc}", file=sys.stderr)
+        return EXIT_INCOMPATIBLE
     with broker_for(settings, args.broker) as (url, embedded):
         embedded = embedded or bool(args.embedded_tuning)
         bootstrap = _bootstrap(url)

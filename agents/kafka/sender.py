@@ -9,7 +9,9 @@ append each. aiokafka's supported batch API (``create_batch`` /
 for all of it. Records keep their order within a partition (aiokafka queues a
 partition's batches in order), and keyed records without a partition go where
 ``send`` would put them (the producer's partitioner, cached per key: KPI and
-alert keys repeat).
+alert keys repeat): the partitions come from the public ``partitions_for`` and the
+choice from aiokafka's ``DefaultPartitioner``, the producer's own when none is
+configured (Faust configures none).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from aiokafka.partitioner import DefaultPartitioner
 
 #: topic, key, value, partition (``None``: by key, as the producer's partitioner decides)
 Out = tuple[str, bytes | None, bytes | None, int | None]
@@ -47,21 +51,19 @@ class BatchSender:
     def __init__(self, producer: Any) -> None:
         self._producer = producer
         self._partitions: dict[str, dict[bytes, int]] = {}
+        self._partitioner = DefaultPartitioner()
 
     async def _partition_of(self, topic: str, key: bytes | None, value: bytes | None) -> int:
-        producer = self._producer
+        # waits for the topic's metadata, as ``send`` does
+        partitions = sorted(await self._producer.partitions_for(topic))
         if key is None:  # the partitioner picks any partition
-            await producer.client._wait_on_metadata(topic)
-            return int(producer._partition(topic, None, None, None, None, value))
-        cache = self._partitions.get(topic)
-        if cache is None:
-            await producer.client._wait_on_metadata(topic)
-            cache = self._partitions[topic] = {}
+            return int(self._partitioner(None, partitions, partitions))
+        cache = self._partitions.setdefault(topic, {})
         partition = cache.get(key)
         if partition is None:
             if len(cache) >= _CACHE_LIMIT:
                 cache.clear()
-            partition = cache[key] = int(producer._partition(topic, None, None, None, key, value))
+            partition = cache[key] = int(self._partitioner(key, partitions, partitions))
         return partition
 
     async def send(self, records: Iterable[Out]) -> list[Delivery]:
@@ -94,3 +96,18 @@ class BatchSender:
         batch.close()  # complete: the producer's own sends start a batch of their own
         future = await self._producer.send_batch(batch, topic, partition=partition)
         return Delivery(future, topic, partition, batch.record_count())
+
+
+def app_producer(app: Any) -> Any:
+    """The aiokafka producer inside a started Faust app (a private attribute: compat.py)."""
+    producer = app.producer._producer
+    if producer is None:
+        raise RuntimeError("the app's producer is not started")
+    return producer
+
+
+def app_client(app: Any) -> Any:
+    """The aiokafka client of a Faust app's producer, or None before it started."""
+    producer = app.producer._producer
+    return None if producer is None else producer.client
+

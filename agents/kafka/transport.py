@@ -128,11 +128,10 @@ class BatchingConsumer(faust_aiokafka.Consumer):
     module docstring).
     """
 
-    #: Topic names delivered as batches; set by :func:`cxpulse.agents.worker.app.create_app`.
-    batched_topics: ClassVar[frozenset[str]] = frozenset()
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        #: topic names delivered as batches: the app's (set by ``create_app``), per app
+        self.batched_topics: frozenset[str] = frozenset(getattr(self.app, "batched_topics", ()))
         self._processed: set[tuple[TP, int]] = set()
         #: batches were dropped after aiokafka had moved past them: seek to the
         #: committed offsets before the next fetch (see :meth:`getmany`)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
-from cxpulse.agents.kafka.transport import BatchingConsumer, BatchingTransport
+from cxpulse.agents.kafka.transport import BatchingTransport
 from cxpulse.streams.settings import Settings
 from faust.types import TransportT
 
@@ -44,7 +44,10 @@ def topic_names(settings: Settings) -> Topics:
 
 
 class CxApp(faust.App):
-    """Faust app whose consumer hands cxpulse whole batches."""
+    """Faust app whose consumer hands cxpulse whole batches of :attr:`batched_topics`."""
+
+    #: the topics whose fetched batches reach agents whole (inputs, partials, ticks)
+    batched_topics: frozenset[str] = frozenset()
 
     def _new_transport(self) -> TransportT:
         return BatchingTransport(self.conf.broker_consumer, self)
@@ -60,9 +63,6 @@ class QuietWorker(faust.Worker):
 def create_app(settings: Settings, broker_url: str, *, embedded: bool) -> CxApp:
     """A Faust app for these settings; ``embedded`` tunes it for the local Tansu broker."""
     names = topic_names(settings)
-    BatchingConsumer.batched_topics = frozenset(
-        [*names.sources.values(), names.partials, names.ticks]
-    )
     options: dict[str, Any] = {
         "broker": broker_url,
         "store": settings.store.url,
@@ -91,4 +91,6 @@ def create_app(settings: Settings, broker_url: str, *, embedded: bool) -> CxApp:
         # Tansu waits half the session timeout before completing a group join.
         options.update(broker_session_timeout=6.0, broker_heartbeat_interval=1.0)
     options = {k: v for k, v in options.items() if v is not None}
-    return CxApp(settings.worker.app_id, **options)
+    app = CxApp(settings.worker.app_id, **options)
+    app.batched_topics = frozenset([*names.sources.values(), names.partials, names.ticks])
+    return app

@@ -1,0 +1,102 @@
+"""The Faust agents of a worker: one source agent per metric family, and the merge agent.
+
+Both are fed whole batches by :mod:`cxpulse.agents.kafka.transport` and hand each
+to the runtime, then deliver its effects (:mod:`cxpulse.agents.worker.delivery`).
+An unexpected exception crashes the worker instead of escaping ``async for``
+(where Faust would ack the batch and lose it): state is rebuilt from the tables
+on restart and the batch is processed again.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import cast
+
+from cxpulse.agents.kafka.store import LazyView
+from cxpulse.agents.worker.context import Worker
+from cxpulse.agents.worker.runtime import now_ms
+from cxpulse.schemas.input import InputRecord
+from faust.types import EventT, StreamT
+
+log = logging.getLogger("cxpulse")
+
+
+def records_of(event: EventT) -> list[InputRecord]:
+    """A batch message's records (:class:`~cxpulse.agents.kafka.transport.BatchingConsumer`)."""
+    return cast(list[InputRecord], event.value)
+
+
+async def _crash(w: Worker, where: str, exc: BaseException) -> None:
+    log.critical(
+        "cxpulse: unexpected error in %s; stopping so no batch is lost", where, exc_info=exc
+    )
+    await w.app.crash(exc)
+
+
+def add_source_agent(w: Worker, family: str, topic_name: str) -> None:
+    """The agent of one family: its input topic and the ticks topic, one writer per partition."""
+    table = w.tables[family]
+    topic = w.app.topic(
+        topic_name,
+        w.names.ticks,
+        partitions=w.settings.topics.partitions,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+    async def process(event: EventT) -> None:
+        partition = event.message.partition
+        tick = event.message.topic == w.names.ticks
+        w.health.doing(family, f"processing partition {partition}")
+        result = w.runtime.process_source(
+            family,
+            partition,
+            [] if tick else records_of(event),
+            LazyView(table, partition),
+            tick=tick,
+        )
+        # the commit record last: a durable one implies durable snapshots and dead
+        # letters (cxpulse.streams.engine, "Exactly-once")
+        last = [] if result.commit is None else [result.commit]
+        await w.deliverer.deliver(family, event, table, result.writes, result.sends, last)
+        for outcome, count in result.outcomes.items():
+            w.metrics.events.labels(topic_name, outcome).inc(count)
+        w.health.last_batch_ms = now_ms()
+
+    async def source(stream: StreamT) -> None:
+        async for event in stream.events():
+            try:
+                with w.in_flight:
+                    await process(event)
+            except Exception as exc:  # noqa: BLE001 - see the module docstring
+                await _crash(w, f"{family} source", exc)
+                return
+
+    source.__name__ = f"{family}_source"
+    w.app.agent(topic, name=f"cxpulse.{family}-source", concurrency=1)(source)
+
+
+def add_merge_agent(w: Worker, partials: object) -> None:
+    """The merge agent: partials of every source partition → windows → final KPI records."""
+
+    async def merge_batch(event: EventT) -> None:
+        partition = event.message.partition
+        w.health.doing("merge", f"processing partition {partition}")
+        result = w.runtime.process_merge(
+            partition, records_of(event), LazyView(w.merge_table, partition)
+        )
+        # the watermark last: a durable one implies durable finals (cxpulse.streams.merge)
+        await w.deliverer.deliver(
+            "merge", event, w.merge_table, result.writes, result.finals, result.wm_writes
+        )
+
+    async def merge(stream: StreamT) -> None:
+        async for event in stream.events():
+            try:
+                with w.in_flight:
+                    await merge_batch(event)
+            except Exception as exc:  # noqa: BLE001 - see the module docstring
+                await _crash(w, "merge", exc)
+                return
+
+    w.app.agent(partials, name="cxpulse.merge", concurrency=1)(merge)  # type: ignore[arg-type]

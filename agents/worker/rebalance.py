@@ -1,0 +1,43 @@
+"""What a worker does when partitions are revoked from it and when a rebalance completes."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from cxpulse.agents.kafka.store import LazyView
+from cxpulse.agents.worker.context import Worker
+from cxpulse.agents.worker.runtime import now_ms
+from faust.types import TP
+
+log = logging.getLogger("cxpulse")
+
+
+def add_rebalance_hooks(w: Worker) -> None:
+    """Connect the revocation and rebalance-complete handlers to the app's signals."""
+    app, runtime = w.app, w.runtime
+
+    async def on_rebalanced(sender: Any, **kwargs: Any) -> None:
+        w.health.rebalanced_at_ms = now_ms()
+        # Tables are recovered: a taken-over merge partition's series are exported now,
+        # not once its first partials batch arrives and the next tick emits (up to ~2 s).
+        for tp in app.consumer.assignment():
+            if tp.topic == w.names.partials:
+                runtime.restore_merge(tp.partition, LazyView(w.merge_table, tp.partition))
+        w.collector.batches_begin()
+
+    async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        w.collector.batches_end()  # table recovery ahead: no batch boundaries to collect at
+        # batches in flight finish first: their writes must precede the recovery (InFlight)
+        if w.in_flight.busy:
+            log.info("cxpulse: revoking; waiting for the batches in flight")
+            await w.in_flight.idle()
+        for tp in revoked:
+            family = runtime.family_of_topic.get(tp.topic)
+            if family is not None:
+                runtime.drop_source(family, tp.partition)
+            elif tp.topic == w.names.partials:
+                runtime.drop_merge(tp.partition)
+
+    app.on_rebalance_complete.connect(on_rebalanced)  # type: ignore[arg-type]
+    app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
