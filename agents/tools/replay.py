@@ -149,6 +149,10 @@ TICKET_STEPS = 20
 FLOOD_STEPS = (5, 10, 15)
 
 
+#: The hour of the synthetic day at which ``generate``'s live traffic starts.
+LIVE_START_HOUR = 12
+
+
 class DemoTraffic:
     """Events of all three topics as the clock moves: surveys, carts, tickets, heartbeats.
 
@@ -164,9 +168,16 @@ class DemoTraffic:
     attributed at the reply (SPEC §3), so this is what moves their p90 at once.
     """
 
-    def __init__(self, rate: float, seed: int, ticket_pace: float, cart_pace: float = 1.0) -> None:
+    def __init__(
+        self,
+        rate: float,
+        seed: int,
+        ticket_pace: float,
+        cart_pace: float = 1.0,
+        day_origin_ms: int = 0,
+    ) -> None:
         self.rate = rate
-        self.surveys = SurveyTraffic(seed=seed)
+        self.surveys = SurveyTraffic(seed=seed, day_origin_ms=day_origin_ms)
         self.carts = CartTraffic(seed=seed, pace=cart_pace)
         self.tickets = TicketTraffic(seed=seed, pace=ticket_pace)
         self.incident_channel: str | None = None
@@ -306,8 +317,14 @@ async def generate(
     ``backfill_s`` seconds of history are produced first, as fast as possible, so
     baselines exist from the start; ``ticket_pace`` and ``cart_pace`` scale every
     duration of a ticket's life and of a cart journey (the demo compresses time).
+    The scores' daily rhythm is anchored at the start: the live traffic begins at
+    :data:`LIVE_START_HOUR` of the synthetic day whatever the clock says, so the
+    same command tells the same story at any hour.
     """
-    traffic = DemoTraffic(rate, seed, ticket_pace, cart_pace)
+    wall = time.time_ns() // 1_000_000
+    traffic = DemoTraffic(
+        rate, seed, ticket_pace, cart_pace, day_origin_ms=wall - LIVE_START_HOUR * 3_600_000
+    )
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
     await producer.start()
     t = settings.topics
@@ -324,7 +341,6 @@ async def generate(
                 await producer.send(rec.topic, rec.value, partition=rec.partition)
 
     try:
-        wall = time.time_ns() // 1_000_000
         steps = int(backfill_s * 10)
         for i in range(steps):
             sim = wall - (steps - i) * 100

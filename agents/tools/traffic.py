@@ -33,6 +33,9 @@ class SurveyTraffic:
 
     seed: int = 7
     incident_channel: str | None = None
+    #: when the synthetic day starts (its hour 0): the daily rhythm is relative to it,
+    #: so a generator started at any hour can tell the same story (0: UTC midnight)
+    day_origin_ms: int = 0
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -40,7 +43,7 @@ class SurveyTraffic:
 
     def _score(self, question: str, channel: str, ts_ms: int) -> int:
         lo, hi = _RANGES[question]
-        hour = (ts_ms // 3_600_000) % 24
+        hour = ((ts_ms - self.day_origin_ms) // 3_600_000) % 24
         mood = 0.72 - 0.06 * math.sin((hour - 3) / 24 * 2 * math.pi)
         mood += {"app": 0.03, "phone": -0.05}.get(channel, 0.0)
         if question == "switch":

@@ -10,6 +10,7 @@ sparkline.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -143,6 +144,31 @@ def render(state: ViewState) -> Group:
     return Group(tiles, alerts, table)
 
 
+def summary(state: ViewState) -> str:
+    """A plain one-line summary of the headline KPIs and the alerts firing (no terminal)."""
+    parts = []
+    for title, metric, where, fmt in TILES:
+        kpi = state.latest.get((metric, "all"))
+        number = None if kpi is None else _number(kpi, where)
+        parts.append(f"{title} {'—' if number is None else fmt.format(number)}")
+    firing = sorted(f"{alert}@{segment}" for alert, segment in state.firing)
+    parts.append("alerts firing: " + (", ".join(firing) if firing else "none"))
+    return " | ".join(parts)
+
+
+def transition_line(alert: dict[str, Any]) -> str:
+    """One alert transition as a plain line."""
+    return (
+        f"alert {alert['state']}: {alert['alert']} {alert['segment']} "
+        f"current={_fmt(alert['current'])} baseline={_fmt(alert['baseline'])} "
+        f"n={alert['n']} at {alert['at']}"
+    )
+
+
+#: Seconds between two plain summaries when the output is not a terminal.
+PLAIN_EVERY_S = 10.0
+
+
 def _fmt(value: Any) -> str:
     return "—" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
@@ -167,17 +193,43 @@ async def watch_kpis(bootstrap: str, settings: Settings, duration_s: float | Non
     await consumer.start()
     state = ViewState()
     started = time.monotonic()
+
+    async def read() -> list[dict[str, Any]]:
+        """Apply the next records to the state; the alert transitions among them."""
+        alerts = []
+        batch = await consumer.getmany(timeout_ms=500)
+        for tp, records in batch.items():
+            for rec in records:
+                body = orjson.loads(rec.value)
+                if tp.topic == topics.alerts:
+                    state.on_alert(body)
+                    alerts.append(body)
+                else:
+                    state.on_kpi(body, order)
+        return alerts
+
+    def running() -> bool:
+        return duration_s is None or time.monotonic() - started < duration_s
+
     try:
-        with Live(render(state), console=Console(), refresh_per_second=2) as live:
-            while duration_s is None or time.monotonic() - started < duration_s:
-                batch = await consumer.getmany(timeout_ms=500)
-                for tp, records in batch.items():
-                    for rec in records:
-                        body = orjson.loads(rec.value)
-                        if tp.topic == topics.alerts:
-                            state.on_alert(body)
-                        else:
-                            state.on_kpi(body, order)
-                live.update(render(state))
+        if sys.stdout.isatty():
+            with Live(render(state), console=Console(), refresh_per_second=2) as live:
+                while running():
+                    await read()
+                    live.update(render(state))
+        else:
+            # a pipe or a file (make demo | tee demo.log): plain lines, not a blank live view
+            print(
+                f"cxpulse: output is not a terminal: a plain summary every "
+                f"{PLAIN_EVERY_S:.0f} s and each alert transition",
+                flush=True,
+            )
+            printed = time.monotonic()
+            while running():
+                for alert in await read():
+                    print(transition_line(alert), flush=True)
+                if time.monotonic() - printed >= PLAIN_EVERY_S:
+                    print(f"{time.strftime('%H:%M:%S')} {summary(state)}", flush=True)
+                    printed = time.monotonic()
     finally:
         await consumer.stop()

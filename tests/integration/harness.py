@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import math
 import signal
+import tempfile
 import time
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -44,6 +46,10 @@ class WorkerProcess(Worker):
             self.proc.wait(timeout=30)
 
 
+#: Workers' table stores, under one folder removed when the test session ends.
+_DATA = tempfile.TemporaryDirectory(prefix="cxpulse-test-")
+
+
 def worker_env(unique: str, broker_url: str, **extra: str) -> dict[str, str]:
     """Unique topics and app id, the real broker, fast emission, no wall-clock idling."""
     env = {
@@ -58,7 +64,7 @@ def worker_env(unique: str, broker_url: str, **extra: str) -> dict[str, str]:
         "CXPULSE_TOPICS_PARTITIONS": "4",
         "CXPULSE_EMIT_INTERVAL": "1s",
         "CXPULSE_TIME_IDLE_TIMEOUT": "30m",
-        "CXPULSE_STORE_DATA_DIR": f"/tmp/cxpulse-test-{unique}",
+        "CXPULSE_STORE_DATA_DIR": str(Path(_DATA.name) / unique),
     }
     env.update(extra)
     return env

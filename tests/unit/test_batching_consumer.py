@@ -26,9 +26,12 @@ from faust.types import TP
 from hypothesis import given
 from hypothesis import strategies as st
 
+#: The apps' data dirs (never written: no worker runs), removed when the session ends.
+_DATA = tempfile.TemporaryDirectory(prefix="cxpulse-test-")
+
 
 def _consumer() -> tuple[Any, Any]:
-    settings = load_settings(env={"CXPULSE_STORE_DATA_DIR": tempfile.mkdtemp()})
+    settings = load_settings(env={"CXPULSE_STORE_DATA_DIR": _DATA.name})
     app: Any = create_app(settings, "kafka://127.0.0.1:9", embedded=True)
     register(app, settings)
     # as once the worker's conductor subscribed: acks count on the input topics

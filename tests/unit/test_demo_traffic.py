@@ -6,9 +6,14 @@ import math
 
 import orjson
 import pytest
-from cxpulse.agents.cli import DEMO_CART_PACE, DEMO_TICKET_PACE
+from cxpulse.agents.tools.demo import DEMO_CART_PACE, DEMO_TICKET_PACE
 from cxpulse.agents.tools.replay import TICKET_STEPS, DemoTraffic
-from cxpulse.agents.tools.traffic import CartTraffic, TicketTraffic, is_first_response
+from cxpulse.agents.tools.traffic import (
+    CartTraffic,
+    SurveyTraffic,
+    TicketTraffic,
+    is_first_response,
+)
 from cxpulse.schemas.events import Invalid, parse_cart, parse_survey, parse_ticket
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -154,3 +159,28 @@ def test_the_broken_checkout_fails_every_purchase_on_its_channel_from_the_incide
     assert not [e for _, e in after_hit if e["type"] == "purchased" and e["channel"] == "app"]
     assert [e for _, e in after_hit if e["type"] == "purchased" and e["channel"] == "web"]
     assert hit.carts.broken_channel == "app" and hit.surveys.incident_channel == "app"
+
+
+def test_the_survey_story_does_not_depend_on_the_hour_it_starts() -> None:
+    """Same seed, same offsets from the synthetic day's origin: the same answers, at any hour."""
+
+    def answers(origin: int) -> list[tuple[str, str, int]]:
+        traffic = SurveyTraffic(seed=3, day_origin_ms=origin)
+        return [
+            (e["channel"], e["question"], e["score"])
+            for k in range(400)
+            for e in traffic.events_at(origin + k * 60_000)
+            if e["type"] == "answer"
+        ]
+
+    base = 1_764_547_200_000  # a UTC midnight
+    assert answers(base) == answers(base + 7 * 3_600_000) == answers(base + 13 * 3_600_000 + 17)
+    # the rhythm is real: the same origin moved by half a day changes the mood at each offset
+    shifted = SurveyTraffic(seed=3, day_origin_ms=base)
+    moved = [
+        (e["channel"], e["question"], e["score"])
+        for k in range(400)
+        for e in shifted.events_at(base + 12 * 3_600_000 + k * 60_000)
+        if e["type"] == "answer"
+    ]
+    assert moved != answers(base)
