@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from cxpulse.agents.publish.alerts import AlertState, evaluate
+from cxpulse.schemas import partials
 from cxpulse.schemas.input import InputRecord
 from cxpulse.schemas.kpi import encode, kpi_record, record_key
 from cxpulse.schemas.timestamps import format_ts
@@ -153,24 +153,21 @@ class Runtime:
         for snap in snapshots:
             by_label.setdefault(snap.label, []).append([snap.grid, snap.start, snap.counts])
         for label, entries in by_label.items():
-            key = f"{family}|{label}".encode()
-            value = orjson.dumps(
-                {"k": "b", "f": family, "p": partition, "v": version, "seg": label, "b": entries}
-            )
+            key = partials.buckets_key(family, label)
+            value = partials.encode_buckets(family, partition, version, label, entries)
             yield self.partials_topic, key, value, zlib.crc32(key) % self.partitions
 
     def status_sends(self, family: str, status: PartitionStatus) -> Iterator[Send]:
         """A status goes to every partials partition: each merges all source partitions."""
-        value = orjson.dumps(
-            {
-                "k": "s",
-                "f": family,
-                "p": status.partition,
-                "v": status.version,
-                "mx": status.max_ts,
-                "la": status.last_arrival_wall_ms,
-                "a": status.ack,
-            }
+        value = partials.encode_status(
+            partials.Status(
+                family,
+                status.partition,
+                status.version,
+                status.max_ts,
+                status.last_arrival_wall_ms,
+                status.ack,
+            )
         )
         for j in range(self.partitions):
             yield self.partials_topic, None, value, j
@@ -212,16 +209,17 @@ class Runtime:
         for rec in records:
             if rec.value is None:
                 continue
-            msg = orjson.loads(rec.value)
-            family = msg["f"]
+            msg = partials.decode(rec.value)
+            family = msg.family
             if family not in self.families:
                 continue
-            if msg["k"] == "b":
-                result.writes.extend(
-                    state.apply_snapshot(family, msg["p"], msg["v"], msg["seg"], msg["b"])
-                )
+            if isinstance(msg, partials.Buckets):
+                snapshot = (msg.partition, msg.version, msg.segment, msg.buckets)
+                result.writes.extend(state.apply_snapshot(family, *snapshot))
             else:
-                status = PartitionStatus(msg["p"], msg["v"], msg["mx"], msg["la"], msg.get("a"))
+                status = PartitionStatus(
+                    msg.partition, msg.version, msg.max_ts, msg.last_arrival_wall_ms, msg.ack
+                )
                 result.writes.extend(state.apply_status(family, status))
         self.advance(state, result)
         if taken_over:
