@@ -29,8 +29,13 @@ def broker_for(settings: Settings, override: str | None) -> Iterator[tuple[str, 
     if url:
         yield url, False
         return
-    from cxpulse.agents.tools.broker import EmbeddedBroker
+    from cxpulse.agents.tools.broker import EmbeddedBroker, EmbeddedBrokerMissing, broker_binary
 
+    try:
+        broker_binary()
+    except EmbeddedBrokerMissing as exc:
+        print(f"cxpulse: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     with EmbeddedBroker() as broker:
         print(f"cxpulse: embedded broker at {broker.url}", file=sys.stderr)
         yield broker.url, True

