@@ -10,6 +10,7 @@ leaves the root logger at DEBUG and costs ~12 % CPU.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,8 +47,18 @@ def topic_names(settings: Settings) -> Topics:
 class CxApp(faust.App):
     """Faust app whose consumer hands cxpulse whole batches."""
 
+    #: called as every rebalance ends: the tables are recovered for the current
+    #: assignment and no batch of it has been handed to an agent yet
+    cx_on_ready: Callable[[], None] | None = None
+
     def _new_transport(self) -> TransportT:
         return BatchingTransport(self.conf.broker_consumer, self)
+
+    def on_rebalance_end(self) -> None:
+        """Faust's end of a rebalance (after its generation check), then :attr:`cx_on_ready`."""
+        super().on_rebalance_end()
+        if self.cx_on_ready is not None:
+            self.cx_on_ready()
 
 
 class QuietWorker(faust.Worker):

@@ -366,6 +366,22 @@ def register(app: CxApp, settings: Settings) -> Runtime:
                 runtime.restore_merge(tp.partition, _LazyView(merge_table, tp.partition))
         collector.batches_begin()
 
+    def restore_sources() -> None:
+        """Restore the assigned source partitions now, for their open gauges.
+
+        Called as the rebalance ends (:meth:`CxApp.on_rebalance_end`): the tables are
+        recovered for this very assignment (not for one a newer rebalance replaced)
+        and no batch of it has been read yet (:meth:`Runtime.restore_sources`).
+        """
+        sources: dict[tuple[str, int], Mapping[str, bytes]] = {}
+        for tp in app.consumer.assignment():
+            family = runtime.family_of_topic.get(tp.topic)
+            if family is not None:
+                sources[(family, tp.partition)] = _LazyView(tables[family], tp.partition)
+        runtime.restore_sources(sources)
+
+    app.cx_on_ready = restore_sources
+
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         collector.batches_end()  # table recovery ahead: no batch boundaries to collect at

@@ -19,11 +19,13 @@ from itertools import pairwise
 from typing import Any
 
 import orjson
+from cxpulse.agents.worker.runtime import Runtime
 from cxpulse.schemas.input import RawRecord
 from cxpulse.streams.engine import EngineConfig, PartitionProcessor
 from cxpulse.streams.families.cart.family import CartFamily
 from cxpulse.streams.families.ticket.family import TicketFamily
 from cxpulse.streams.family import Family
+from cxpulse.streams.settings import load_settings
 from cxpulse.streams.watermarks import TimePolicy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -212,3 +214,45 @@ def test_a_close_arriving_before_an_earlier_reopen_still_closes_the_ticket() -> 
     feeder.feed([{"event_id": "2", "type": "reopened", "ts": T0 + 2 * MINUTE, **base}])
     assert _exported(feeder.proc, "ticket")["all"] == 0
     feeder.check()
+
+
+def _cart_table(partition: int, carts: int) -> dict[str, bytes]:
+    """The table of a cart partition with ``carts`` open carts and one converted
+    (so it holds a bucket too), as its changelog has it."""
+    runtime = Runtime(load_settings(env={}), "partials")
+    proc = PartitionProcessor(
+        runtime.families["cart"], runtime.engine_config("cart"), partition, NOW
+    )
+    items: list[dict[str, Any]] = [
+        {"event_id": f"{partition}-{i}", "type": "item_added", "ts": T0 + i, "cart_id": f"c{i}"}
+        | {"cart_value": 1.0, "channel": "web"}
+        for i in range(carts)
+    ]
+    bought = {"event_id": "p", "type": "purchased", "ts": T0, "cart_id": "p", "cart_value": 2.0}
+    items += [bought, {"type": "heartbeat", "ts": T0 + 10 * MINUTE}]  # applies the purchase
+    table: dict[str, bytes] = {}
+    out = proc.process(
+        [RawRecord(i, None, orjson.dumps(it), None) for i, it in enumerate(items)], NOW, None
+    )
+    assert out.commit is not None and out.snapshots
+    table.update((k, v) for k, v in [*out.writes, out.commit] if v is not None)
+    return table
+
+
+def test_a_worker_exports_restored_partitions_before_any_batch_arrives() -> None:
+    """After a restart or a takeover no record may come (the end of a stream): the
+    partitions the worker was assigned count in its open gauges all the same."""
+    runtime = Runtime(load_settings(env={}), "partials")
+    runtime.processor("cart", 5, {})  # made during a revocation: partition 5 is another's now
+    tables = {("cart", 0): _cart_table(0, 3), ("cart", 1): _cart_table(1, 2)}
+    runtime.restore_sources(tables)
+    assert set(runtime.processors) == {("cart", 0), ("cart", 1)}
+    assert runtime.open_gauges() == {"cx_carts_open": {"all": 5, "web": 5}}
+    # the first batch of a partition restored ahead still announces its state to the merge stage
+    first = runtime.process_source("cart", 0, [], tables[("cart", 0)], tick=True)
+    again = runtime.process_source("cart", 0, [], tables[("cart", 0)], tick=True)
+    partials = [s for s in first.sends if s[0] == "partials" and s[1] is not None]
+    assert partials, "the live buckets of a restored partition were not re-sent"
+    assert not [s for s in again.sends if s[0] == "partials" and s[1] is not None]
+    runtime.restore_sources({("cart", 1): tables[("cart", 1)]})  # partition 0 moved away
+    assert runtime.open_gauges() == {"cx_carts_open": {"all": 2, "web": 2}}
