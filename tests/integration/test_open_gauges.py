@@ -153,7 +153,9 @@ def test_open_counts_survive_a_sigkill_restart_and_a_takeover_after_the_traffic(
         wait_equal([first, second], want)
         mark = rebalanced_at(second)
         first.kill()  # after the traffic: the survivor takes every partition, no record comes
+        deadline = time.monotonic() + 60
         while rebalanced_at(second) in (mark, None):
+            assert time.monotonic() < deadline, "the survivor never rebalanced"
             time.sleep(0.05)
         # the moment its rebalance is over, before any batch or tick could restore a partition
         assert exported([second]) == want
