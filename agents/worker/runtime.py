@@ -139,8 +139,8 @@ class Runtime:
         restart or a takeover the worker's ``cx_carts_open``/``cx_tickets_open`` would
         leave those partitions out. Restored here, they count as soon as the
         rebalance is over; each still announces itself at its first batch. A processor
-        of a partition not assigned (made by a batch handled while partitions were
-        being revoked) would export another worker's counts too: it goes.
+        of a partition not assigned (one that a batch handled during a revocation
+        could make) would export another worker's counts too: it goes.
         """
         for key in [k for k in self.processors if k not in assigned]:
             self.drop_source(*key)
