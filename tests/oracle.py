@@ -1,4 +1,4 @@
-"""An independent batch computation of final survey KPI records, for the tests.
+"""An independent batch computation of final KPI records and open-entity gauges, for the tests.
 
 Written from SPEC §1–§3.1 directly and deliberately naively: no buckets, no
 sketches, no shared code with the engine. It replays each partition's records
@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 HORIZON_MS = 24 * 3_600_000
@@ -32,6 +32,8 @@ class Classified:
     late: list[dict[str, Any]]
     duplicates: int
     invalid: list[Produced]
+    #: per partition, the largest ``ts`` that moved its watermark (heartbeats included)
+    max_ts: dict[int, int | None] = field(default_factory=dict)
 
 
 def classify(records: Sequence[Produced], partitions: int, lateness_ms: int) -> Classified:
@@ -63,7 +65,97 @@ def classify(records: Sequence[Produced], partitions: int, lateness_ms: int) -> 
             seen[ev["event_id"]] = ev["ts"]
             max_ts = ev["ts"] if max_ts is None else max(max_ts, ev["ts"])
             out.accepted.append(ev)
+        out.max_ts[p] = max_ts
     return out
+
+
+def open_now(
+    records: Sequence[Produced],
+    partitions: int,
+    lateness_ms: int,
+    family: str,
+    abandon_after_ms: int = 30 * 60_000,
+) -> Counter[str]:
+    """The open-entity gauge (``cx_carts_open`` or ``cx_tickets_open``) after ``records``.
+
+    Per segment (``all``, ``channel=...``), by brute force from docs/gauges.md: each
+    entity's accepted events so far, sorted by ``ts`` (ties: arrival), leave it open.
+    A cart: any event opens a session when none is open, ``purchased`` ends it, and
+    it is abandoned only where its partition's watermark (largest ``ts`` so far
+    minus the lateness) has reached last activity + ``abandon_after``, before any
+    event at or after that time. A ticket: ``created`` opens it (once), ``solved``
+    and ``closed`` close it, ``reopened`` reopens it unless closed, ``merged`` ends
+    it for good; events before its ``created`` do not count. (Forgetting a ticket a
+    dedup horizon after its close or merge, or ``tickets.forget_after`` after its last
+    event, is not modelled: traffic for this oracle keeps no ticket past either.)
+    """
+    out: Counter[str] = Counter()
+    for p in range(partitions):
+        mine = classify([r for r in records if r.partition == p], partitions, lateness_ms)
+        max_ts = mine.max_ts.get(p)
+        watermark = None if max_ts is None else max_ts - lateness_ms
+        by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for ev in mine.accepted:
+            by_key[ev["cart_id" if family == "cart" else "ticket_id"]].append(ev)
+        for events in by_key.values():
+            events.sort(key=lambda e: e["ts"])  # stable: ties keep arrival order
+            if family == "cart":
+                channel = _open_cart(events, watermark, abandon_after_ms)
+            else:
+                channel = _open_ticket(events)
+            if channel is not None:
+                out["all"] += 1
+                out[f"channel={channel}"] += 1
+    return out
+
+
+def _open_cart(
+    events: list[dict[str, Any]], watermark: int | None, abandon_after_ms: int
+) -> str | None:
+    """The channel of the cart's open session now, or ``None``."""
+    channel: str | None = None
+    last = 0
+
+    def abandoned_by(ts: int | None) -> bool:
+        due = last + abandon_after_ms
+        return (
+            channel is not None
+            and watermark is not None
+            and due <= watermark
+            and (ts is None or due <= ts)
+        )
+
+    for ev in events:
+        if abandoned_by(ev["ts"]):
+            channel = None
+        if ev["type"] == "purchased":
+            channel = None
+        elif channel is None:
+            channel = ev.get("channel") or "unknown"
+        last = ev["ts"]
+    return None if abandoned_by(None) else channel
+
+
+def _open_ticket(events: list[dict[str, Any]]) -> str | None:
+    """The channel of the ticket if it is open now, or ``None``."""
+    channel: str | None = None
+    is_open = closed = False
+    for ev in events:
+        kind = ev["type"]
+        if kind == "merged":
+            is_open = False
+            break
+        if kind == "created" and channel is None:
+            channel, is_open = ev.get("channel") or "unknown", True
+        elif channel is None:
+            continue
+        elif kind == "solved":
+            is_open = False
+        elif kind == "reopened" and not closed:
+            is_open = True
+        elif kind == "closed":
+            is_open, closed = False, True
+    return channel if is_open else None
 
 
 def _segments(ev: dict[str, Any]) -> list[str]:

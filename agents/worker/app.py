@@ -10,6 +10,7 @@ leaves the root logger at DEBUG and costs ~12 % CPU.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,8 +50,18 @@ class CxApp(faust.App):
     #: the topics whose fetched batches reach agents whole (inputs, partials, ticks)
     batched_topics: frozenset[str] = frozenset()
 
+    #: called as every rebalance ends: the tables are recovered for the current
+    #: assignment and no batch of it has been handed to an agent yet
+    cx_on_ready: Callable[[], None] | None = None
+
     def _new_transport(self) -> TransportT:
         return BatchingTransport(self.conf.broker_consumer, self)
+
+    def on_rebalance_end(self) -> None:
+        """Faust's end of a rebalance (after its generation check), then :attr:`cx_on_ready`."""
+        super().on_rebalance_end()
+        if self.cx_on_ready is not None:
+            self.cx_on_ready()
 
 
 class QuietWorker(faust.Worker):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from cxpulse.agents.kafka.store import LazyView
@@ -39,5 +40,20 @@ def add_rebalance_hooks(w: Worker) -> None:
             elif tp.topic == w.names.partials:
                 runtime.drop_merge(tp.partition)
 
+    def restore_sources() -> None:
+        """Restore the assigned source partitions now, for their open gauges.
+
+        Called as the rebalance ends (:meth:`CxApp.on_rebalance_end`): the tables are
+        recovered for this very assignment (not for one a newer rebalance replaced)
+        and no batch of it has been read yet (:meth:`Runtime.restore_sources`).
+        """
+        sources: dict[tuple[str, int], Mapping[str, bytes]] = {}
+        for tp in app.consumer.assignment():
+            family = runtime.family_of_topic.get(tp.topic)
+            if family is not None:
+                sources[(family, tp.partition)] = LazyView(w.tables[family], tp.partition)
+        runtime.restore_sources(sources)
+
+    app.cx_on_ready = restore_sources
     app.on_rebalance_complete.connect(on_rebalanced)  # type: ignore[arg-type]
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]

@@ -87,6 +87,9 @@ class Runtime:
         self.topic_of = {name: getattr(settings.topics, name) for name in self.families}
         self.family_of_topic = {topic: name for name, topic in self.topic_of.items()}
         self.processors: dict[tuple[str, int], PartitionProcessor] = {}
+        #: processors restored ahead of their first batch, which still owes the merge
+        #: stage their live buckets and status (see :meth:`restore_sources`)
+        self.unannounced: set[tuple[str, int]] = set()
         self.merges: dict[int, MergeState] = {}
         #: latest provisional record per "metric|window|segment", per partials partition
         self.latest: dict[int, dict[str, dict[str, Any]]] = {}
@@ -109,16 +112,42 @@ class Runtime:
     def processor(
         self, family: str, partition: int, table: Mapping[str, bytes]
     ) -> tuple[PartitionProcessor, bool]:
-        """The processor for a source partition, restored from its table on first use."""
+        """The processor for a source partition, restored from its table on first use.
+
+        ``True`` with it while its restored state is still to be announced to the
+        merge stage (live buckets and status), i.e. at its first batch.
+        """
         key = (family, partition)
         proc = self.processors.get(key)
         if proc is not None:
+            if key in self.unannounced:
+                self.unannounced.discard(key)
+                return proc, True
             return proc, False
         proc = PartitionProcessor.restore(
             self.families[family], self.engine_config(family), partition, table, now_ms()
         )
         self.processors[key] = proc
         return proc, True
+
+    def restore_sources(self, assigned: Mapping[tuple[str, int], Mapping[str, bytes]]) -> None:
+        """Own exactly the ``assigned`` source partitions (their tables recovered): restore
+        the missing ones now, drop any other.
+
+        A processor restored only when its partition's next batch arrives would export
+        no open gauges until then, and at the end of a stream none arrives: after a
+        restart or a takeover the worker's ``cx_carts_open``/``cx_tickets_open`` would
+        leave those partitions out. Restored here, they count as soon as the
+        rebalance is over; each still announces itself at its first batch. A processor
+        of a partition not assigned (one that a batch handled during a revocation
+        could make) would export another worker's counts too: it goes.
+        """
+        for key in [k for k in self.processors if k not in assigned]:
+            self.drop_source(*key)
+        for key, table in assigned.items():
+            if key not in self.processors:
+                self.processor(key[0], key[1], table)
+                self.unannounced.add(key)
 
     def process_source(
         self,
@@ -178,6 +207,7 @@ class Runtime:
 
     def drop_source(self, family: str, partition: int) -> None:
         self.processors.pop((family, partition), None)
+        self.unannounced.discard((family, partition))
 
     # -------------------------------------------------------------- merge
     def merge_state(self, partition: int, table: Mapping[str, bytes]) -> MergeState:

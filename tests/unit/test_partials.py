@@ -14,7 +14,12 @@ ints = st.integers(min_value=0, max_value=2**53)
     ints,
     ints,
     st.text(min_size=1, max_size=20),
-    st.lists(st.tuples(ints, ints, st.lists(st.integers(), max_size=6)), max_size=5),
+    st.lists(
+        st.tuples(
+            ints, ints, st.lists(st.integers(min_value=-(2**63), max_value=2**63 - 1), max_size=6)
+        ),
+        max_size=5,
+    ),
 )
 def test_buckets_round_trip(
     family: str,
@@ -29,7 +34,13 @@ def test_buckets_round_trip(
     assert partials.buckets_key(family, segment) == f"{family}|{segment}".encode()
 
 
-@given(ints, ints, st.none() | ints, ints, st.none() | st.integers())
+@given(
+    ints,
+    ints,
+    st.none() | ints,
+    ints,
+    st.none() | st.integers(min_value=-(2**63), max_value=2**63 - 1),
+)
 def test_status_round_trip(
     partition: int, version: int, max_ts: int | None, arrival: int, ack: int | None
 ) -> None:

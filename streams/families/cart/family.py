@@ -11,6 +11,11 @@ arrive: outcomes equal applying each cart's events sorted by ``ts``, whatever
 their arrival order within the lateness. Abandonment is decided when the
 watermark reaches last activity + ``abandon_after``; an event at exactly that
 time comes after it.
+
+The open-carts gauge does not wait for the watermark: it counts a cart as open
+when the events that arrived so far, in event-time order, leave a session open
+(a ``purchased`` closes it at once), abandonment alone being the watermark's
+(:meth:`CartFamily.gauges`, docs/gauges.md).
 """
 
 from __future__ import annotations
@@ -129,18 +134,25 @@ class CartFamily:
 
     # ----------------------------------------------------------- outputs
     def gauges(self, value: Any) -> Iterable[tuple[str, str]]:
-        """An open session counts in ``cx_carts_open`` under its segments.
+        """An open session now counts in ``cx_carts_open`` under its segments.
 
-        A cart whose first events are still waiting for the watermark counts as open
-        already (under its first event's segments), unless that event is a purchase
-        that may be a recovery: the gauge is about now, not about final windows.
+        "Open now" (docs/gauges.md): the cart's events that arrived so far, applied
+        in event-time order, leave a session open. The applied state is replayed
+        through the queued events, opening and closing alike: any event on a cart
+        without an open session opens one (under that event's segments), a
+        ``purchased`` ends it (a conversion, or a recovery that opens nothing).
+        Abandonment is left to the watermark: a session counts until the watermark
+        reaches its last activity + ``abandon_after`` (every such decision up to the
+        watermark is already in the applied state, so the value alone says it).
         """
-        queue, _, session, abandoned = value
-        if session is not None:
-            labels = session[0]
-        elif queue and not (queue[0][2] == "purchased" and abandoned is not None):
-            labels = queue[0][4]
-        else:
+        queue, _, session, _ = value
+        labels = None if session is None else session[0]
+        for item in queue or ():
+            if item[2] == "purchased":
+                labels = None
+            elif labels is None:
+                labels = item[4]
+        if labels is None:
             return ()
         return [(OPEN_GAUGE, label) for label in labels]
 

@@ -25,6 +25,11 @@ of a ticket whose ``created`` was never seen. A ticket that is never closed (man
 are solved and left) would be kept for ever: once the watermark is more than
 ``tickets.forget_after`` (default 30 days) past its last event, it goes the same
 way — the bound that keeps a long-running worker's memory flat.
+
+The open-tickets gauge does not wait for the watermark: a ticket counts as open
+when the events that arrived so far, in event-time order, leave it open (a
+``solved``, ``closed`` or ``merged`` closes it as it arrives), forgetting alone
+being the watermark's (:meth:`TicketFamily.gauges`, docs/gauges.md).
 """
 
 from __future__ import annotations
@@ -243,19 +248,36 @@ class TicketFamily:
     def gauges(self, value: Any) -> Iterable[tuple[str, str]]:
         """``cx_tickets_open``: created, not solved, closed or merged (a reopen reopens).
 
-        A ticket counts from the arrival of its ``created``, before the watermark
-        applies it: the gauge is about now, not about final windows.
+        "Open now" (docs/gauges.md): the ticket's events that arrived so far, applied
+        in event-time order, leave it open. The applied state is replayed through the
+        queued events with the rules of :meth:`_apply`, so a ``solved``, ``closed``
+        or ``merged`` closes the ticket as it arrives, as a ``created`` or
+        ``reopened`` opens it. Forgetting is left to the watermark (it is already in
+        the applied state when due); SLA outcomes do not change whether a ticket is open.
         """
         queue, _, st = value
-        if st is not None and st["c"] is not None:
-            if not st["open"] or st["m"] is not None:
-                return ()
-            labels = st["lb"]
-        else:  # its ``created`` still waits for the watermark: open already, for the gauge
-            created = next((item for item in queue or () if item[2] == "created"), None)
-            if created is None or (st is not None and st["m"] is not None):
-                return ()
-            labels = created[3]
+        if st is None:
+            created, labels, is_open, closed, merged = False, None, False, False, False
+        else:
+            created, labels = st["c"] is not None, st["lb"]
+            is_open, closed, merged = st["open"], st["closed"], st["m"] is not None
+        for item in queue or ():
+            if merged:
+                break  # merged: the ticket stops counting from that event on
+            kind = item[2]
+            if kind == "created":
+                if not created:
+                    created, labels, is_open, closed = True, item[3], True, False
+            elif kind == "solved" and created:
+                is_open = False
+            elif kind == "reopened" and created and not closed:
+                is_open = True
+            elif kind == "closed":
+                is_open, closed = False, True
+            elif kind == "merged":
+                merged = True
+        if not (created and is_open and not merged) or labels is None:
+            return ()
         return [(OPEN_GAUGE, label) for label in labels]
 
     def kpis(self, counts: Sequence[Any]) -> list[Kpi]:
