@@ -246,8 +246,8 @@ async def _send_paced(
 
     Markers take at most ``MARKER_SHARE`` of the rate: their interval grows when
     the rate is low. At a fixed 10 ms, three topics' markers are 300 records/s, and
-    a rate below that never let an event go out (seen in CI: a tiny backlog's
-    2-worker rate of a few hundred events/s left the bench sending markers forever).
+    a rate below that (a tiny backlog's 2-worker rate is a few hundred events/s)
+    would never let an event go out: the bench would send markers forever.
     """
     last_p0: dict[str, Record] = {}
     families = len({rec.family for rec in records}) or 1

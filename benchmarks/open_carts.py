@@ -30,8 +30,8 @@ from benchmarks.kafka_io import produce
 
 T0 = 1_795_046_400_000
 #: every cart's event falls within this much event time, well inside the default
-#: ``abandon_after`` (30 min), so all N stay open (10 ms apart, 1M carts spanned
-#: 2.8 h and most were rightly abandoned before the restart)
+#: ``abandon_after`` (30 min), so all N stay open (10 ms apart, 1M carts would span
+#: 2.8 h and most would be abandoned before the restart)
 SPAN_MS = 1_000_000
 #: the workers' output, for when a run does not finish
 LOG = Path(tempfile.gettempdir()) / "cxpulse-open-carts-worker.log"

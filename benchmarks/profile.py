@@ -3,8 +3,8 @@
 Starts the embedded broker, produces the workload (``benchmarks.workloads``),
 starts one worker and attaches ``py-spy record --gil`` (install it into the venv
 first: ``pip install py-spy``) until the backlog is drained, then prints the
-functions that hold the GIL most, inclusive and self. This is how the profiles
-named in the commits that change the hot path were taken.
+functions that hold the GIL most, inclusive and self (e.g.
+``benchmarks/profile_survey.txt``); a hot-path change is profiled this way.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Sustained events/s and CPU µs/event of a group of workers draining a backlog.
 
 The backlog is produced before the workers start, so they fetch full batches
-from the first poll, as the ceiling does. (Producing while they already run
-was tried: they then process many small batches, whose per-batch costs — a
-flush, the partials, the merge — make them look 2-3 times slower; that measures
-the producer's pacing, not the worker.) Workers of one configuration start
+from the first poll, as the ceiling does. (Producing while they run would make
+them process many small batches, whose per-batch costs — a flush, the partials,
+the merge — make them look 2-3 times slower: that measures the producer's
+pacing, not the worker.) Workers of one configuration start
 together: the embedded broker waits 3 s before it completes a join, so they
 land in the same group generation and share the partitions from the start.
 

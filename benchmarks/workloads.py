@@ -3,7 +3,7 @@
 Two workloads, both from the project's own synthetic generators:
 
 * ``survey``: invitations and answers (``cxpulse.agents.tools.traffic.SurveyTraffic``), one
-  invitation per generator step — the workload issue 7's figures quote.
+  invitation per generator step (the survey figures in docs/performance.md).
 * ``mixed``: the demo's mix of all three topics (``cxpulse.agents.tools.replay.DemoTraffic``,
   one step at a time): surveys, cart journeys and ticket lives, about 74 % / 22 %
   / 4 % of the events.

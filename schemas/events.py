@@ -47,8 +47,8 @@ try a compiled fast path (:mod:`msgspec`, a typed struct per topic that rejects 
 unknown field and every type but the usual one), which returns an event only for a
 record whose every field is already in its plain, valid form, and hand anything else
 (an extra field, ``7.0`` as a score, a heartbeat, any fault) to the reference decoder.
-So the fast path can only make a valid record cheaper (a survey answer ~2.3 -> ~1.2 µs,
-issue 7), never change a result: a differential property test
+So the fast path can only make a valid record cheaper (a survey answer ~2.3 -> ~1.2 µs),
+never change a result: a differential property test
 (``tests/unit/test_fast_decoders.py``) holds the two to the same output.
 """
 

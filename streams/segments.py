@@ -71,9 +71,8 @@ class SegmentCap:
 
         Called once per accepted event: the whole tuple is cached per tuple of raw
         values once each of them is admitted (the bound of :meth:`label`'s cache,
-        so a flood of names cannot grow it). py-spy put ~10 % of a survey worker's
-        samples in building it every time (session 6; the engine-only benchmark
-        measured a smaller gain, 0-7 %).
+        so a flood of names cannot grow it): building it on every event costs up to
+        ~10 % of a survey worker's CPU.
         """
         try:
             raws = self._raw(source)

@@ -5,7 +5,7 @@ latest snapshot of each bucket. Windows are sums of adjacent buckets, and the
 stage needs many of them: every window end that closes, and the open window of
 every window size at each emission. Summing ``size / step`` buckets times the
 number of sources per window (240 merges for ``1h/1m`` on 4 partitions, 672 for
-``7d/1h``) was the largest cost of a worker (py-spy, ``benchmarks/profile.py``).
+``7d/1h``) would be the largest cost of a worker (py-spy, ``benchmarks/profile.py``).
 So a :class:`Series` also keeps
 
 * ``combined``: per bucket start, the sum over sources, recomputed when a

@@ -1,66 +1,45 @@
 """A Faust transport that hands whole fetched batches to agents, and finds true end offsets.
 
-Why: a stock Faust agent costs ~200 µs of framework machinery per Kafka record
-(fetcher → conductor → channel queue → stream → ack, each with task switches).
-cxpulse aggregates per batch anyway, so for the topics it names this consumer
-yields *one* Faust message per fetched (topic, partition) batch: its ``value``
-is the list of aiokafka records (:class:`~cxpulse.schemas.input.InputRecord`) and its ``offset`` the
-batch's last offset. Faust still does everything else (group membership,
-rebalancing, acks and commits of that last offset, table changelogs and
-recovery, flow control); everything else it consumes (table changelogs during
-recovery) stays one message per record.
+Why batches: a stock Faust agent costs ~200 µs of framework machinery per Kafka
+record; cxpulse aggregates per batch anyway, so for the topics in
+:attr:`BatchingConsumer.batched_topics` this consumer yields *one* Faust message
+per fetched (topic, partition) batch: its ``value`` is the list of aiokafka records
+(:class:`~cxpulse.schemas.input.InputRecord`), its ``offset`` the batch's last
+offset. Faust still does everything else (group membership, rebalancing, commits,
+table changelogs and recovery, flow control); other topics (changelogs during
+recovery) stay one message per record.
 
-Acknowledgements. Faust's stream iterator acks every message it takes from
-its queue, including the ones it *skips* (delivered just before a rebalance,
-with flow control off or from an older consumer generation) and the one an
-agent was handling when it crashed or was cancelled. For a one-record message
-that costs a re-read at worst; for a batch it is a loss: the skipped batch's
-last offset is acked, Faust's gap filling makes every offset up to it
-committable, the commit lands before the post-rebalance seek, and the batch
-is never read again (seen as whole windows missing after a SIGKILL and
-restart, when the dead member's expiry causes a second rebalance).
-:class:`BatchingConsumer` therefore acks a batch message only after the agent
-declared it :meth:`~BatchingConsumer.processed` (its effects flushed to the
-broker); anything else is read again, which the processors make harmless.
+What :class:`BatchingConsumer` guarantees on batched topics:
 
-Committing. Faust commits the end of the first run of consecutive acked
-offsets, counting the offsets between two messages it read as done (its "gap"
-filling, meant for compacted topics and transaction markers). For batch messages
-that does not hold: faust-streaming 0.15.3 records each gap *including* the
-offset of the message after it (``Consumer._add_gap`` adds one to an end that
-already is the next message's offset), so every batch's last offset is counted
-twice, every run ends at a batch, and each commit moved past one batch only:
-under steady traffic (many small batches per commit interval) the committed
-offsets fell further behind the processed ones forever, and the acked list grew
-without bound (seen: 16k records behind and growing after 4 minutes of a
-marker flood; "Has not committed" warnings in CI; upstream: faust-streaming/faust#606,
-robinhood/faust#625). And gap filling counts a
-batch's records as done once a *later* batch is acked, even if the batch itself
-was skipped. So for batched topics the consumer keeps its own account: each
-batch declared :meth:`~BatchingConsumer.processed` marks its offsets as done,
-from just after the previous batch handed on for its partition, or from where
-the partition was sought to (so offsets the fetch did not return, e.g.
-transaction markers, count as done too), through its last; the committable
-offset is the end of the done range that starts at the committed offset
-(:meth:`BatchingConsumer._new_offset`).
-A batch the stream skipped leaves a hole there, and the partition is read again
-from the committed offset (:attr:`BatchingConsumer.reseek`), so the hole fills.
+* Acknowledging. A batch is acked only after its agent declared it
+  :meth:`~BatchingConsumer.processed` (its effects flushed to the broker).
+  Faust's stream iterator acks every message it takes, including the ones it
+  skips around a rebalance and the one an agent was handling when it failed;
+  with gap filling such an ack would commit a batch never applied. Anything not
+  declared processed is read again, which the processors make harmless.
+* Committing. The consumer keeps its own account of processed offsets per
+  partition (:class:`DoneRanges`): a processed batch marks done every offset from
+  just after the previous batch handed on (or from where the partition was sought
+  to, so offsets the fetch skips, e.g. transaction markers, count too) through its
+  last; the committable offset is the end of the done range that starts at the
+  committed offset (:meth:`BatchingConsumer._new_offset`). Faust's gap filling
+  is not used there: faust-streaming 0.15.3 ``Consumer._add_gap`` counts the
+  offset after each gap, so with batches each commit moves past one batch only
+  and commits fall behind without bound (faust-streaming/faust#606,
+  robinhood/faust#625); it also counts a skipped batch as done once a later one
+  is acked. A skipped batch leaves a hole, and the partition is read again from
+  the committed offset (:attr:`BatchingConsumer.reseek`), which fills it.
+* Rewinding. After a rebalance every batched partition resumes at its committed
+  offset, or at its first offset when it has none
+  (:meth:`BatchingConsumer.perform_seek`); batches fetched during the rebalance
+  are held back and read again (:meth:`BatchingConsumer.getmany`).
 
-Rewinding. After the table recovery of a rebalance Faust seeks its stream
-partitions to their committed offsets, having dropped what it fetched for
-them meanwhile; partitions without a committed offset were left where the
-dropped fetch ended (:meth:`BatchingConsumer.perform_seek` rewinds them).
-Faust also resumes those partitions before that seek and clears the agents'
-queues when the rebalance ends, so batches are held for the whole rebalance
-and read again from the committed offsets after it (:meth:`BatchingConsumer.getmany`).
-
-Second fix: the embedded broker (Tansu) has been seen answering
-``ListOffsets(latest)`` with an offset below the true end, while fetch
-responses carry the right high-water mark. Faust's table recovery reads
-changelogs up to ``highwaters()``, so a low answer would silently recover only
-part of a table. :meth:`TrueEndConsumerThread._highwaters` therefore asks a
-short-lived assign-only consumer to fetch at the reported end and takes the
-larger of the two.
+True ends: a broker may answer ``ListOffsets(latest)`` with an offset below the
+true end (the embedded broker, Tansu, can) while fetch responses carry the right
+high-water mark. Faust's table recovery reads changelogs up to ``highwaters()``,
+so :meth:`TrueEndConsumerThread._highwaters` fetches at the reported end with a
+short-lived assign-only consumer and takes the larger of the two: a table is
+never recovered short.
 """
 
 from __future__ import annotations
@@ -153,8 +132,8 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         While tables recover, Faust fetches records of its stream partitions and
         drops them (they are not active yet), then seeks every partition back to
         its committed offset. aiokafka's ``seek_to_committed`` skips partitions
-        with no commit (or a commit of 0), so their dropped records were lost: a
-        worker killed before its first commit lost the head of each such
+        with no commit (or a commit of 0), so their dropped records would be lost:
+        a worker killed before its first commit would lose the head of each such
         partition on restart. They go back to their first offset (the
         ``earliest`` reset policy); processing them again is harmless.
         """
@@ -257,18 +236,16 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         Faust resumes stream partitions *before* it seeks them to their committed
         offsets after a table recovery, and the flow control it resumes at the very
         end clears every agent's queue (``FlowControlEvent.resume``). A batch
-        fetched in between was queued, cleared, never processed nor acked, while
-        the consumer had moved past it; a later batch's ack then committed over it
-        (seen: a partition's whole third part missing after a restart). So while
-        the app is rebalancing no batch is handed on, and once it is done every
-        stream partition goes back to its committed offset before the next fetch.
-        The same holds for every other batch dropped here after aiokafka moved past
-        it, and nothing fetched after a dropped batch goes on before that seek
-        either: a fetch under way when the rebalance ended once handed on the batch
-        *after* the dropped one, its processor's offset moved past the drop, and the
-        re-read records were skipped as applied (seen: a source partition's records
-        134..~299 never counted, after a SIGKILL and restart). Re-reading is
-        harmless: processors skip offsets they applied, the merge stage is idempotent.
+        fetched in between would be queued, cleared, never processed nor acked,
+        while the consumer moved past it, and a later batch's ack would commit over
+        it. So while the app is rebalancing no batch is handed on, and once it is
+        done every stream partition goes back to its committed offset before the
+        next fetch. The same holds for every other batch dropped here after
+        aiokafka moved past it, and nothing fetched after a dropped batch goes on
+        before that seek either: handing on the batch *after* a dropped one would
+        move its processor's offset past the drop, and the re-read records would be
+        skipped as applied. Re-reading is harmless: processors skip offsets they
+        applied, the merge stage is idempotent.
         """
         if self.reseek and self.flow_active and not self.app.rebalancing:
             self.reseek = False

@@ -1,14 +1,13 @@
 """When a worker's cyclic garbage collector runs: at batch boundaries, not by allocation count.
 
-Why. With CPython's default collector a worker draining 200k survey events spent
-~1.2 s of its ~4.5 s of CPU in collections (``gc.callbacks`` timing, session 7),
-0.87 s of it in 13 full collections of ~67 ms each. What caused them: a fetched
-batch (up to 20k aiokafka records) is still alive when the young collections its
-own allocation triggers run, so it is promoted to the oldest generation; that
-generation growing by a quarter triggers a full collection, which scans every
-record in flight and every state entry (161k objects: 65k records, 59k lists).
-Raising the young threshold instead (50k) let cyclic garbage linger and a flooded
-worker grew ~55 MB more (``tests/integration/test_hostile_input.py``).
+Why. A fetched batch (up to 20k aiokafka records) is still alive when the young
+collections its own allocation triggers run, so with CPython's default collector it
+is promoted to the oldest generation; that generation growing by a quarter triggers
+a full collection, which scans every record in flight and every state entry. A
+worker draining 200k survey events then spends about a quarter of its CPU in
+collections, most of it in full ones. Raising the young threshold instead lets
+cyclic garbage linger and grows a flooded worker's memory
+(``tests/integration/test_hostile_input.py``).
 
 Policy, while the worker processes batches:
 

@@ -1,4 +1,4 @@
-"""The Prometheus server ``cxpulse demo`` starts when the binary is installed (issue 5 item 6).
+"""The Prometheus server ``cxpulse demo`` starts when the binary is installed.
 
 The configuration is a pure function, checked here by reading it back and by
 ``promtool check config`` (which also loads the project's rule files it names);

@@ -251,8 +251,8 @@ async def wait_committed(worker: WorkerProcess, timeout: float = 20.0) -> None:
     """The worker's group commits everything it has read by now, within a few commit intervals.
 
     Its inputs and the partials topic: a batch never acknowledged would hold the
-    committed offset back for good (seen once, on a partials partition, next to a
-    batch handed on before its predecessor), and every restart would replay from it.
+    committed offset back for good (e.g. on a partials partition, next to a batch
+    handed on before its predecessor), and every restart would replay from it.
     """
     names = topic_names(load_settings(env=worker.env))
     bootstrap = worker.env["CXPULSE_BROKER_URL"].removeprefix("kafka://")

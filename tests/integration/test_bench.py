@@ -21,10 +21,9 @@ from benchmarks.report import CEILING_FIGURES, RUN_FIGURES
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-#: big enough that a worker cannot drain it between two of the bench's scrapes (3,000 and,
-#: once workers got faster, 20,000 sometimes were: no throughput window, so the figures
-#: were missing and the bench failed; at the default event-time density a worker drains
-#: 80,000 in under a second)
+#: big enough that a worker cannot drain it between two of the bench's scrapes (otherwise
+#: there is no throughput window, the figures are missing and the bench fails; at the
+#: default event-time density a worker drains 80,000 in under a second)
 EVENTS = 150_000
 
 

@@ -1,4 +1,4 @@
-"""SIGKILL at random points during a replay of all three topics (issue 6 item 2).
+"""SIGKILL at random points during a replay of all three topics.
 
 Five kills, at moments drawn from a seeded random generator (the seed is printed;
 ``CXPULSE_CRASH_SEED`` replays one): twice a lone worker while it processes a

@@ -1,4 +1,4 @@
-"""Hostile input on a real worker (issue 6 item 4, SPEC §1.4 and §3 segments).
+"""Hostile input on a real worker (SPEC §1.4 and §3 segments).
 
 * A flood of 100k distinct channel names: the Prometheus series and the KPI
   segments stay within the segment cap (per source partition), and the worker's memory grows no more

@@ -1,4 +1,4 @@
-"""Bounded memory over a long run (issue 6 item 5): a week of traffic, flat state.
+"""Bounded memory over a long run: a week of traffic, flat state.
 
 A real worker replays seven days of mixed traffic one day at a time
 (:mod:`benchmarks.long_run`); with windows of at most a day, a one-day cart

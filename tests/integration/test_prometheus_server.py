@@ -1,4 +1,4 @@
-"""A real Prometheus server scraping a real worker (issue 5 item 5, SPEC §4.2).
+"""A real Prometheus server scraping a real worker (SPEC §4.2).
 
 Prometheus (the Debian package's server) scrapes a worker on the embedded
 broker every second with the project's own recording and alerting rules. Its

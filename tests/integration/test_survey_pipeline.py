@@ -292,9 +292,9 @@ def test_restarts_before_any_offset_commit_lose_nothing(
 ) -> None:
     """Workers killed before they ever commit: every restart must read from the start.
 
-    Regression: Faust drops the records it fetches for stream partitions while
-    tables recover and then seeks back to the committed offsets, skipping
-    partitions without one; their head was lost (whole windows missing).
+    Faust drops the records it fetches for stream partitions while tables recover
+    and then seeks back to the committed offsets, skipping partitions without one:
+    unless the worker rewinds those, their head is lost (whole windows missing).
     """
     records = build_dataset(seed=31, invitations=400)
     expected = expected_finals(records)

@@ -3,10 +3,10 @@ and commits exactly the offsets of the batches processed.
 
 Faust resumes stream partitions before it seeks them to their committed offsets
 after a table recovery, and resuming flow control at the end of the rebalance
-clears every agent's queue: a batch fetched in between was lost while the
-consumer had moved past it (``cxpulse.agents.kafka.transport.BatchingConsumer.getmany``).
-Committing: Faust's own account moved past one batch per commit and counted a
-skipped batch as done once a later one was acked (``cxpulse.agents.kafka.transport``,
+clears every agent's queue: a batch fetched in between would be lost, the
+consumer having moved past it (``cxpulse.agents.kafka.transport.BatchingConsumer.getmany``).
+Committing: Faust's own account moves past one batch per commit and counts a
+skipped batch as done once a later one is acked (``cxpulse.agents.kafka.transport``,
 "Committing"). The consumer here is the worker's real one; only its fetch is
 replaced, and a message's delivery is done as Faust's ``_drain_messages`` does it.
 """

@@ -380,7 +380,7 @@ class _CountingProducer:
 
 def test_a_paced_stream_slower_than_the_markers_still_sends_every_event() -> None:
     """At 100 events/s three topics' 10 ms markers alone would be 300/s: the events must
-    still go out (in CI a low 2-worker rate once left the bench sending markers forever)."""
+    still go out (otherwise a low 2-worker rate leaves the bench sending markers forever)."""
     workload = build("mixed", 60, 0)
     topics = {family: family for family in ("survey", "cart", "ticket")}
     producer = _CountingProducer()
