@@ -18,8 +18,8 @@ per second of event time (``cxpulse bench --event-time-rate``). The default,
 :data:`EVENT_TIME_RATE`, is the live rate of a business big enough to need the
 throughput measured here (a backlog replays its stream at that density); the
 generators' historical pace, one step per second (~3.5 survey events/s, ~4.6
-mixed events/s), is ``--event-time-rate 3.5`` / ``4.6`` (README, "Event-time
-density").
+mixed events/s), is ``--event-time-rate 3.5`` / ``4.6`` (docs/performance.md,
+"Event-time density").
 
 Events are released in event-time order (a heap holds the later events of a
 journey until their time), so nothing is late and the only duplicates are the

@@ -270,7 +270,7 @@ class PartitionProcessor:
         policy = cfg.policy
         lateness = policy.allowed_lateness_ms
         skew = policy.max_clock_skew_ms
-        future = now_wall_ms + skew  # events beyond it are invalid (README "Future bound")
+        future = now_wall_ms + skew  # events beyond it are invalid (docs/decisions.md)
         parse = self.family.parse
         observe = self.family.observe
         dedup = self.dedup
@@ -308,7 +308,7 @@ class PartitionProcessor:
                 continue
             ts = ev.ts
             if ts > future and kind is not Heartbeat:
-                # The future bound (README "Hostile input"): one event from a clock far
+                # The future bound (docs/decisions.md): one event from a clock far
                 # ahead would move this partition's watermark and make every honest event
                 # after it late. Heartbeats are exempt: closing windows is what they are for.
                 outcomes["invalid"] += 1

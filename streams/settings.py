@@ -233,7 +233,7 @@ class WorkerSettings:
     changelog topics: give each independent deployment (or test) its own. ``log_level``
     is the worker's logging level. ``commit_interval`` is how often processed input
     offsets are committed: after a crash, at most that much input is read again
-    (harmlessly, see README "Guarantees"), against one commit request per interval.
+    (harmlessly, see docs/guarantees.md), against one commit request per interval.
     """
 
     app_id: str = "cxpulse"

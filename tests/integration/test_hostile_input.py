@@ -4,7 +4,7 @@
   segments stay within the segment cap (per source partition), and the worker's memory grows no more
   than with the same number of events on five honest channels.
 * An event far in the future is dead-lettered as ``out_of_range`` (the future
-  bound, README "Hostile input") and does not make the honest events after it
+  bound, docs/decisions.md) and does not make the honest events after it
   late.
 """
 
@@ -104,7 +104,7 @@ def test_a_flood_of_channel_names_stays_within_the_segment_cap(
             if name.startswith("cx_nps") and "channel" in dict(labels)
         }
         assert "other" in channels and "all" in channels
-        # the cap is kept per source partition (README "Decisions"): each admits CAP names
+        # the cap is kept per source partition (docs/decisions.md): each admits CAP names
         bound = CAP * int(env["CXPULSE_TOPICS_PARTITIONS"])
         assert len(channels - {"all", "other", "unknown"}) == bound, sorted(channels)[:30]
         _, body = worker.get("/kpis")
@@ -113,8 +113,8 @@ def test_a_flood_of_channel_names_stays_within_the_segment_cap(
         # memory: the flood costs the same order as as many honest events; one series
         # per name would be gigabytes. The flood fills the cap (80 channel series
         # against 5), and since the merge stage keeps per-bucket totals and prefix sums
-        # (streams/series.py) each merged series costs more: measured +150..163 MB
-        # against +89..120 MB (before those sums: +104 against +86).
+        # (streams/series.py) each merged series costs more: +150..163 MB against
+        # +89..120 MB for the honest run.
         assert growth < base + 100, (growth, base)
         # ... with the collector run at batch boundaries (agents/worker/collector.py), not by count
         gc_runs = orjson.loads(worker.get("/healthz")[1])["gc"]

@@ -178,7 +178,7 @@ def test_prometheus_scrapes_the_gauges_and_fires_the_nps_drop_alert(
         prometheus = prometheus_for(worker.port)
         asyncio.run(produce(broker.bootstrap, env["CXPULSE_TOPICS_SURVEY"], map(encode, records)))
 
-        # The gauge is the open window containing the topic watermark (README): its
+        # The gauge is the open window containing the topic watermark (docs/decisions.md): its
         # expected value comes from the oracle over the accepted events.
         accepted = classify(records, 4, LATENESS_MS).accepted
         finals = survey_finals(accepted, [("1h/1m", HOUR, MINUTE), ("7d/1h", 7 * 24 * HOUR, HOUR)])
