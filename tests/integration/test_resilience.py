@@ -97,10 +97,10 @@ def test_commits_keep_up_with_a_stream_of_small_batches(
 ) -> None:
     """Live traffic comes as many small batches; the group's commits must follow them.
 
-    faust-streaming's own account moved the commit past one batch per commit
+    faust-streaming's own account moves the commit past one batch per commit
     interval (``cxpulse.agents.kafka.transport``, "Committing"): under steady traffic the
-    committed offsets fell further behind forever (a restart would re-read all
-    of it) and the acked list grew without bound.
+    committed offsets would fall further behind forever (a restart would re-read
+    all of it) and the acked list grow without bound.
     """
     # every record to one partition, so that its batches hold a few records each
     records = [(0, k, v) for _, k, v in map(encode, build_dataset(seed=47, invitations=250))]
@@ -113,7 +113,7 @@ def test_commits_keep_up_with_a_stream_of_small_batches(
         asyncio.run(_trickle(broker.bootstrap, topic, records))
         assert len(records) > 500
         # the commit interval is 1 s; with faust-streaming's account the commits
-        # needed ~14 s to catch up after this trickle, moving one batch per second
+        # would need ~14 s to catch up after this trickle, moving one batch per second
         deadline = time.monotonic() + 8
         while True:
             committed, ends = asyncio.run(committed_and_ends(broker.bootstrap, group, topic, 4))
