@@ -70,7 +70,7 @@ class Deliverer:
         goes through its send-soon buffer, whose ``flush()`` returns after 0.1 s
         without progress with messages still queued (faust-streaming 0.15.3,
         ``ProducerBuffer.flush_atmost``), so a batch could be acked and committed
-        before its changelog records were produced, and a SIGKILL then lost them;
+        before its changelog records were produced, and a SIGKILL would lose them;
         its per-key hooks also cost ~17 % of a worker's CPU. The records are the
         ones Faust writes (JSON key, raw value, the source partition), so its
         recovery reads them back as usual. The store is written by :meth:`apply`

@@ -45,7 +45,7 @@ class InFlight:
     *during* the table recovery that follows: recovery re-applies the changelog
     up to the high-water mark it measured, over the batch's store writes, while
     the batch itself is acked and committed, so its effect could vanish from the
-    state restored after the rebalance (found reading Faust's recovery code).
+    state restored after the rebalance (Faust's recovery does not wait for it).
     Waiting in the revocation callback puts every batch's writes and deliveries
     before the recovery.
     """
