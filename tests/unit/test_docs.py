@@ -4,6 +4,7 @@
   shared copy next to the repository (``../shared/SPEC.md``) where that exists.
 * No text file says "session N" or "issue N": history lives in git, the files state rules.
 * The README's first screen names the two commands, and it stays short.
+* ``docs/configuration.md`` names every environment variable the settings loader reads.
 * Every relative link of the README and of ``docs/`` leads to a file that exists, and
   every repository path they quote (``streams/engine.py``, ``tests/x.py::test_y``)
   names a file, and a test, that exist.
@@ -11,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -87,6 +89,36 @@ def test_no_file_tells_history() -> None:
             if HISTORY.search(line):
                 found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()[:100]}")
     assert not found, "state the rule, not when it was learned:\n" + "\n".join(found)
+
+
+def test_the_configuration_reference_names_every_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cxpulse.streams import settings
+
+    read: set[str] = set()
+
+    class Recording(settings._Source):
+        """The loader's view of the environment, keeping the names it asked for."""
+
+        def check_all_used(self) -> None:
+            read.update(self.known)
+            super().check_all_used()
+
+    monkeypatch.setattr(settings, "_Source", Recording)
+    # a schedule, so that the business-hours keys are read too
+    schedule = {"mon": "09:00-17:00"}
+    settings.load_settings(
+        env={
+            "CXPULSE_TICKETS_BUSINESS_HOURS_TIMEZONE": "UTC",
+            "CXPULSE_TICKETS_BUSINESS_HOURS_HOURS": json.dumps(schedule),
+        }
+    )
+    assert "CXPULSE_TIME_ALLOWED_LATENESS" in read and len(read) > 30
+    reference = (ROOT / "docs" / "configuration.md").read_text("utf-8")
+    day = re.compile(r"_(MON|TUE|WED|THU|FRI|SAT|SUN)$")
+    missing = sorted(
+        {day.sub("_<DAY>", v) for v in read} - set(re.findall(r"CXPULSE_[A-Z_<>]+", reference))
+    )
+    assert not missing, f"add to docs/configuration.md: {missing}"
 
 
 def test_the_readme_is_short_and_its_first_screen_names_the_two_commands() -> None:
