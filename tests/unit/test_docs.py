@@ -5,7 +5,7 @@
 * No text file says "session N" or "issue N": history lives in git, the files state rules.
 * The README's first screen names the two commands, and it stays short.
 * ``docs/configuration.md`` names every environment variable the settings loader reads.
-* Every relative link of the README and of ``docs/`` leads to a file that exists, and
+* Every relative link of the READMEs and of ``docs/`` leads to a file that exists, and
   every repository path they quote (``streams/engine.py``, ``tests/x.py::test_y``)
   names a file, and a test, that exist.
 """
@@ -60,7 +60,11 @@ def repository_text_files() -> Iterator[Path]:
 
 
 def markdown_files() -> list[Path]:
-    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    return [
+        ROOT / "README.md",
+        ROOT / "deploy" / "README.md",
+        *sorted((ROOT / "docs").glob("*.md")),
+    ]
 
 
 def relative_links(text: str) -> list[str]:
