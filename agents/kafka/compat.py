@@ -61,6 +61,7 @@ PRIVATE: tuple[Private, ...] = (
     Private("aiokafka.client:AIOKafkaClient", "_bootstrap_servers", "its bootstrap servers"),
 )
 
+
 class IncompatibleDependency(RuntimeError):
     """A dependency no longer has a private attribute cxpulse relies on."""
 

@@ -110,4 +110,3 @@ def app_client(app: Any) -> Any:
     """The aiokafka client of a Faust app's producer, or None before it started."""
     producer = app.producer._producer
     return None if producer is None else producer.client
-
