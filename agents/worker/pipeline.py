@@ -29,7 +29,7 @@ import faust
 import orjson
 from cxpulse.agents.kafka.sender import BatchSender, Delivery
 from cxpulse.agents.kafka.transport import BatchingConsumer
-from cxpulse.agents.publish.gauges import KpiCollector
+from cxpulse.agents.publish.gauges import KpiCollector, register_process_metrics
 from cxpulse.agents.worker.app import CxApp, topic_names
 from cxpulse.agents.worker.collector import CollectionPolicy
 from cxpulse.agents.worker.runtime import Runtime, Send, Write, now_ms
@@ -113,6 +113,7 @@ class Metrics:
 
     def __init__(self, runtime: Runtime, source_topics: Iterable[str]) -> None:
         self.registry = CollectorRegistry()
+        register_process_metrics(self.registry)
         self.events = Counter(
             "cx_events_total",
             "Input records by outcome (heartbeats not counted)",
