@@ -121,9 +121,9 @@ def build_version() -> str:
 
 
 def register_process_metrics(registry: CollectorRegistry) -> None:
-    """``process_*``, ``python_info`` and ``cx_build_info{version}`` on ``registry``;
-    no ``*_created`` series (a counter's creation time is not a metric anyone graphs,
-    and ``cx_events_created`` confused ``promtool check metrics`` and dashboards).
+    """``process_*``, ``python_info`` and ``cx_build_info{version}`` on ``registry``,
+    and no ``*_created`` series (``cx_events_created``: a counter's creation time, a
+    series per label set that no dashboard or rule reads).
 
     ``disable_created_metrics`` is process-wide in prometheus_client: it applies to
     every counter of the worker, which is what a worker wants.

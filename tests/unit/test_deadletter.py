@@ -43,6 +43,7 @@ def original(record: dict[str, Any], field: str) -> bytes | None:
 def test_fields_utf8() -> None:
     record = build(b"c-42", b'{"type": "answer", "score": 7.5}')
     assert record == {
+        "schema_version": 1,
         "topic": "cx.survey.events",
         "partition": 3,
         "offset": 1234,

@@ -70,7 +70,11 @@ METRICS: tuple[Metric, ...] = (
     # metric ``ticket_X_business`` (SPEC §3.3) is the gauge ``cx_ticket_business_X`` (§4.2),
     # so the unit stays the name's last word
     *(
-        _duration(f"{m}_business", "cx_ticket_business_" + m.removeprefix("ticket_"), f"{what}, business time")
+        _duration(
+            f"{m}_business",
+            "cx_ticket_business_" + m.removeprefix("ticket_"),
+            f"{what}, business time",
+        )
         for m, what in _DURATIONS
     ),
     Metric(
