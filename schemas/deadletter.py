@@ -68,7 +68,10 @@ def dead_letter(
         error=error,
         at_ms=at_ms,
     )
-    return DeadLetter(rec.key, value, rec.timestamp, tuple(rec.headers or ()))
+    ts = rec.timestamp  # -1: a record written without a timestamp (message format v0)
+    return DeadLetter(
+        rec.key, value, ts if ts is not None and ts >= 0 else None, tuple(rec.headers or ())
+    )
 
 
 def dead_letter_record(

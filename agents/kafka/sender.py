@@ -91,7 +91,8 @@ class BatchSender:
             batch = producer.create_batch()
             for rec in group:
                 key, value = rec[1], rec[2]
-                timestamp, headers = (rec[4], rec[5]) if len(rec) == 6 else (None, ())
+                # aiokafka's compiled builder takes headers as a list only (None: none)
+                timestamp, headers = (rec[4], list(rec[5])) if len(rec) == 6 else (None, None)
                 if batch.append(key=key, value=value, timestamp=timestamp, headers=headers) is None:
                     if batch.record_count():
                         deliveries.append(await self._submit(batch, topic, partition))
