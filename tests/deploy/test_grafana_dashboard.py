@@ -19,6 +19,7 @@ import pytest
 from tests.deploy.helpers import (
     CX_NAME,
     DASHBOARD,
+    DURATION_STATS,
     HEALTH_METRICS,
     KPI_GAUGES,
     OPEN_GAUGES,
@@ -223,8 +224,9 @@ def test_queries_name_only_exported_metrics(dashboard: dict[str, Any]) -> None:
         assert names <= known, f"{where}: unknown metrics {sorted(names - known)}"
         for window in re.findall(r'window\s*=\s*"([^"$]*)"', expr):
             assert window in WINDOWS, f"{where}: unknown window {window!r}"
-        for quantile in re.findall(r'quantile\s*=\s*"([^"]*)"', expr):
-            assert quantile in ("0.5", "0.9"), f"{where}: unexported quantile {quantile!r}"
+        assert "quantile" not in expr, f"{where}: the duration gauges have a stat label"
+        for stat in re.findall(r'stat\s*=\s*"([^"]*)"', expr):
+            assert stat in DURATION_STATS, f"{where}: unexported stat {stat!r}"
 
 
 def test_spec_metric_list_matches_the_worker() -> None:
