@@ -78,7 +78,10 @@ class BatchSender:
         by_tp: dict[tuple[str, int], list[Out | OutWithMeta]] = {}
         cached = self._partitions
         for rec in records:
-            topic, key, value, partition = rec[0], rec[1], rec[2], rec[3]
+            if len(rec) == 4:
+                topic, key, value, partition = rec
+            else:
+                topic, key, value, partition, _, _ = rec
             if partition is None:
                 # a cache hit needs no coroutine: this runs once per KPI record
                 partition = cached.get(topic, {}).get(key) if key is not None else None
@@ -90,9 +93,13 @@ class BatchSender:
         for (topic, partition), group in by_tp.items():
             batch = producer.create_batch()
             for rec in group:
-                key, value = rec[1], rec[2]
-                # aiokafka's compiled builder takes headers as a list only (None: none)
-                timestamp, headers = (rec[4], list(rec[5])) if len(rec) == 6 else (None, None)
+                if len(rec) == 4:
+                    _, key, value, _ = rec
+                    timestamp = headers = None
+                else:
+                    # aiokafka's compiled builder takes headers as a list only (None: none)
+                    _, key, value, _, timestamp, meta = rec
+                    headers = list(meta)
                 if batch.append(key=key, value=value, timestamp=timestamp, headers=headers) is None:
                     if batch.record_count():
                         deliveries.append(await self._submit(batch, topic, partition))
