@@ -76,3 +76,4 @@ def test_the_wheel_installs_only_the_cxpulse_namespace(tmp_path: Path) -> None:
     assert "cxpulse/streams/engine.py" in names
     assert "cxpulse/streams/families/survey/family.py" in names
     assert not any(n.startswith("cxpulse/benchmarks") for n in names)
+    assert "cxpulse/schemas/json/cx.kpi.schema.json" in names  # the record contracts
