@@ -15,12 +15,12 @@ alert keys repeat).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-#: Kafka record headers: ``(name, value)`` pairs.
-Headers = Sequence[tuple[str, bytes]]
+from cxpulse.schemas.input import Headers
+
 #: topic, key, value, partition (``None``: by key, as the producer's partitioner decides)
 Out = tuple[str, bytes | None, bytes | None, int | None]
 #: the same, plus the record's timestamp (epoch ms; ``None``: now) and headers: a dead
