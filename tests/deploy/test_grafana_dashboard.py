@@ -178,7 +178,8 @@ def test_panels_do_not_overlap(dashboard: dict[str, Any]) -> None:
 
 
 def test_wall_content(dashboard: dict[str, Any]) -> None:
-    """The tiles the wall promises: six KPI stats on $channel/$window, trends, alerts."""
+    """The tiles the wall promises: six KPI stats on $channel/$window, the "as of" time
+    of $window, trends, alerts."""
     stats = {p["title"]: p for p in _panels(dashboard) if p["type"] == "stat"}
     for title in ("NPS", "CSAT", "CES", "Cart abandonment", "First response p90", "SLA breaches"):
         panel = stats[title]
@@ -186,8 +187,12 @@ def test_wall_content(dashboard: dict[str, Any]) -> None:
         assert 'channel="$channel"' in expr and 'window="$window"' in expr, title
         assert len(panel["fieldConfig"]["defaults"]["thresholds"]["steps"]) >= 3, title
         assert panel["options"]["colorMode"] == "background", title
-    for title in ("Open carts", "Open tickets", "Firing alerts"):
+    for title in ("Open carts", "Open tickets", "Firing alerts", "As of"):
         assert title in stats, title
+    as_of = stats["As of"]
+    assert "cx:kpi_window_end_timestamp_seconds:min" in as_of["targets"][0]["expr"]
+    assert 'window="$window"' in as_of["targets"][0]["expr"]
+    assert as_of["fieldConfig"]["defaults"]["unit"].startswith("dateTime"), "a time, not a number"
     assert "cx_alert_firing" in stats["Firing alerts"]["targets"][0]["expr"] or (
         "cx:alert_firing" in stats["Firing alerts"]["targets"][0]["expr"]
     )
