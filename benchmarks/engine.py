@@ -78,7 +78,8 @@ def _stages(
     if not merge:
         return
     partials: dict[int, list[InputRecord]] = {}
-    for topic, key, value, part in result.sends:
+    for send in result.sends:
+        topic, key, value, part = send[0], send[1], send[2], send[3]
         if topic == "partials" and part is not None:
             offset = offsets[part] = offsets.get(part, -1) + 1
             partials.setdefault(part, []).append(RawRecord(offset, key, value, None))

@@ -1,8 +1,8 @@
 """Dead-letter records for ``cx.deadletter`` (SPEC §4.5).
 
-A dead letter is one JSON object::
+A dead letter is one JSON object (JSON Schema: ``schemas/json/cx.deadletter.schema.json``)::
 
-    {"topic": "cx.survey.events", "partition": 3, "offset": 1234,
+    {"schema_version": 1, "topic": "cx.survey.events", "partition": 3, "offset": 1234,
      "key": "c-42", "value": "{\\"type\\": ...}",
      "reason": "schema", "error": "score: expected an integer, got 7.5",
      "at": "2026-11-23T10:15:00.123Z"}
@@ -20,16 +20,58 @@ A dead letter is one JSON object::
   plus about a third for base64.
 * ``at`` is when the record was dead-lettered (wall clock), RFC 3339 UTC with
   milliseconds; ``reason`` is one of ``cxpulse.schemas.events.REASONS``.
+* ``schema_version`` (:data:`SCHEMA_VERSION`) changes only when a field changes meaning
+  or goes; a new field does not change it.
+
+The Kafka record of a dead letter keeps the source record's **key** (so a consumer of
+``cx.deadletter`` sees one entity's bad records in their order, on one partition),
+**timestamp** and **headers** (:class:`DeadLetter`, :func:`dead_letter`).
 """
 
 from __future__ import annotations
 
 from base64 import b64encode
+from dataclasses import dataclass
+from typing import Any
 
 import orjson
+from cxpulse.schemas.input import Headers, InputRecord
 from cxpulse.schemas.timestamps import format_ts
 
-__all__ = ["dead_letter_record"]
+__all__ = ["SCHEMA_VERSION", "DeadLetter", "dead_letter", "dead_letter_record"]
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A dead letter as it is produced: the JSON value, and the Kafka key, timestamp
+    and headers of the source record, which the dead-letter record keeps."""
+
+    key: bytes | None
+    value: bytes
+    timestamp_ms: int | None
+    headers: Headers
+
+
+def dead_letter(
+    rec: InputRecord, *, topic: str, partition: int, reason: str, error: str, at_ms: int
+) -> DeadLetter:
+    """The dead letter of one source record (``topic``/``partition``: where it was read)."""
+    value = dead_letter_record(
+        topic=topic,
+        partition=partition,
+        offset=rec.offset,
+        key=rec.key,
+        value=rec.value,
+        reason=reason,
+        error=error,
+        at_ms=at_ms,
+    )
+    ts = rec.timestamp  # -1: a record written without a timestamp (message format v0)
+    return DeadLetter(
+        rec.key, value, ts if ts is not None and ts >= 0 else None, tuple(rec.headers or ())
+    )
 
 
 def dead_letter_record(
@@ -44,11 +86,13 @@ def dead_letter_record(
     at_ms: int,
 ) -> bytes:
     """Serialize one dead letter (see the module docstring for the encoding rule)."""
+    record: dict[str, Any]
     try:
         key_text = None if key is None else bytes(key).decode("utf-8")
         value_text = None if value is None else bytes(value).decode("utf-8")
     except UnicodeDecodeError:
         record = {
+            "schema_version": SCHEMA_VERSION,
             "topic": topic,
             "partition": partition,
             "offset": offset,
@@ -61,6 +105,7 @@ def dead_letter_record(
         }
     else:
         record = {
+            "schema_version": SCHEMA_VERSION,
             "topic": topic,
             "partition": partition,
             "offset": offset,

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+#: Kafka record headers: ``(name, value)`` pairs, in order, names may repeat.
+Headers = Sequence[tuple[str, bytes]]
 
 
 class InputRecord(Protocol):
@@ -22,6 +26,14 @@ class InputRecord(Protocol):
     @property
     def value(self) -> bytes | None: ...
 
+    @property
+    def timestamp(self) -> int | None:
+        """The record's Kafka timestamp (epoch ms); kept by its dead letter."""
+
+    @property
+    def headers(self) -> Headers:
+        """The record's Kafka headers; kept by its dead letter."""
+
 
 @dataclass(frozen=True, slots=True)
 class RawRecord:
@@ -30,4 +42,5 @@ class RawRecord:
     offset: int
     key: bytes | None
     value: bytes | None
-    timestamp_ms: int | None
+    timestamp: int | None = None
+    headers: Headers = ()

@@ -41,12 +41,22 @@ class Metric:
 
 
 def metric_table(metrics: Iterable[Metric]) -> dict[str, Metric]:
-    """Metrics by name; a name given twice is a programming error."""
+    """Metrics by name; a name given twice is a programming error.
+
+    So is a gauge name whose entries disagree on help or label names: they are one
+    Prometheus family (``cx_ticket_first_response_seconds{stat=...}``), with one help
+    text and one label set.
+    """
     table: dict[str, Metric] = {}
+    families: dict[str, tuple[str, tuple[str, ...]]] = {}
     for m in metrics:
         if m.name in table:
             raise ValueError(f"metric {m.name!r} is declared twice")
         table[m.name] = m
+        for g in m.gauges:
+            shape = (g.help, tuple(k for k, _ in g.labels))
+            if families.setdefault(g.name, shape) != shape:
+                raise ValueError(f"gauge {g.name!r}: entries differ in help or label names")
     return table
 
 

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from cxpulse.schemas.deadletter import dead_letter_record
+from cxpulse.schemas.deadletter import DeadLetter, dead_letter
 from cxpulse.schemas.events import Heartbeat, Invalid
 from cxpulse.schemas.input import InputRecord
 from cxpulse.streams.dedup import DedupIndex
@@ -90,7 +90,7 @@ class BucketSnapshot:
 class BatchOutput:
     """Everything a batch produced, for the agent to send, write and count."""
 
-    dead_letters: list[bytes] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
     writes: list[tuple[str, bytes | None]] = field(default_factory=list)
     snapshots: list[BucketSnapshot] = field(default_factory=list)
@@ -414,13 +414,13 @@ class PartitionProcessor:
     def _dirty(self) -> bool:
         return bool(self._fine or self._entity_prev or self.dedup.has_pending())
 
-    def _dead_letter(self, rec: InputRecord, reason: str, error: str, now_wall_ms: int) -> bytes:
-        return dead_letter_record(
+    def _dead_letter(
+        self, rec: InputRecord, reason: str, error: str, now_wall_ms: int
+    ) -> DeadLetter:
+        return dead_letter(
+            rec,
             topic=self.config.topic,
             partition=self.partition,
-            offset=rec.offset,
-            key=rec.key,
-            value=rec.value,
             reason=reason,
             error=error,
             at_ms=now_wall_ms,

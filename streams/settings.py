@@ -75,7 +75,7 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 METRICS = frozenset(all_metrics())
 
 # Prometheus labels the KPI gauges already use: a segment dimension may not reuse them.
-_RESERVED_DIMENSIONS = frozenset({"window", "quantile", "alert"})
+_RESERVED_DIMENSIONS = frozenset({"window", "stat", "question", "quantile", "alert"})
 _DIMENSION = re.compile(r"^[a-z_][a-z0-9_]*$")
 _KAFKA_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _HOST_PORT = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::(?P<port>\d{1,5}))?$")

@@ -22,9 +22,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.partitioner import DefaultPartitioner
+from cxpulse.schemas.input import Headers
 
 #: topic, key, value, partition (``None``: by key, as the producer's partitioner decides)
 Out = tuple[str, bytes | None, bytes | None, int | None]
+#: the same, plus the record's timestamp (epoch ms; ``None``: now) and headers: a dead
+#: letter carries its source record's (:mod:`cxpulse.schemas.deadletter`)
+OutWithMeta = tuple[str, bytes | None, bytes | None, int | None, int | None, Headers]
 
 #: At most this many keys per topic in the partition cache (bounded by the series count).
 _CACHE_LIMIT = 100_000
@@ -66,27 +70,45 @@ class BatchSender:
             partition = cache[key] = int(self._partitioner(key, partitions, partitions))
         return partition
 
-    async def send(self, records: Iterable[Out]) -> list[Delivery]:
-        """Queue ``records``; their deliveries (one per record batch) to await."""
-        by_tp: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = {}
+    async def send(self, records: Iterable[Out | OutWithMeta]) -> list[Delivery]:
+        """Queue ``records``; their deliveries (one per record batch) to await.
+
+        A record without a timestamp gets the producer's clock; one with (a dead
+        letter) keeps its own, and its headers.
+        """
+        by_tp: dict[tuple[str, int], list[Out | OutWithMeta]] = {}
         cached = self._partitions
-        for topic, key, value, partition in records:
+        for rec in records:
+            if len(rec) == 4:
+                topic, key, value, partition = rec
+            else:
+                topic, key, value, partition, _, _ = rec
             if partition is None:
                 # a cache hit needs no coroutine: this runs once per KPI record
                 partition = cached.get(topic, {}).get(key) if key is not None else None
                 if partition is None:
                     partition = await self._partition_of(topic, key, value)
-            by_tp.setdefault((topic, partition), []).append((key, value))
+            by_tp.setdefault((topic, partition), []).append(rec)
         producer = self._producer
         deliveries: list[Delivery] = []
         for (topic, partition), group in by_tp.items():
             batch = producer.create_batch()
-            for key, value in group:
-                if batch.append(key=key, value=value, timestamp=None) is None:
+            for rec in group:
+                if len(rec) == 4:
+                    _, key, value, _ = rec
+                    timestamp = headers = None
+                else:
+                    # aiokafka's compiled builder takes headers as a list only (None: none)
+                    _, key, value, _, timestamp, meta = rec
+                    headers = list(meta)
+                if batch.append(key=key, value=value, timestamp=timestamp, headers=headers) is None:
                     if batch.record_count():
                         deliveries.append(await self._submit(batch, topic, partition))
                         batch = producer.create_batch()
-                    if batch.append(key=key, value=value, timestamp=None) is None:
+                    if (
+                        batch.append(key=key, value=value, timestamp=timestamp, headers=headers)
+                        is None
+                    ):
                         raise ValueError(f"a record for {topic} is larger than a whole batch")
             if batch.record_count():
                 deliveries.append(await self._submit(batch, topic, partition))

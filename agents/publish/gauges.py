@@ -9,11 +9,23 @@ null value, or a partition lost in a rebalance).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from cxpulse.schemas.timestamps import parse_ts
 from cxpulse.streams.catalogue import Gauge, all_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+#: Per window: the end of the window its KPI gauges describe (SPEC §4.2).
+WINDOW_END = "cx_kpi_window_end_timestamp_seconds"
 
 #: KPI metric -> the gauges its records feed (the catalogue, read once).
 GAUGES: dict[str, tuple[Gauge, ...]] = {name: m.gauges for name, m in all_metrics().items()}
@@ -23,6 +35,14 @@ def _pick(record: Mapping[str, Any], where: str) -> Any:
     if where.startswith("stats."):
         return record["stats"].get(where[6:])
     return record[where]
+
+
+def _seconds(text: str) -> float:
+    """A record's RFC 3339 time as unix seconds."""
+    ms = parse_ts(text)
+    if ms is None:
+        raise ValueError(f"not a record time: {text!r}")
+    return ms / 1000.0
 
 
 def segment_labels(segment: str, dimensions: Sequence[str]) -> list[str]:
@@ -46,7 +66,12 @@ class KpiCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         families: dict[str, GaugeMetricFamily] = {}
+        #: window -> the oldest window end among its records (ISO text sorts as time)
+        ends: dict[str, str] = {}
         for record in self._latest():
+            window, end = record["window"], record["window_end"]
+            if window not in ends or end < ends[window]:
+                ends[window] = end
             for gauge in GAUGES.get(record["metric"], ()):
                 name, extra = gauge.name, gauge.labels
                 value = _pick(record, gauge.source)
@@ -64,6 +89,15 @@ class KpiCollector(Collector):
                     ],
                     float(value),
                 )
+        if ends:
+            fam = families[WINDOW_END] = GaugeMetricFamily(
+                WINDOW_END,
+                "End of the window the KPI gauges of this window describe (unix seconds):"
+                " the wall's 'as of'; the oldest one when topics are at different times",
+                labels=["window"],
+            )
+            for window, end in sorted(ends.items()):
+                fam.add_metric([window], _seconds(end))
         if self._open_gauges is not None:
             for name, by_channel in self._open_gauges().items():
                 fam = GaugeMetricFamily(
@@ -76,3 +110,27 @@ class KpiCollector(Collector):
 
     def describe(self) -> Iterator[Metric]:
         return iter(())
+
+
+def build_version() -> str:
+    """The installed cxpulse version (``0+unknown`` when run from an uninstalled tree)."""
+    try:
+        return version("cxpulse")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def register_process_metrics(registry: CollectorRegistry) -> None:
+    """``process_*``, ``python_info`` and ``cx_build_info{version}`` on ``registry``,
+    and no ``*_created`` series (``cx_events_created``: a counter's creation time, a
+    series per label set that no dashboard or rule reads).
+
+    ``disable_created_metrics`` is process-wide in prometheus_client: it applies to
+    every counter of the worker, which is what a worker wants.
+    """
+    disable_created_metrics()
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    Info("cx_build", "The cxpulse build this worker runs", registry=registry).info(
+        {"version": build_version()}
+    )

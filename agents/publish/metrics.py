@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from cxpulse.agents.publish.gauges import KpiCollector
+from cxpulse.agents.publish.gauges import KpiCollector, register_process_metrics
 from cxpulse.agents.worker.runtime import Runtime
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -17,6 +17,7 @@ class Metrics:
 
     def __init__(self, runtime: Runtime, source_topics: Iterable[str]) -> None:
         self.registry = CollectorRegistry()
+        register_process_metrics(self.registry)
         self.events = Counter(
             "cx_events_total",
             "Input records by outcome (heartbeats not counted)",

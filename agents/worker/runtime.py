@@ -19,9 +19,9 @@ from typing import Any
 
 from cxpulse.agents.publish.alerts import AlertState, evaluate
 from cxpulse.schemas import partials
-from cxpulse.schemas.input import InputRecord
+from cxpulse.schemas.alerts import alert_key, alert_record
+from cxpulse.schemas.input import Headers, InputRecord
 from cxpulse.schemas.kpi import encode, kpi_record, record_key
-from cxpulse.schemas.timestamps import format_ts
 from cxpulse.streams.engine import EngineConfig, PartitionProcessor
 from cxpulse.streams.families.cart.family import CartFamily
 from cxpulse.streams.families.survey.family import SurveyFamily
@@ -33,7 +33,11 @@ from cxpulse.streams.settings import Settings
 from cxpulse.streams.watermarks import PartitionStatus, TimePolicy
 
 Write = tuple[str, bytes | None]
-Send = tuple[str, bytes | None, bytes, int | None]  # topic, key, value, partition
+#: topic, key, value, partition; or also timestamp (ms) and headers (a dead letter's)
+Send = (
+    tuple[str, bytes | None, bytes, int | None]
+    | tuple[str, bytes | None, bytes, int | None, int | None, Headers]
+)
 
 
 def now_ms() -> int:
@@ -167,7 +171,9 @@ class Runtime:
         out = proc.process(records, now_ms(), self.topic_watermarks.get(family))
         result = SourceResult(outcomes=out.outcomes, writes=out.writes, commit=out.commit)
         dl = self.settings.topics.deadletter
-        result.sends.extend((dl, None, v, None) for v in out.dead_letters)
+        result.sends.extend(
+            (dl, d.key, d.value, None, d.timestamp_ms, d.headers) for d in out.dead_letters
+        )
         snapshots = proc.live_snapshots() if fresh else out.snapshots
         version = proc.offset
         result.sends.extend(self._snapshot_sends(family, partition, version, snapshots))
@@ -309,22 +315,22 @@ class Runtime:
                     state.put_extra(f"a|{rule.name}|{segment}", [alert.firing, alert.false_streak])
                 )
             if transition is not None:
-                body = {
-                    "alert": rule.name,
-                    "metric": metric,
-                    "segment": segment,
-                    "state": transition,
-                    "current": outcome.current,
-                    "baseline": outcome.baseline,
-                    "delta": outcome.delta,
-                    "z": outcome.z,
-                    "n": outcome.n,
-                    "window": window,
-                    "baseline_window": rule.baseline.name,
-                    "at": record["window_end"],
-                    "emitted_at": format_ts(now),
-                }
-                key = f"{rule.name}|{segment}".encode()
+                body = alert_record(
+                    alert=rule.name,
+                    metric=metric,
+                    segment=segment,
+                    state=transition,
+                    current=outcome.current,
+                    baseline=outcome.baseline,
+                    delta=outcome.delta,
+                    z=outcome.z,
+                    n=outcome.n,
+                    window=window,
+                    baseline_window=rule.baseline.name,
+                    at=record["window_end"],
+                    emitted_at_ms=now,
+                )
+                key = alert_key(rule.name, segment)
                 sends.append((self.settings.topics.alerts, key, encode(body), None))
         return writes
 

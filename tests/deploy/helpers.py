@@ -39,23 +39,33 @@ KPI_GAUGES = frozenset(
         "cx_cart_abandoned_value",
         "cx_carts_recovered",
         "cx_ticket_sla_breach_ratio",
-        "cx_ticket_sla_breach_business_ratio",
+        "cx_ticket_business_sla_breach_ratio",
         "cx_ticket_reopen_ratio",
         "cx_ticket_complaints",
         "cx_tickets_created",
     }
     | {
-        f"cx_ticket_{what}_seconds{business}{mean}"
+        # one gauge per duration, its stats under the label stat="p50|p90|mean|max"
+        f"cx_ticket_{business}{what}_seconds"
         for what in ("first_response", "first_resolution", "full_resolution")
-        for business in ("", "_business")
-        for mean in ("", "_mean")
+        for business in ("", "business_")
     }
 )
+#: the label values of ``stat`` on the duration gauges
+DURATION_STATS = frozenset({"p50", "p90", "mean", "max"})
 OPEN_GAUGES = frozenset({"cx_carts_open", "cx_tickets_open"})
 HEALTH_METRICS = frozenset(
-    {"cx_events_total", "cx_watermark_timestamp_seconds", "cx_consumer_lag", "cx_alert_firing"}
+    {
+        "cx_events_total",
+        "cx_watermark_timestamp_seconds",
+        "cx_consumer_lag",
+        "cx_alert_firing",
+        "cx_kpi_window_end_timestamp_seconds",
+    }
 )
-WORKER_METRICS = KPI_GAUGES | OPEN_GAUGES | HEALTH_METRICS
+#: the build of a worker (prometheus_client's Info("cx_build") exposes it as this gauge)
+BUILD_METRICS = frozenset({"cx_build_info"})
+WORKER_METRICS = KPI_GAUGES | OPEN_GAUGES | HEALTH_METRICS | BUILD_METRICS
 # Added by Prometheus to every scrape target.
 SCRAPE_METRICS = frozenset({"up"})
 WINDOWS = frozenset({"15m/1m", "1h/1m", "24h/15m", "7d/1h", "30d/1d"})

@@ -19,6 +19,7 @@ import pytest
 from tests.deploy.helpers import (
     CX_NAME,
     DASHBOARD,
+    DURATION_STATS,
     HEALTH_METRICS,
     KPI_GAUGES,
     OPEN_GAUGES,
@@ -177,7 +178,8 @@ def test_panels_do_not_overlap(dashboard: dict[str, Any]) -> None:
 
 
 def test_wall_content(dashboard: dict[str, Any]) -> None:
-    """The tiles the wall promises: six KPI stats on $channel/$window, trends, alerts."""
+    """The tiles the wall promises: six KPI stats on $channel/$window, the "as of" time
+    of $window, trends, alerts."""
     stats = {p["title"]: p for p in _panels(dashboard) if p["type"] == "stat"}
     for title in ("NPS", "CSAT", "CES", "Cart abandonment", "First response p90", "SLA breaches"):
         panel = stats[title]
@@ -185,8 +187,12 @@ def test_wall_content(dashboard: dict[str, Any]) -> None:
         assert 'channel="$channel"' in expr and 'window="$window"' in expr, title
         assert len(panel["fieldConfig"]["defaults"]["thresholds"]["steps"]) >= 3, title
         assert panel["options"]["colorMode"] == "background", title
-    for title in ("Open carts", "Open tickets", "Firing alerts"):
+    for title in ("Open carts", "Open tickets", "Firing alerts", "As of"):
         assert title in stats, title
+    as_of = stats["As of"]
+    assert "cx:kpi_window_end_timestamp_seconds:min" in as_of["targets"][0]["expr"]
+    assert 'window="$window"' in as_of["targets"][0]["expr"]
+    assert as_of["fieldConfig"]["defaults"]["unit"].startswith("dateTime"), "a time, not a number"
     assert "cx_alert_firing" in stats["Firing alerts"]["targets"][0]["expr"] or (
         "cx:alert_firing" in stats["Firing alerts"]["targets"][0]["expr"]
     )
@@ -223,8 +229,9 @@ def test_queries_name_only_exported_metrics(dashboard: dict[str, Any]) -> None:
         assert names <= known, f"{where}: unknown metrics {sorted(names - known)}"
         for window in re.findall(r'window\s*=\s*"([^"$]*)"', expr):
             assert window in WINDOWS, f"{where}: unknown window {window!r}"
-        for quantile in re.findall(r'quantile\s*=\s*"([^"]*)"', expr):
-            assert quantile in ("0.5", "0.9"), f"{where}: unexported quantile {quantile!r}"
+        assert "quantile" not in expr, f"{where}: the duration gauges have a stat label"
+        for stat in re.findall(r'stat\s*=\s*"([^"]*)"', expr):
+            assert stat in DURATION_STATS, f"{where}: unexported stat {stat!r}"
 
 
 def test_spec_metric_list_matches_the_worker() -> None:

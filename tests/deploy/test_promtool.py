@@ -80,6 +80,9 @@ def test_alerting_rules_shape() -> None:
         "CxSlaBreachHigh",
         "CxConsumerLagHigh",
         "CxNoEvents",
+        "CxTopicQuiet",
+        "CxWatermarkStalled",
+        "CxRejectedRecordsHigh",
         "CxWorkerDown",
         "CxAlertFiring",
     }
@@ -101,3 +104,13 @@ def test_rules_use_only_exported_metrics_and_windows() -> None:
 
 def _window_literals(expr: str) -> list[str]:
     return re.findall(r'window\s*=\s*"([^"]*)"', expr)
+
+
+def test_one_quiet_topic_never_pages() -> None:
+    """Only silence on every input topic pages; a per-topic silence is a ticket."""
+    rules = {r["alert"]: r for r in alerting_rules()}
+    assert rules["CxNoEvents"]["labels"]["severity"] == "page"
+    assert "by (topic)" not in rules["CxNoEvents"]["expr"]
+    assert rules["CxTopicQuiet"]["labels"]["severity"] == "ticket"
+    for name in ("CxNoEvents", "CxTopicQuiet"):
+        assert "offset 1d" in rules[name]["expr"], name

@@ -1,5 +1,8 @@
 """Alerts end to end on the real broker (SPEC §4.3): an injected NPS drop fires, then resolves.
 
+Every ``cx.alerts`` and ``cx.kpi`` record the worker wrote validates against its JSON
+Schema (``schemas/json``).
+
 Three hours of NPS answers (NPS about +50), with a 20-minute incident (NPS about
 −50) in the middle: the ``nps_drop`` rule (10m/1m against 2h/10m here, to keep
 the test short) must publish exactly one ``firing`` and, after the incident, one
@@ -25,6 +28,7 @@ from tests.integration.harness import (
     wait_for_finals,
     worker_env,
 )
+from tests.record_schemas import assert_valid
 
 pytestmark = pytest.mark.integration
 
@@ -106,6 +110,7 @@ def test_an_injected_nps_drop_fires_once_and_resolves_once(
             assert "T02:1" in fired["at"] or "T02:2" in fired["at"], fired["at"]
             assert resolved["at"] > fired["at"]
             assert set(fired) == {
+                "schema_version",
                 "alert",
                 "metric",
                 "segment",
@@ -120,6 +125,11 @@ def test_an_injected_nps_drop_fires_once_and_resolves_once(
                 "at",
                 "emitted_at",
             }
+        # the record contracts (schemas/json) hold for what the worker really wrote
+        assert_valid("cx.alerts", records)
+        kpis = asyncio.run(read_all(broker.bootstrap, env["CXPULSE_TOPICS_KPI"]))
+        assert len(kpis) >= 400, len(kpis)
+        assert_valid("cx.kpi", kpis)
         samples = metric_samples(worker)
         assert samples[("cx_alert_firing", (("alert", "nps_drop"), ("channel", "all")))] == 0
         assert samples[("cx_alert_firing", (("alert", "nps_drop"), ("channel", "web")))] == 0

@@ -27,6 +27,7 @@ from tests.integration.harness import (
     read_all,
     worker_env,
 )
+from tests.record_schemas import assert_valid
 
 pytestmark = pytest.mark.integration
 
@@ -142,5 +143,7 @@ def test_an_event_far_in_the_future_is_out_of_range_and_makes_nobody_late(
         assert [(d["reason"], d["offset"]) for d in letters] == [("out_of_range", 1)]
         assert "ahead of the wall clock" in letters[0]["error"]
         assert orjson.loads(letters[0]["value"])["event_id"] == "f1"
+        assert_valid("cx.deadletter", letters)
+        assert letters[0]["key"] == "c1" and letters[0]["schema_version"] == 1
     finally:
         worker.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cxpulse.agents.publish.gauges import GAUGES
-from cxpulse.streams.catalogue import Metric, all_metrics, markdown, metric_table
+from cxpulse.streams.catalogue import Gauge, Metric, all_metrics, markdown, metric_table
 from cxpulse.streams.settings import METRICS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,3 +41,37 @@ def test_a_metric_declared_twice_is_refused() -> None:
         assert "twice" in str(e)
     else:
         raise AssertionError("a duplicate metric name was accepted")
+
+
+def test_one_gauge_name_is_one_family_with_one_help_and_label_set() -> None:
+    """``cx_ticket_first_response_seconds{stat=...}``: four entries, one Prometheus family."""
+    p50 = Gauge("cx_x_seconds", "x", "stats.p50", (("stat", "p50"),))
+    same = Metric(
+        "x",
+        "f",
+        "seconds",
+        "x",
+        ("p50", "max"),
+        (p50, Gauge("cx_x_seconds", "x", "stats.max", (("stat", "max"),))),
+    )
+    assert metric_table([same])["x"] is same
+    for other in (
+        Gauge("cx_x_seconds", "another help", "stats.max", (("stat", "max"),)),
+        Gauge("cx_x_seconds", "x", "stats.max", (("quantile", "1"),)),
+    ):
+        try:
+            metric_table([Metric("x", "f", "seconds", "x", ("p50", "max"), (p50, other))])
+        except ValueError as e:
+            assert "cx_x_seconds" in str(e)
+        else:
+            raise AssertionError(f"{other} was accepted beside {p50}")
+
+
+def test_duration_gauges_use_the_stat_label() -> None:
+    for m in all_metrics().values():
+        for g in m.gauges:
+            assert "quantile" not in dict(g.labels), g
+            assert not g.name.endswith("_mean"), g
+            if m.unit == "seconds":
+                assert g.name.startswith(("cx_ticket_", "cx_ticket_business_")), g
+                assert g.name.endswith("_seconds") and dict(g.labels)["stat"] == g.source[6:]

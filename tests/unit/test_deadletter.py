@@ -7,8 +7,9 @@ from typing import Any
 
 import orjson
 import pytest
-from cxpulse.schemas.deadletter import dead_letter_record
+from cxpulse.schemas.deadletter import dead_letter, dead_letter_record
 from cxpulse.schemas.events import MAX_RECORD_BYTES, Invalid, parse_survey
+from cxpulse.schemas.input import RawRecord
 
 AT_MS = 1_795_428_900_123
 AT_TEXT = "2026-11-23T10:15:00.123Z"
@@ -43,6 +44,7 @@ def original(record: dict[str, Any], field: str) -> bytes | None:
 def test_fields_utf8() -> None:
     record = build(b"c-42", b'{"type": "answer", "score": 7.5}')
     assert record == {
+        "schema_version": 1,
         "topic": "cx.survey.events",
         "partition": 3,
         "offset": 1234,
@@ -122,3 +124,24 @@ def test_output_is_compact_utf8_json() -> None:
     assert isinstance(raw, bytes)
     raw.decode("utf-8")
     assert b"\n" not in raw
+
+
+def test_dead_letter_keeps_the_source_records_kafka_metadata() -> None:
+    headers = (("trace", b"1"), ("trace", b"\xff"))
+    rec = RawRecord(9, b"\xc3(", b"{}", 1_795_428_900_000, headers)
+    letter = dead_letter(rec, topic="t", partition=2, reason="schema", error="x", at_ms=AT_MS)
+    assert (letter.key, letter.timestamp_ms, letter.headers) == (
+        b"\xc3(",
+        1_795_428_900_000,
+        headers,
+    )
+    body = orjson.loads(letter.value)
+    assert body["encoding"] == "base64" and original(body, "key") == b"\xc3("
+    assert (body["schema_version"], body["partition"], body["offset"]) == (1, 2, 9)
+    # a record written without a timestamp (message format v0 reads as -1): the producer's clock
+    assert (
+        dead_letter(
+            RawRecord(1, None, b"", -1), topic="t", partition=0, reason="schema", error="x", at_ms=0
+        ).timestamp_ms
+        is None
+    )

@@ -195,7 +195,7 @@ def test_a_late_event_changes_nothing_and_is_dead_lettered() -> None:
     out = proc.process([RawRecord(1, None, orjson.dumps(late), None)], NOW, None)
     assert out.outcomes == {"late": 1}
     assert proc.buckets == before and "b" not in proc.dedup
-    letter = orjson.loads(out.dead_letters[0])
+    letter = orjson.loads(out.dead_letters[0].value)
     assert letter["reason"] == "late" and letter["offset"] == 1
     out = proc.process([RawRecord(2, None, orjson.dumps(edge), None)], NOW, None)
     assert out.outcomes == {"accepted": 1}  # exactly at the watermark is not late
@@ -220,7 +220,7 @@ def test_a_ts_beyond_the_clock_skew_is_out_of_range_and_moves_no_watermark() -> 
     out = proc.process(to_raw([honest, beyond]), NOW, None)
     assert out.outcomes == {"accepted": 1, "invalid": 1}
     assert proc.max_ts == honest["ts"] and "c" not in proc.dedup
-    letter = orjson.loads(out.dead_letters[0])
+    letter = orjson.loads(out.dead_letters[0].value)
     assert letter["reason"] == "out_of_range" and letter["offset"] == 1
     assert "ahead of the wall clock" in letter["error"]
     after = {**honest, "event_id": "d", "ts": NOW - 30_000}
@@ -237,3 +237,17 @@ def test_a_heartbeat_far_ahead_is_not_bounded_it_closes_windows() -> None:
     far = NOW + 40 * 86_400_000
     out = proc.process(to_raw([{"type": "heartbeat", "ts": far}]), NOW, None)
     assert not out.dead_letters and proc.max_ts == far
+
+
+def test_a_dead_letter_keeps_the_source_key_timestamp_and_headers() -> None:
+    proc = PartitionProcessor(FAMILY, CONFIG, 0, NOW)
+    headers = (("trace", b"\x00\x01"), ("trace", b"2"), ("origin", b"app"))
+    bad = RawRecord(7, b"c-9", b'{"type": "answer"', 1_700_000_000_123, headers)
+    keyless = RawRecord(8, None, b"[]", None)
+    out = proc.process([bad, keyless], NOW, None)
+    assert out.outcomes == {"invalid": 2}
+    first, second = out.dead_letters
+    assert (first.key, first.timestamp_ms, first.headers) == (b"c-9", 1_700_000_000_123, headers)
+    assert orjson.loads(first.value)["key"] == "c-9"
+    assert (second.key, second.timestamp_ms, second.headers) == (None, None, ())
+    assert orjson.loads(second.value)["reason"] == "schema"

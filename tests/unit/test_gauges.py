@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cxpulse.agents.publish.gauges import KpiCollector
-from prometheus_client import CollectorRegistry, generate_latest
+from cxpulse.agents.publish.gauges import KpiCollector, build_version, register_process_metrics
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 
@@ -20,21 +20,54 @@ def _scrape(records: list[dict[str, Any]], open_gauges: Any = None) -> dict[Any,
     }
 
 
-def test_duration_records_become_quantile_and_mean_series() -> None:
+def test_duration_records_become_one_gauge_with_a_stat_label() -> None:
     rec = {
         "metric": "ticket_first_response_seconds_business",
         "window": "1h/1m",
         "segment": "channel=web",
+        "window_end": "2026-11-23T11:00:00.000Z",
         "value": 60.0,
         "n": 3,
         "stats": {"mean": 70.0, "p50": 60.0, "p90": 120.0, "max": 130.0},
     }
     got = _scrape([rec])
-    base = (("channel", "web"), ("window", "1h/1m"))
-    name = "cx_ticket_first_response_seconds_business"
-    assert got[(name, (*base[:1], ("quantile", "0.5"), base[1]))] == 60.0
-    assert got[(name, (*base[:1], ("quantile", "0.9"), base[1]))] == 120.0
-    assert got[(name + "_mean", base)] == 70.0
+    name = "cx_ticket_business_first_response_seconds"
+    stats = {
+        dict(labels)["stat"]: value
+        for (metric, labels), value in got.items()
+        if metric == name and dict(labels)["window"] == "1h/1m" and ("channel", "web") in labels
+    }
+    assert stats == {"p50": 60.0, "p90": 120.0, "mean": 70.0, "max": 130.0}
+    assert not any("quantile" in dict(labels) for _, labels in got)
+    assert not any(metric.endswith("_mean") for metric, _ in got)
+
+
+def test_window_end_is_the_as_of_time_of_each_window() -> None:
+    """``cx_kpi_window_end_timestamp_seconds{window}``: the oldest end among the window's
+    records (a topic behind the others makes the whole window's "as of" older)."""
+
+    def rec(metric: str, window: str, end: str) -> dict[str, Any]:
+        return {
+            "metric": metric,
+            "window": window,
+            "segment": "all",
+            "window_end": end,
+            "value": 1.0,
+            "n": 1,
+            "stats": {},
+        }
+
+    records = [
+        rec("tickets_created", "1h/1m", "2026-11-23T11:00:00.000Z"),
+        rec("ticket_complaints", "1h/1m", "2026-11-23T10:58:00.000Z"),
+        rec("tickets_created", "24h/15m", "2026-11-24T00:00:00.000Z"),
+    ]
+    got = _scrape(records)
+    name = "cx_kpi_window_end_timestamp_seconds"
+    assert got[(name, (("window", "1h/1m"),))] == 1_795_431_480.0  # 10:58Z
+    assert got[(name, (("window", "24h/15m"),))] == 1_795_478_400.0
+    assert len([k for k in got if k[0] == name]) == 2
+    assert not any(k[0] == name for k in _scrape([]))
 
 
 def test_a_null_value_removes_the_series_and_all_is_a_label_value() -> None:
@@ -43,6 +76,7 @@ def test_a_null_value_removes_the_series_and_all_is_a_label_value() -> None:
             "metric": "ticket_sla_breach",
             "window": "1h/1m",
             "segment": "all",
+            "window_end": "2026-11-23T11:00:00.000Z",
             "value": 0.25,
             "n": 4,
             "stats": {"breached": 1, "achieved": 3},
@@ -51,6 +85,7 @@ def test_a_null_value_removes_the_series_and_all_is_a_label_value() -> None:
             "metric": "ticket_reopen",
             "window": "1h/1m",
             "segment": "all",
+            "window_end": "2026-11-23T11:00:00.000Z",
             "value": None,
             "n": 0,
             "stats": {"reopened": 2, "solved": 0},
@@ -61,3 +96,19 @@ def test_a_null_value_removes_the_series_and_all_is_a_label_value() -> None:
     assert got[("cx_ticket_sla_breach_ratio", labels)] == 0.25
     assert not any(name == "cx_ticket_reopen_ratio" for name, _ in got)
     assert got[("cx_tickets_open", (("channel", "app"),))] == 2
+
+
+def test_process_and_build_info_and_no_created_series() -> None:
+    registry = CollectorRegistry()
+    register_process_metrics(registry)
+    Counter("cx_events_total", "x", ["topic"], registry=registry).labels("t").inc()
+    names = {
+        s.name
+        for fam in text_string_to_metric_families(generate_latest(registry).decode())
+        for s in fam.samples
+    }
+    assert "cx_events_total" in names and "cx_events_created" not in names
+    assert not [n for n in names if n.endswith("_created")], names
+    assert {"process_cpu_seconds_total", "process_resident_memory_bytes"} <= names
+    assert registry.get_sample_value("cx_build_info", {"version": build_version()}) == 1.0
+    assert build_version() != "0+unknown"  # the editable install is a real distribution

@@ -87,3 +87,4 @@ def test_the_wheel_installs_only_the_cxpulse_namespace(tmp_path: Path) -> None:
     assert broker and all('extra == "embedded"' in line for line in broker), broker
     assert any(line.startswith("Requires-Dist: aiokafka==") for line in requires), requires
     assert any(n.endswith("licenses/LICENSE") for n in names), names
+    assert "cxpulse/schemas/json/cx.kpi.schema.json" in names  # the record contracts

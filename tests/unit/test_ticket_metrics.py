@@ -5,7 +5,14 @@ from __future__ import annotations
 import math
 
 import pytest
-from cxpulse.streams.families.ticket.metrics import MAPPING, ZERO_KEY, quantile_ms, quantiles_ms
+from cxpulse.streams.families.ticket.metrics import (
+    MAPPING,
+    ZERO_KEY,
+    Layout,
+    quantile_ms,
+    quantiles_ms,
+    ticket_kpis,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -42,3 +49,34 @@ def test_a_known_sketch() -> None:
 def test_an_empty_sketch_has_no_quantile() -> None:
     with pytest.raises(ValueError, match="empty"):
         quantiles_ms({}, (0.5,))
+
+
+def _kpis_of(durations_ms: list[int]) -> dict[str, float]:
+    """The first-response stats of a window holding exactly ``durations_ms``."""
+    layout = Layout(business=False)
+    acc = layout.spec.zero()
+    for ms in durations_ms:
+        layout.spec.apply(acc, layout.duration("ticket_first_response_seconds", ms))
+    (kpi,) = [k for k in ticket_kpis(layout, acc) if k.metric == "ticket_first_response_seconds"]
+    assert kpi.value == kpi.stats["p50"]
+    return kpi.stats
+
+
+def test_a_bin_above_the_max_is_clamped_to_the_max() -> None:
+    """A bin's representative can lie above every duration in it: the percentile may not."""
+    above = next(ms for ms in range(1000, 2000) if MAPPING.value(MAPPING.key(ms)) > ms)
+    stats = _kpis_of([above])
+    assert MAPPING.value(MAPPING.key(above)) > above  # the unclamped answer would be above
+    assert stats["p50"] == stats["p90"] == stats["max"] == above / 1000
+
+
+@given(durations=st.lists(st.integers(0, 10**9), min_size=1, max_size=40))
+def test_percentiles_never_exceed_the_max_and_stay_within_one_percent(
+    durations: list[int],
+) -> None:
+    stats = _kpis_of(durations)
+    assert stats["p50"] <= stats["p90"] <= stats["max"] == max(durations) / 1000
+    for q in (0.5, 0.9):
+        exact = sorted(durations)[max(1, math.ceil(q * len(durations))) - 1] / 1000
+        got = stats[f"p{round(q * 100)}"]
+        assert abs(got - exact) <= 0.01 * exact + 1e-9, (q, got, exact)

@@ -7,27 +7,21 @@ from cxpulse.streams.catalogue import Gauge, Metric
 _DURATION_STATS = ("mean", "p50", "p90", "max")
 
 
-def _duration(metric: str, what: str) -> Metric:
+def _duration(metric: str, gauge: str, what: str) -> Metric:
+    """A duration metric: one gauge, its four stats told apart by the ``stat`` label.
+
+    Not ``quantile``: Prometheus reserves that label for summaries (SPEC §4.2).
+    """
+    help_text = f"{what}; stat: p50, p90 (nearest rank), mean or max over the window"
     return Metric(
         metric,
         "ticket",
         "seconds",
         what,
         _DURATION_STATS,
-        (
-            Gauge(
-                f"cx_{metric}",
-                f"{what}, quantile over the window",
-                "stats.p50",
-                (("quantile", "0.5"),),
-            ),
-            Gauge(
-                f"cx_{metric}",
-                f"{what}, quantile over the window",
-                "stats.p90",
-                (("quantile", "0.9"),),
-            ),
-            Gauge(f"cx_{metric}_mean", f"{what}, mean over the window", "stats.mean"),
+        tuple(
+            Gauge(gauge, help_text, f"stats.{stat}", (("stat", stat),))
+            for stat in ("p50", "p90", "mean", "max")
         ),
     )
 
@@ -39,7 +33,7 @@ _DURATIONS = (
 )
 
 METRICS: tuple[Metric, ...] = (
-    *(_duration(m, what) for m, what in _DURATIONS),
+    *(_duration(m, f"cx_{m}", what) for m, what in _DURATIONS),
     Metric(
         "ticket_sla_breach",
         "ticket",
@@ -72,14 +66,23 @@ METRICS: tuple[Metric, ...] = (
         (),
         (Gauge("cx_tickets_created", "Tickets created", "value"),),
     ),
-    # business-time variants (only computed when [tickets.business_hours] is set)
-    *(_duration(f"{m}_business", f"{what}, business time") for m, what in _DURATIONS),
+    # business-time variants (only computed when [tickets.business_hours] is set): the
+    # metric ``ticket_X_business`` (SPEC §3.3) is the gauge ``cx_ticket_business_X`` (§4.2),
+    # so the unit stays the name's last word
+    *(
+        _duration(
+            f"{m}_business",
+            "cx_ticket_business_" + m.removeprefix("ticket_"),
+            f"{what}, business time",
+        )
+        for m, what in _DURATIONS
+    ),
     Metric(
         "ticket_sla_breach_business",
         "ticket",
         "ratio (0..1)",
         "First-response SLA breaches in business time",
         ("breached", "achieved"),
-        (Gauge("cx_ticket_sla_breach_business_ratio", "SLA breaches in business time", "value"),),
+        (Gauge("cx_ticket_business_sla_breach_ratio", "SLA breaches in business time", "value"),),
     ),
 )

@@ -4,7 +4,8 @@ Each duration metric keeps four slots: count, sum and max of the durations in
 integer milliseconds (exact), and a quantile sketch: bin key → count, with the
 bins of the DDSketch logarithmic mapping at 1 % relative accuracy (the
 ``ddsketch`` library). p50/p90 are the nearest-rank quantiles of those bins
-(``ceil(q·n)``-th smallest), each within 1 % of the exact nearest-rank value.
+(``ceil(q·n)``-th smallest), each within 1 % of the exact nearest-rank value and
+never above the window's exact max.
 """
 
 from __future__ import annotations
@@ -94,13 +95,17 @@ def ticket_kpis(layout: Layout, c: Sequence[Any]) -> list[Kpi]:
     for metric, first in layout.durations.items():
         n = c[first]
         if n:
-            p50, p90 = quantiles_ms(c[first + 3], (0.5, 0.9))
+            # a bin's representative can be up to 1 % above the largest duration in it:
+            # never report a percentile above the exact max (SPEC §4.2); the exact
+            # nearest-rank value is <= max, so the clamped one stays within the 1 %
+            top = c[first + 2]
+            p50, p90 = (min(p, top) for p in quantiles_ms(c[first + 3], (0.5, 0.9)))
             p50 /= 1000
             stats = {
                 "mean": c[first + 1] / n / 1000,
                 "p50": p50,
                 "p90": p90 / 1000,
-                "max": c[first + 2] / 1000,
+                "max": top / 1000,
             }
             out.append(Kpi(metric, p50, n, stats))
     for metric, slot in layout.sla.items():
