@@ -288,11 +288,20 @@ async def _demo_view(url: str, settings: Settings, duration: float | None) -> No
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    if args.peers:
+        from benchmarks.peers.run import main as peers_main
+
+        return peers_main(
+            args.events or 200_000,
+            (args.event_time_rate,),
+            args.contenders,
+            args.out or "benchmarks/results-peers.json",
+        )
     from benchmarks.run import main as bench_main
 
     return bench_main(
-        args.events,
-        args.out,
+        args.events or 500_000,
+        args.out or "benchmarks/results.json",
         paced_events=args.paced_events,
         workloads=args.workload or ("survey", "mixed"),
         worker_counts=args.workers,
@@ -306,6 +315,15 @@ def _worker_counts(text: str) -> tuple[int, ...]:
     if not counts or min(counts) < 1:
         raise ValueError(text)
     return counts
+
+
+def _contenders(text: str) -> tuple[str, ...]:
+    """``"raw,cxpulse"`` -> ``("raw", "cxpulse")``; unknown names are a usage error."""
+    known = {"raw", "cxpulse", "cxpulse-default", "bytewax", "quix", "faust"}
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not names or not set(names) <= known:
+        raise ValueError(text)
+    return names
 
 
 def _positive_rate(text: str) -> float:
@@ -370,7 +388,22 @@ def build_parser() -> argparse.ArgumentParser:
         "bench", help="throughput, latency and verification against the raw aiokafka ceiling"
     )
     p.add_argument(
-        "--events", type=int, default=500_000, help="backlog events per workload (throughput)"
+        "--events",
+        type=int,
+        default=None,
+        help="backlog events per workload (throughput; default 500000, 200000 with --peers)",
+    )
+    p.add_argument(
+        "--peers",
+        action="store_true",
+        help="cxpulse side by side with Bytewax, Quix Streams, Faust and a raw loop on the"
+        " answer workload at --event-time-rate (each peer in its own venv; benchmarks/peers)",
+    )
+    p.add_argument(
+        "--contenders",
+        type=_contenders,
+        default=("raw", "cxpulse", "cxpulse-default", "bytewax", "quix", "faust"),
+        help="with --peers: which, comma-separated, in running order",
     )
     p.add_argument(
         "--event-time-rate",
@@ -397,7 +430,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=(1, 2),
         help="worker process counts to run, comma-separated (default: 1,2)",
     )
-    p.add_argument("--out", default="benchmarks/results.json", help="the JSON result file")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="the JSON result file (default benchmarks/results.json,"
+        " benchmarks/results-peers.json with --peers)",
+    )
     p.set_defaults(func=cmd_bench)
     return parser
 
