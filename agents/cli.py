@@ -306,6 +306,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         workloads=args.workload or ("survey", "mixed"),
         worker_counts=args.workers,
         event_time_rate=args.event_time_rate,
+        paced_share=args.paced_share,
     )
 
 
@@ -417,6 +418,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="events of the latency phase per workload (default: half of --events)",
+    )
+    p.add_argument(
+        "--paced-share",
+        type=_positive_rate,
+        default=0.5,
+        help="the latency phase's rate as a share of the drain rate (default: 0.5)",
     )
     p.add_argument(
         "--workload",
