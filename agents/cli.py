@@ -157,15 +157,25 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    if args.peers:
+        from benchmarks.peers.run import main as peers_main
+
+        return peers_main(
+            args.events or 200_000,
+            (args.event_time_rate,),
+            args.contenders,
+            args.out or "benchmarks/results-peers.json",
+        )
     from benchmarks.run import main as bench_main
 
     return bench_main(
-        args.events,
-        args.out,
+        args.events or 500_000,
+        args.out or "benchmarks/results.json",
         paced_events=args.paced_events,
         workloads=args.workload or ("survey", "mixed"),
         worker_counts=args.workers,
         event_time_rate=args.event_time_rate,
+        paced_share=args.paced_share,
     )
 
 
@@ -175,6 +185,15 @@ def _worker_counts(text: str) -> tuple[int, ...]:
     if not counts or min(counts) < 1:
         raise ValueError(text)
     return counts
+
+
+def _contenders(text: str) -> tuple[str, ...]:
+    """``"raw,cxpulse"`` -> ``("raw", "cxpulse")``; unknown names are a usage error."""
+    known = {"raw", "cxpulse", "cxpulse-default", "bytewax", "quix", "faust"}
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not names or not set(names) <= known:
+        raise ValueError(text)
+    return names
 
 
 def _positive_rate(text: str) -> float:
@@ -247,7 +266,22 @@ def build_parser() -> argparse.ArgumentParser:
         "bench", help="throughput, latency and verification against the raw aiokafka ceiling"
     )
     p.add_argument(
-        "--events", type=int, default=500_000, help="backlog events per workload (throughput)"
+        "--events",
+        type=int,
+        default=None,
+        help="backlog events per workload (throughput; default 500000, 200000 with --peers)",
+    )
+    p.add_argument(
+        "--peers",
+        action="store_true",
+        help="cxpulse side by side with Bytewax, Quix Streams, Faust and a raw loop on the"
+        " answer workload at --event-time-rate (each peer in its own venv; benchmarks/peers)",
+    )
+    p.add_argument(
+        "--contenders",
+        type=_contenders,
+        default=("raw", "cxpulse", "cxpulse-default", "bytewax", "quix", "faust"),
+        help="with --peers: which, comma-separated, in running order",
     )
     p.add_argument(
         "--event-time-rate",
@@ -263,6 +297,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="events of the latency phase per workload (default: half of --events)",
     )
     p.add_argument(
+        "--paced-share",
+        type=_positive_rate,
+        default=0.5,
+        help="the latency phase's rate as a share of the drain rate (default: 0.5)",
+    )
+    p.add_argument(
         "--workload",
         action="append",
         choices=("survey", "mixed"),
@@ -274,7 +314,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=(1, 2),
         help="worker process counts to run, comma-separated (default: 1,2)",
     )
-    p.add_argument("--out", default="benchmarks/results.json", help="the JSON result file")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="the JSON result file (default benchmarks/results.json,"
+        " benchmarks/results-peers.json with --peers)",
+    )
     p.set_defaults(func=cmd_bench)
     return parser
 

@@ -1,5 +1,10 @@
 """Profile one worker draining a backlog: ``python -m benchmarks.profile survey 200000``.
 
+``python -m benchmarks.profile answers 200000 28`` profiles the peers' workload
+instead (``benchmarks.peers.workload``: nps answers at 28 per second of event
+time). The worker inherits the environment, so ``CXPULSE_WINDOWS_LIST='["1m/1m"]'``
+profiles the windows the peers compare with.
+
 Starts the embedded broker, produces the workload (``benchmarks.workloads``),
 starts one worker and attaches ``py-spy record --gil`` (install it into the venv
 first: ``pip install py-spy``) until the backlog is drained, then prints the
@@ -21,6 +26,7 @@ from pathlib import Path
 from cxpulse.agents.tools.broker import EmbeddedBroker, ensure_topics
 
 from benchmarks.kafka_io import produce_records
+from benchmarks.peers.workload import build as answers_workload
 from benchmarks.workers import Worker, topic_names, total, worker_env
 from benchmarks.workloads import FAMILIES, PARTITIONS, build
 
@@ -48,8 +54,13 @@ def summarize(collapsed: Path, top: int = 40) -> str:
     return "\n".join(out)
 
 
-def main(workload_name: str = "survey", events: int = 200_000) -> None:
-    workload = build(workload_name, events, 0)
+def main(workload_name: str = "survey", events: int = 200_000, density: float = 28.0) -> None:
+    if workload_name == "answers":
+        backlog = answers_workload(events, density).records
+        n = events  # the closing heartbeats are not counted
+    else:
+        backlog = build(workload_name, events, 0).backlog
+        n = len(backlog)
     with (
         tempfile.TemporaryDirectory(prefix="cxpulse-profile-") as tmp,
         EmbeddedBroker(log_path=str(Path(tmp) / "tansu.log")) as broker,
@@ -57,7 +68,7 @@ def main(workload_name: str = "survey", events: int = 200_000) -> None:
         tag = f"prof-{uuid.uuid4().hex[:6]}"
         topics = topic_names(tag)
         asyncio.run(ensure_topics(broker.bootstrap, {topics[f]: PARTITIONS for f in FAMILIES}))
-        asyncio.run(produce_records(broker.bootstrap, topics, workload.backlog))
+        asyncio.run(produce_records(broker.bootstrap, topics, backlog))
         worker = Worker(worker_env(tag, broker.url, topics), Path(tmp) / "worker.log").start()
         out = Path(f"/tmp/profile-{workload_name}.txt")
         try:
@@ -86,7 +97,6 @@ def main(workload_name: str = "survey", events: int = 200_000) -> None:
                 stderr=subprocess.DEVNULL,
             )
             began = time.perf_counter()
-            n = len(workload.backlog)
             while total([worker.counts()]) < n:
                 time.sleep(0.2)
             took = time.perf_counter() - began
@@ -102,4 +112,5 @@ if __name__ == "__main__":
     main(
         sys.argv[1] if len(sys.argv) > 1 else "survey",
         int(sys.argv[2]) if len(sys.argv) > 2 else 200_000,
+        float(sys.argv[3]) if len(sys.argv) > 3 else 28.0,
     )

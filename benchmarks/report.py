@@ -31,6 +31,9 @@ RUN_FIGURES = (
     "latency.p99_ms",
 )
 CEILING_FIGURES = ("events_per_s", "cpu_us_per_event")
+#: the share of the paced phase's target rate the producer must reach for its latency to
+#: be the workers' (below it, markers wait in the producer's own queue)
+PACE_KEPT = 0.9
 
 
 def machine() -> dict[str, Any]:
@@ -134,7 +137,15 @@ def table(doc: Mapping[str, Any]) -> str:
     lines.append("")
     for name, wl in doc["workloads"].items():
         for run in wl.get("runs") or []:
-            trend = (run.get("latency") or {}).get("trend_ms") or {}
+            latency = run.get("latency") or {}
+            target, achieved = latency.get("target_rate_per_s"), latency.get("achieved_rate_per_s")
+            if target and achieved is not None and achieved < PACE_KEPT * target:
+                lines.append(
+                    f"{name}, {run['workers']} worker(s): the producer did not keep the pace "
+                    f"({achieved:,.0f} of {target:,.0f} events/s): the latency includes its "
+                    "own queue (try a lower --paced-share)"
+                )
+            trend = latency.get("trend_ms") or {}
             first, last = trend.get("first_tenth_p50"), trend.get("last_tenth_p50")
             if first is not None and last is not None and last > 2 * first:
                 lines.append(

@@ -7,7 +7,7 @@ For each workload (``survey``; ``mixed`` = surveys, carts and tickets, see
    each starts from the same backlog and its closing heartbeats touch no other):
    produce the backlog, start the workers together and time the drain
    (``benchmarks.throughput``: events/s over the union of workers, CPU µs/event
-   summed over them); then the latency phase at half that rate
+   summed over them); then the latency phase at half that rate (``--paced-share``)
    (``benchmarks.latency``); then a closing heartbeat, and the workers' final
    records are checked against the independent counts (``benchmarks.expected``).
    Peak RSS is read per process before the workers stop.
@@ -55,7 +55,11 @@ __all__ = ["main"]
 
 
 def run_workers(
-    broker: EmbeddedBroker, workload: Workload, count: int, log_dir: Path
+    broker: EmbeddedBroker,
+    workload: Workload,
+    count: int,
+    log_dir: Path,
+    paced_share: float = 0.5,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """One configuration: ``count`` workers on fresh topics; its figures and its topics."""
     tag = f"{workload.name}{count}-{uuid.uuid4().hex[:6]}"
@@ -79,7 +83,7 @@ def run_workers(
         figures["produce_s"] = round(produce_s, 2)
         wait_stable(workers)
         latency = None
-        rate = figures["events_per_s"] / 2
+        rate = figures["events_per_s"] * paced_share
         if not math.isfinite(rate) or rate <= 0:
             rate = FALLBACK_PACE  # a tiny backlog drained between two scrapes: no rate
         if workload.paced:
@@ -118,7 +122,11 @@ def run_workers(
 
 
 def bench_workload(
-    broker: EmbeddedBroker, workload: Workload, worker_counts: Sequence[int], log_dir: Path
+    broker: EmbeddedBroker,
+    workload: Workload,
+    worker_counts: Sequence[int],
+    log_dir: Path,
+    paced_share: float = 0.5,
 ) -> dict[str, Any]:
     """Every configuration of one workload, and the ceiling on the same topics."""
     out: dict[str, Any] = {
@@ -132,7 +140,7 @@ def bench_workload(
     }
     for count in worker_counts:
         print(f"bench: {workload.name}, {count} worker(s)…", flush=True)
-        run, topics = run_workers(broker, workload, count, log_dir)
+        run, topics = run_workers(broker, workload, count, log_dir, paced_share)
         out["runs"].append(run)
         if out["ceiling"] is None:
             print(f"bench: {workload.name}, raw aiokafka ceiling…", flush=True)
@@ -152,6 +160,7 @@ def main(
     workloads: Sequence[str] = WORKLOADS,
     worker_counts: Sequence[int] = (1, 2),
     event_time_rate: float = EVENT_TIME_RATE,
+    paced_share: float = 0.5,
 ) -> int:
     """Run the benchmark; 0 only if every run is verified and every figure is there."""
     paced = events // 2 if paced_events is None else paced_events
@@ -161,6 +170,7 @@ def main(
         "paced_events": paced,
         "partitions": PARTITIONS,
         "event_time_rate": event_time_rate,
+        "paced_share": paced_share,
         "worker_counts": list(worker_counts),
         "windows": [w.label for w in defaults.windows],
         "segments": list(defaults.segments.dimensions),
@@ -179,7 +189,7 @@ def main(
                 f" {event_time_rate:,g} events per second of event time)…"
             )
             workload = build(name, events, paced, event_time_rate=event_time_rate)
-            results[name] = bench_workload(broker, workload, worker_counts, Path(tmp))
+            results[name] = bench_workload(broker, workload, worker_counts, Path(tmp), paced_share)
     settings["duration_s"] = round(time.monotonic() - started, 1)
     doc = report.result(settings, results)
     Path(out).parent.mkdir(parents=True, exist_ok=True)

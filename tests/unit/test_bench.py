@@ -368,6 +368,19 @@ def test_the_table_says_when_workers_fell_behind_the_paced_stream() -> None:
     assert "1 worker(s): fell behind" not in text
 
 
+def test_the_table_says_when_the_producer_did_not_keep_the_pace() -> None:
+    slow = {
+        "p50_ms": 1.0,
+        "p99_ms": 2.0,
+        "target_rate_per_s": 50_000.0,
+        "achieved_rate_per_s": 26_000.0,
+    }
+    text = report.table(report.result({}, _workloads(latency=slow)))
+    assert "mixed, 2 worker(s): the producer did not keep the pace (26,000 of 50,000" in text
+    kept = {**slow, "achieved_rate_per_s": 49_000.0}
+    assert "did not keep the pace" not in report.table(report.result({}, _workloads(latency=kept)))
+
+
 class _CountingProducer:
     """Stands in for the aiokafka producer: records what was sent, to which topic."""
 
@@ -414,3 +427,10 @@ def test_bench_takes_the_density() -> None:
     args = build_parser().parse_args(["bench", "--event-time-rate", "3.5"])
     assert args.event_time_rate == 3.5
     assert build_parser().parse_args(["bench"]).event_time_rate == 1_000.0
+
+
+def test_bench_takes_the_paced_share() -> None:
+    from cxpulse.agents.cli import build_parser
+
+    assert build_parser().parse_args(["bench"]).paced_share == 0.5
+    assert build_parser().parse_args(["bench", "--paced-share", "0.2"]).paced_share == 0.2
