@@ -35,7 +35,9 @@ REFERENCE_LINK = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s|$)", re.MULT
 FENCE = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)
 CODE_SPAN = re.compile(r"`[^`\n]*`")
 #: files the documented commands write, not part of the repository
-OUTPUTS = frozenset({"benchmarks/results.json"})
+OUTPUTS = frozenset(
+    {"benchmarks/results.json", "benchmarks/results-peers.json", "benchmarks/results-scale.json"}
+)
 #: a quoted repository path, ``folder/…/file.ext``, optionally ``::function``
 QUOTED_PATH = re.compile(
     r"(?<![\w./-])((?:schemas|streams|agents|tests|benchmarks|deploy|docs)/[\w./-]*\w\.\w+)"
