@@ -28,6 +28,10 @@ test: $(STAMP)  ## lint, type-check and run the whole suite (real broker include
 	@command -v promtool >/dev/null || { s=; [ "$$(id -u)" = 0 ] || s=sudo; \
 	  apt="$$s env DEBIAN_FRONTEND=noninteractive apt-get -y -q --no-install-recommends"; \
 	  $$apt install prometheus >/dev/null 2>&1 || { $$s apt-get update -q >/dev/null && $$apt install prometheus >/dev/null; }; }
+	@# stunnel4: the TLS proxy of tests/integration/test_tls.py (skipped, saying so, without it)
+	@command -v stunnel4 >/dev/null || { s=; [ "$$(id -u)" = 0 ] || s=sudo; \
+	  apt="$$s env DEBIAN_FRONTEND=noninteractive apt-get -y -q --no-install-recommends"; \
+	  $$apt install stunnel4 >/dev/null 2>&1 || { $$s apt-get update -q >/dev/null && $$apt install stunnel4 >/dev/null; } || true; }
 	$(BIN)/ruff check streams agents schemas tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest -q

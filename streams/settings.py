@@ -162,6 +162,7 @@ class BrokerSettings:
     ``sasl_mechanism``. The password is read at load time from ``sasl_password_file`` or
     the environment variable named by ``sasl_password_env``, never from the config file;
     it is a :class:`Secret`, so it never appears in a repr or a log line.
+    ``connect_timeout`` is how long start-up retries a broker that refuses or is silent.
     """
 
     url: str | None = None
@@ -175,6 +176,8 @@ class BrokerSettings:
     sasl_password_file: str | None = None
     sasl_password_env: str | None = None
     sasl_password: Secret | None = field(default=None, repr=False)
+    #: how long start-up waits for a broker that refuses or does not answer
+    connect_timeout_ms: int = 15_000
 
     @property
     def bootstrap_servers(self) -> str | None:
@@ -579,8 +582,9 @@ def _read_broker(t: _Table) -> BrokerSettings:
             if match is None or (port is not None and not 1 <= int(port) <= 65535):
                 t.fail("url", f"{server!r} in {url!r} is not host:port")
     security = _read_broker_security(t, url)
+    timeout = t.duration_ms("connect_timeout", BrokerSettings().connect_timeout_ms)
     t.done()
-    return security
+    return dataclasses.replace(security, connect_timeout_ms=timeout)
 
 
 def _readable_file(t: _Table, name: str) -> str | None:

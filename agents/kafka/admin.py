@@ -152,11 +152,17 @@ def _security_error(exc: BaseException, where: str, broker: BrokerSettings) -> B
         if "WRONG_VERSION_NUMBER" in reason or "RECORD_LAYER_FAILURE" in reason:
             check = "security_protocol (the listener does not speak TLS)"
         elif any(word in reason for word in ("CERTIFICATE", "UNKNOWN_CA", "HANDSHAKE_FAILURE")):
-            check = "ssl_certfile and ssl_keyfile (the broker refused the client certificate)"
+            check = "ssl_certfile and ssl_keyfile (the broker wants a client certificate it trusts)"
         else:
             check = "security_protocol, ssl_cafile, ssl_certfile and ssl_keyfile"
         return BrokerError(
             f"TLS handshake with {where} failed: {exc.reason or exc} — check [broker] {check}",
+            EXIT_SECURITY,
+        )
+    if isinstance(exc, _ClosedAfterHandshake):
+        return BrokerError(
+            f"the broker at {where} closed the connection after the TLS handshake"
+            " — check [broker] ssl_certfile and ssl_keyfile (a client certificate it trusts)",
             EXIT_SECURITY,
         )
     if isinstance(exc, kafka_errors.UnsupportedSaslMechanismError):
@@ -187,18 +193,56 @@ def _unreachable(exc: BaseException, where: str, broker: BrokerSettings, waited:
         what = f"cannot resolve the host of {where} ({exc.strerror}; tried for {waited:.0f}s)"
     elif isinstance(exc, ConnectionRefusedError):
         what = f"cannot connect to {where}: connection refused (tried for {waited:.0f}s)"
+    elif isinstance(exc, _ClosedBeforeAnswer):
+        what = f"the broker at {where} closed the connection before answering (a TLS listener?)"
     elif isinstance(exc, TimeoutError | asyncio.TimeoutError):
         what = f"no Kafka answer from {where} within {waited:.0f}s"
     else:
-        what = f"cannot talk Kafka with {where} ({exc.__class__.__name__}: {exc})"
+        text = str(exc)
+        name = exc.__class__.__name__
+        detail = text if text.startswith(name) else f"{name}: {text}"
+        what = f"cannot talk Kafka with {where} ({detail})"
     check = "url (or --broker)"
     if not isinstance(exc, socket.gaierror | ConnectionRefusedError):
         check += f" and security_protocol (now {broker.security_protocol})"
     return f"{what} — check [broker] {check}"
 
 
+class _ClosedAfterHandshake(Exception):
+    """The TLS handshake completed, then the broker closed before answering."""
+
+
+class _ClosedBeforeAnswer(ConnectionError):
+    """A plaintext connection closed before the broker answered ``ApiVersions``."""
+
+
+async def _raw_probe(host: str, port: int, broker: BrokerSettings, timeout: float) -> None:
+    """TCP (and TLS), then one ``ApiVersions`` round trip on a plain asyncio stream.
+
+    Tells apart what aiokafka reports as one "connection closed": with TLS 1.3 a server
+    refuses a client certificate only after the handshake, with an alert read here;
+    a TLS listener closes a plaintext client before answering.
+    """
+    from cxpulse.agents.tools.broker import _api_versions_request
+
+    context = ssl_context(broker) if broker.uses_tls else None
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(host, port, ssl=context, server_hostname=host if context else None),
+        timeout,
+    )
+    try:
+        writer.write(_api_versions_request(1))
+        await writer.drain()
+        await asyncio.wait_for(reader.readexactly(8), timeout)
+    except (asyncio.IncompleteReadError, ConnectionResetError, BrokenPipeError) as exc:
+        raise (_ClosedAfterHandshake() if context else _ClosedBeforeAnswer()) from exc
+    finally:
+        writer.close()
+
+
 async def _probe(host: str, port: int, broker: BrokerSettings, timeout: float) -> None:
     """One connection as every client makes it: TCP, TLS, ApiVersions, then SASL."""
+    await _raw_probe(host, port, broker, timeout)
     conn = await asyncio.wait_for(
         create_conn(
             host,
@@ -213,14 +257,17 @@ async def _probe(host: str, port: int, broker: BrokerSettings, timeout: float) -
 
 
 async def wait_for_kafka(
-    bootstrap: str, timeout: float = 15.0, *, broker: BrokerSettings | None = None
+    bootstrap: str, timeout: float | None = None, *, broker: BrokerSettings | None = None
 ) -> None:
     """Return once a bootstrap server completes a handshake; retry until then.
 
     Raises :class:`BrokerError`: at once for a security failure (an untrusted
-    certificate, a refused password), after ``timeout`` seconds when no server answers.
+    certificate, a refused password), after ``timeout`` seconds (default ``[broker]
+    connect_timeout``) when no server answers.
     """
     broker = broker or _PLAINTEXT
+    if timeout is None:
+        timeout = broker.connect_timeout_ms / 1000
     loop = asyncio.get_running_loop()
     started = loop.time()
     deadline = started + timeout

@@ -84,15 +84,24 @@ class EmbeddedBroker:
     """A Tansu broker child process; a sync and an async context manager.
 
     ``port`` None picks a free port now, so ``url`` and ``bootstrap`` are known before
-    :meth:`start`. The broker's output goes to ``log_path`` (appended) or a temporary
-    file; its tail is part of every start-up error.
+    :meth:`start`. ``advertised_port`` is the port named in metadata answers (default
+    ``port``): a TLS-terminating proxy in front of the broker advertises its own. The
+    broker's output goes to ``log_path`` (appended) or a temporary file; its tail is
+    part of every start-up error.
     """
 
     def __init__(
-        self, port: int | None = None, host: str = "127.0.0.1", log_path: str | None = None
+        self,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        log_path: str | None = None,
+        *,
+        advertised_port: int | None = None,
     ) -> None:
         self.host = host
         self.port = free_port(host) if port is None else port
+        #: the port the broker tells clients to use (a TLS proxy's, in the TLS tests)
+        self.advertised_port = advertised_port or self.port
         self.url = f"kafka://{host}:{self.port}"
         self.bootstrap = f"{host}:{self.port}"
         self.log_path = log_path
@@ -128,7 +137,8 @@ class EmbeddedBroker:
         if _port_open(self.host, self.port):
             raise RuntimeError(f"cannot start the embedded broker: {self.bootstrap} is in use")
         listener = f"tcp://{self.host}:{self.port}"
-        env = dict(os.environ, LISTENER_URL=listener, ADVERTISED_LISTENER_URL=listener)
+        advertised = f"tcp://{self.host}:{self.advertised_port}"
+        env = dict(os.environ, LISTENER_URL=listener, ADVERTISED_LISTENER_URL=advertised)
         self._log = (
             open(self.log_path, "ab")  # closed in stop()
             if self.log_path is not None
