@@ -521,7 +521,9 @@ class _Table:
 
     def boolean(self, name: str, default: bool) -> bool:
         """``true``/``false`` (the same words in the environment)."""
-        value = self.raw(name, "value")
+        value = self.raw(name, "str")  # the environment's text as is
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
         if value is None:
             return default
         if not isinstance(value, bool):
@@ -628,8 +630,10 @@ def _read_broker_security(t: _Table, url: str | None) -> BrokerSettings:
     )
     check_hostname = t.boolean("ssl_check_hostname", True)
     if not tls:
-        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname"):
-            if t.raw(name, "value") is not None:
+        given = {"ssl_cafile": cafile, "ssl_certfile": cert, "ssl_keyfile": key}
+        given["ssl_check_hostname"] = t.raw("ssl_check_hostname", "str")
+        for name, value in given.items():
+            if value is not None:
                 t.fail(name, f"only used with security_protocol SSL or SASL_SSL, not {protocol}")
     if (cert is None) != (key is None):
         t.fail(
