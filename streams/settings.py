@@ -630,7 +630,7 @@ def _read_broker_security(t: _Table, url: str | None) -> BrokerSettings:
     )
     check_hostname = t.boolean("ssl_check_hostname", True)
     if not tls:
-        given = {"ssl_cafile": cafile, "ssl_certfile": cert, "ssl_keyfile": key}
+        given: dict[str, object] = {"ssl_cafile": cafile, "ssl_certfile": cert, "ssl_keyfile": key}
         given["ssl_check_hostname"] = t.raw("ssl_check_hostname", "str")
         for name, value in given.items():
             if value is not None:
@@ -652,12 +652,13 @@ def _read_broker_security(t: _Table, url: str | None) -> BrokerSettings:
             "a password is never read from the config: use sasl_password_file or sasl_password_env",
         )
     if not sasl:
-        for name, value in (
+        sasl_given: tuple[tuple[str, object], ...] = (
             ("sasl_mechanism", mechanism),
             ("sasl_username", username),
             ("sasl_password_file", password_file),
             ("sasl_password_env", password_env),
-        ):
+        )
+        for name, value in sasl_given:
             if value is not None:
                 t.fail(
                     name,
