@@ -136,7 +136,7 @@ def _servers(bootstrap: str) -> list[tuple[str, int]]:
 def _security_error(exc: BaseException, where: str, broker: BrokerSettings) -> BrokerError | None:
     """The operator's line for a failure that retrying cannot fix, else None."""
     if isinstance(exc, ssl.SSLCertVerificationError):
-        reason = exc.verify_message or str(exc)
+        reason = getattr(exc, "verify_message", None) or str(exc)
         check = (
             "ssl_check_hostname (or the host name in [broker] url)"
             if "hostname" in reason.lower() or "ip address mismatch" in reason.lower()
@@ -148,7 +148,7 @@ def _security_error(exc: BaseException, where: str, broker: BrokerSettings) -> B
             EXIT_SECURITY,
         )
     if isinstance(exc, ssl.SSLError):
-        reason = (exc.reason or str(exc)).upper()
+        reason = (getattr(exc, "reason", None) or str(exc)).upper()
         if "WRONG_VERSION_NUMBER" in reason or "RECORD_LAYER_FAILURE" in reason:
             check = "security_protocol (the listener does not speak TLS)"
         elif any(word in reason for word in ("CERTIFICATE", "UNKNOWN_CA", "HANDSHAKE_FAILURE")):
@@ -156,7 +156,8 @@ def _security_error(exc: BaseException, where: str, broker: BrokerSettings) -> B
         else:
             check = "security_protocol, ssl_cafile, ssl_certfile and ssl_keyfile"
         return BrokerError(
-            f"TLS handshake with {where} failed: {exc.reason or exc} — check [broker] {check}",
+            f"TLS handshake with {where} failed: {getattr(exc, 'reason', None) or exc}"
+            f" — check [broker] {check}",
             EXIT_SECURITY,
         )
     if isinstance(exc, _ClosedAfterHandshake):
@@ -345,7 +346,10 @@ def topic_plan(
     def spec(name: str, role: str, configs: Mapping[str, str], partitions: int = n) -> TopicSpec:
         return TopicSpec(name, partitions, rf, {"cleanup.policy": "delete", **configs, **isr}, role)
 
-    plan = [spec(name, "input", {}) for name in t.inputs]
+    from cxpulse.agents.worker.app import topic_names  # imports this module
+
+    inputs = dict.fromkeys([*t.inputs, *topic_names(settings).sources.values()])
+    plan = [spec(name, "input", {}) for name in inputs]
     plan.append(spec(t.kpi, "output", {"retention.ms": str(t.kpi_retention_ms)}))
     plan.append(spec(t.alerts, "output", {"retention.ms": str(t.alerts_retention_ms)}))
     dead = {

@@ -10,8 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import errors as kafka_errors
 from cxpulse.agents.kafka.admin import (
     DEADLETTER_MAX_MESSAGE_BYTES,
+    EXIT_SECURITY,
+    _security_error,
+    _unreachable,
     client_options,
     faust_credentials,
     topic_plan,
@@ -22,6 +26,18 @@ from cxpulse.streams.settings import ConfigError, Secret, Settings, load_setting
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
 URL = {"CXPULSE_BROKER_URL": "kafka://k1:9093"}
+
+
+def _verify_error(message: str) -> ssl.SSLCertVerificationError:
+    exc = ssl.SSLCertVerificationError(1, message)
+    exc.verify_message = message
+    return exc
+
+
+def _ssl_error(reason: str) -> ssl.SSLError:
+    exc = ssl.SSLError(1, reason)
+    exc.reason = reason
+    return exc
 
 
 @pytest.fixture(scope="module")
@@ -301,3 +317,68 @@ def test_topic_plan_covers_every_topic_with_explicit_settings() -> None:
     assert {(p.replication_factor, p.configs["min.insync.replicas"]) for p in embedded} == {
         (1, "1")
     }
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _with_test_files(text: str, pem: dict[str, str]) -> str:
+    """The documented config with its certificate paths pointing at this test's files."""
+    for name, key in (("ca.pem", "ca"), ("client.pem", "client"), ("client.key", "client_key")):
+        text = text.replace(f"/etc/cxpulse/tls/{name}", pem[key])
+    return text
+
+
+def _toml_blocks(markdown: str) -> list[str]:
+    return [block.split("```", 1)[0] for block in markdown.split("```toml\n")[1:]]
+
+
+def test_the_example_secure_cluster_config_loads(pem: dict[str, str], tmp_path: Path) -> None:
+    path = tmp_path / "secure.toml"
+    text = (ROOT / "deploy/examples/secure-cluster.toml").read_text()
+    path.write_text(_with_test_files(text, pem))
+    s = load_settings(path, env={"KAFKA_PASSWORD": "pw"})
+    assert (s.broker.security_protocol, s.broker.sasl_mechanism) == ("SASL_SSL", "SCRAM-SHA-512")
+    assert s.broker.sasl_password == Secret("pw")
+    assert s.topics.replication_factor == 3 and s.log.format == "json"
+    options = client_options(s.broker)
+    assert options["sasl_plain_username"] == "cxpulse"
+
+
+def test_the_documented_configs_load(pem: dict[str, str], tmp_path: Path) -> None:
+    blocks = _toml_blocks((ROOT / "docs/security.md").read_text())
+    assert len(blocks) == 2
+    protocols = []
+    for i, block in enumerate(blocks):
+        path = tmp_path / f"doc{i}.toml"
+        path.write_text(_with_test_files(block, pem))
+        protocols.append(load_settings(path, env={"KAFKA_PASSWORD": "pw"}).broker)
+    assert [b.security_protocol for b in protocols] == ["SASL_SSL", "SSL"]
+    assert protocols[1].ssl_certfile == pem["client"]
+
+
+@pytest.mark.parametrize(
+    ("exc", "code", "check"),
+    [
+        (ssl.SSLCertVerificationError(1, "x"), 4, "check [broker] ssl_cafile"),
+        (_verify_error("Hostname mismatch, certificate is not valid for 'k1'."), 4,
+         "check [broker] ssl_check_hostname"),
+        (_ssl_error("TLSV1_ALERT_UNKNOWN_CA"), 4, "check [broker] ssl_certfile and ssl_keyfile"),
+        (_ssl_error("WRONG_VERSION_NUMBER"), 4, "security_protocol (the listener does not"),
+        (kafka_errors.SaslAuthenticationFailed(), 4, "check [broker] sasl_username and the pa"),
+        (kafka_errors.UnsupportedSaslMechanismError(), 4, "check [broker] sasl_mechanism"),
+        (ConnectionRefusedError(), 3, "connection refused (tried for 2s) — check [broker] url"),
+        (TimeoutError(), 3, "security_protocol (now SASL_SSL)"),
+    ],
+)  # fmt: skip
+def test_each_connection_failure_becomes_one_line(
+    pem: dict[str, str], exc: BaseException, code: int, check: str
+) -> None:
+    broker = _load(_sasl_ssl(pem)).broker
+    security = _security_error(exc, "k1:9093", broker)
+    if code == 4:
+        assert security is not None and security.exit_code == EXIT_SECURITY
+        assert check in str(security) and "\n" not in str(security)
+    else:
+        assert security is None
+        assert check in _unreachable(exc, "k1:9093", broker, 2.0)
