@@ -240,8 +240,14 @@ def test_worker_over_mutual_tls_gives_the_oracles_final_records(
 
 def _run_worker(env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """``cxpulse worker`` with ``env`` on top of ours, its output captured."""
+    return _cxpulse("worker", env=env, timeout=timeout)
+
+
+def _cxpulse(
+    *argv: str, env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cxpulse.agents.cli", "worker"],
+        [sys.executable, "-m", "cxpulse.agents.cli", *argv],
         cwd=ROOT,
         env={**os.environ, **env},
         capture_output=True,
@@ -316,3 +322,42 @@ def test_a_refused_broker_is_one_line_after_the_connect_timeout() -> None:
         " — check [broker] url (or --broker)\n"
     )
     assert time.monotonic() - started < 20
+
+
+def test_the_tools_connect_over_mutual_tls(tls_broker: TlsBroker, pki: Pki, unique: str) -> None:
+    """``generate`` produces, ``kpis`` watches and ``topics`` checks, all over mutual TLS."""
+    env = {**worker_env(unique, tls_broker.url), **_tls_env(tls_broker, pki, ca=pki.ca)}
+    generated = _cxpulse("generate", "--rate", "20", "--duration", "2", env=env)
+    assert generated.returncode == 0, generated.stderr
+    watched = _cxpulse("kpis", "--duration", "1", env=env)
+    assert watched.returncode == 0, watched.stderr
+    checked = _cxpulse("topics", "--check", env=env)
+    # generate made the inputs and outputs; the worker's changelogs do not exist yet
+    assert checked.returncode == 5, checked.stderr
+    assert f"exists   {env['CXPULSE_TOPICS_SURVEY']} (input)" in checked.stdout
+    assert "DIFFERS" not in checked.stdout
+    security = load_settings(env=env).broker
+    survey = asyncio.run(_count(security, env["CXPULSE_TOPICS_SURVEY"]))
+    assert survey > 20  # two seconds of invitations, answers and heartbeats
+
+
+async def _count(security: BrokerSettings, topic: str) -> int:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=security.bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="earliest",
+        **client_options(security),
+    )
+    await consumer.start()
+    try:
+        n = 0
+        quiet = time.monotonic()
+        while time.monotonic() - quiet < 2.0:
+            batch = await consumer.getmany(timeout_ms=300)
+            if any(batch.values()):
+                quiet = time.monotonic()
+            n += sum(len(records) for records in batch.values())
+        return n
+    finally:
+        await consumer.stop()

@@ -160,3 +160,9 @@ def test_text_logs_have_one_format() -> None:
     stamp, level, name, message = line.split(" ", 3)
     assert (level, name, message) == ("WARNING", "faust.worker", "w")
     assert stamp.endswith("Z") and "T" in stamp
+
+
+def test_the_demo_binds_the_loopback_with_one_replica() -> None:
+    settings = load_settings(env=cli.demo_env("kafka://127.0.0.1:9092", 7001))
+    assert (settings.web_host, settings.web_port) == ("127.0.0.1", 7001)
+    assert settings.topics.replication_factor_for(embedded=False) == 1
