@@ -91,10 +91,30 @@ def _with_web_port(settings: Settings) -> Settings:
     from cxpulse.agents.tools.broker import free_port
 
     if settings.web_port != 0:
+        _check_port_free(settings.web_host, settings.web_port)
         return settings
     port = free_port(settings.web_host)
     say(f"web server on {settings.web_host}:{port} ([web] port = 0)", level=logging.WARNING)
     return dataclasses.replace(settings, web_port=port)
+
+
+class PortInUse(Exception):
+    """The web server's address is taken (exit 2: ``[web] port`` must change)."""
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Fail before Faust starts when something already listens on ``host:port``."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise PortInUse(
+                f"cannot listen on {host}:{port}: {exc.strerror}"
+                " — check [web] port (0 picks a free one) and [web] host"
+            ) from None
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -568,6 +588,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokerError as exc:
         say(str(exc))
         return exc.exit_code
+    except PortInUse as exc:
+        say(str(exc))
+        return 2
     log.debug("%s took %.1fs", args.command, time.monotonic() - started)
     return code
 
