@@ -50,20 +50,8 @@ def broker_for(settings: Settings, override: str | None) -> Iterator[tuple[str, 
     from cxpulse.agents.tools.broker import EmbeddedBroker
 
     with EmbeddedBroker() as broker:
-        print(f"cxpulse: embedded broker at {broker.url}", file=sys.stderr)
+        say(f"embedded broker at {broker.url}", level=logging.WARNING)
         yield broker.url, True
-
-
-def all_topics(settings: Settings) -> dict[str, int]:
-    """Every topic the worker reads or writes except table changelogs, with partitions."""
-    from cxpulse.agents.worker.app import internal_topics, topic_names
-
-    names = topic_names(settings)
-    n = settings.topics.partitions
-    topics = dict.fromkeys(settings.topics.inputs, n)
-    topics.update(dict.fromkeys((names.kpi, names.alerts, names.deadletter), n))
-    topics.update(internal_topics(settings))
-    return topics
 
 
 def _connect(settings: Settings, bootstrap: str) -> None:
