@@ -34,7 +34,12 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
-from cxpulse.agents.kafka.admin import EXIT_SECURITY, EXIT_UNREACHABLE, client_options
+from cxpulse.agents.kafka.admin import (
+    EXIT_SECURITY,
+    EXIT_UNREACHABLE,
+    client_options,
+    wait_for_kafka,
+)
 from cxpulse.agents.tools.broker import EmbeddedBroker, _port_open, free_port
 from cxpulse.streams.settings import BrokerSettings, load_settings
 
@@ -68,6 +73,9 @@ class Pki:
     client_key: Path
     untrusted_ca: Path
     untrusted_key: Path
+    #: signed by the CA for another host name only
+    elsewhere_cert: Path
+    elsewhere_key: Path
 
 
 def _openssl(openssl: str, cwd: Path, *args: str) -> None:
@@ -85,21 +93,31 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
              "-subj", "/CN=cxpulse test CA")  # fmt: skip
     _openssl(openssl, d, "req", "-x509", *ssl, "-keyout", "other.key", "-out", "other.pem",
              "-subj", "/CN=untrusted CA")  # fmt: skip
-    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    for name, subject, ext in (("server", "/CN=127.0.0.1", True), ("client", "/CN=cx", False)):
+    (d / "server.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    (d / "elsewhere.ext").write_text("subjectAltName=DNS:kafka.elsewhere.test\n")
+    (d / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    for name, subject in (
+        ("server", "/CN=127.0.0.1"),
+        ("elsewhere", "/CN=elsewhere"),
+        ("client", "/CN=cx"),
+    ):
         _openssl(openssl, d, "req", *ssl, "-keyout", f"{name}.key", "-out", f"{name}.csr",
                  "-subj", subject)  # fmt: skip
         _openssl(openssl, d, "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem",
                  "-CAkey", "ca.key", "-CAcreateserial", "-out", f"{name}.pem", "-days", "2",
-                 *(("-extfile", "san.ext") if ext else ()))  # fmt: skip
+                 "-extfile", f"{name}.ext")  # fmt: skip
     return Pki(d / "ca.pem", d / "server.pem", d / "server.key", d / "client.pem",
-               d / "client.key", d / "other.pem", d / "other.key")  # fmt: skip
+               d / "client.key", d / "other.pem", d / "other.key", d / "elsewhere.pem",
+               d / "elsewhere.key")  # fmt: skip
 
 
 @dataclass(frozen=True)
 class TlsBroker:
     url: str
     proxy_log: Path
+    #: the same broker behind a certificate for another host name (bootstrap only:
+    #: the broker advertises ``url``'s port)
+    elsewhere_url: str
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +125,7 @@ def tls_broker(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[T
     """Tansu on a private port behind stunnel (TLS, client certificate required)."""
     stunnel = _need("stunnel4", "stunnel")
     d = tmp_path_factory.mktemp("tls")
-    broker_port, tls_port = free_port(), free_port()
+    broker_port, tls_port, elsewhere_port = free_port(), free_port(), free_port()
     log = d / "stunnel.log"
     conf = d / "stunnel.conf"
     conf.write_text(
@@ -116,6 +134,10 @@ def tls_broker(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[T
         "[kafka]\n"
         f"accept = 127.0.0.1:{tls_port}\nconnect = 127.0.0.1:{broker_port}\n"
         f"cert = {pki.server_cert}\nkey = {pki.server_key}\n"
+        f"CAfile = {pki.ca}\nverifyChain = yes\nrequireCert = yes\n"
+        "[elsewhere]\n"
+        f"accept = 127.0.0.1:{elsewhere_port}\nconnect = 127.0.0.1:{broker_port}\n"
+        f"cert = {pki.elsewhere_cert}\nkey = {pki.elsewhere_key}\n"
         f"CAfile = {pki.ca}\nverifyChain = yes\nrequireCert = yes\n"
     )
     proxy = subprocess.Popen(
@@ -126,7 +148,7 @@ def tls_broker(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[T
     )
     try:
         deadline = time.monotonic() + 10
-        while not _port_open("127.0.0.1", tls_port):
+        while not all(_port_open("127.0.0.1", p) for p in (tls_port, elsewhere_port)):
             assert proxy.poll() is None, (
                 f"stunnel exited: {log.read_text() if log.exists() else ''}"
             )
@@ -135,7 +157,9 @@ def tls_broker(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[T
         with EmbeddedBroker(
             port=broker_port, advertised_port=tls_port, log_path=str(d / "tansu.log")
         ):
-            yield TlsBroker(f"kafka://127.0.0.1:{tls_port}", log)
+            yield TlsBroker(
+                f"kafka://127.0.0.1:{tls_port}", log, f"kafka://127.0.0.1:{elsewhere_port}"
+            )
     finally:
         proxy.send_signal(signal.SIGTERM)
         proxy.wait(timeout=10)
@@ -361,3 +385,17 @@ async def _count(security: BrokerSettings, topic: str) -> int:
         return n
     finally:
         await consumer.stop()
+
+
+def test_a_certificate_for_another_host_is_refused_unless_the_check_is_off(
+    tls_broker: TlsBroker, pki: Pki
+) -> None:
+    env = {**_tls_env(tls_broker, pki, ca=pki.ca), "CXPULSE_BROKER_URL": tls_broker.elsewhere_url}
+    done = _run_worker(env)
+    assert done.returncode == EXIT_SECURITY, done.stderr
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    assert "certificate verify failed" in done.stderr
+    assert "check [broker] ssl_check_hostname (or the host name in [broker] url)" in done.stderr
+    unchecked = load_settings(env={**env, "CXPULSE_BROKER_SSL_CHECK_HOSTNAME": "false"}).broker
+    assert unchecked.bootstrap_servers is not None
+    asyncio.run(wait_for_kafka(unchecked.bootstrap_servers, 10, broker=unchecked))
