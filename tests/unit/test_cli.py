@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import logging
+import socket
 import tempfile
 import tomllib
 from pathlib import Path
@@ -166,3 +167,20 @@ def test_the_demo_binds_the_loopback_with_one_replica() -> None:
     settings = load_settings(env=cli.demo_env("kafka://127.0.0.1:9092", 7001))
     assert (settings.web_host, settings.web_port) == ("127.0.0.1", 7001)
     assert settings.topics.replication_factor_for(embedded=False) == 1
+
+
+def test_a_taken_web_port_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setenv("CXPULSE_WEB_HOST", "127.0.0.1")
+        monkeypatch.setenv("CXPULSE_WEB_PORT", str(port))
+        assert cli.main(["worker", "--broker", "kafka://127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"cxpulse: cannot listen on 127.0.0.1:{port}: Address already in use"
+        " — check [web] port (0 picks a free one) and [web] host\n"
+    )
