@@ -2,7 +2,7 @@
 
 Settings are built once here (TOML + env) and handed down; a bad value exits 2
 naming the key before anything starts. A broker that cannot be used ends the
-command with one line and the exit code of :mod:`cxpulse.agents.kafka.admin`
+command with one line and the exit code of :mod:`cxpulse.agents.kafka.security`
 (docs/operations.md lists them all).
 """
 
@@ -22,14 +22,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from cxpulse.agents.kafka.admin import (
-    EXIT_TOPICS_DIFFER,
-    BrokerError,
-    TopicReport,
-    apply_topics,
-    topic_plan,
-    wait_for_kafka,
-)
+from cxpulse.agents.kafka.admin import EXIT_TOPICS_DIFFER, TopicReport, apply_topics, topic_plan
+from cxpulse.agents.kafka.security import BrokerError, wait_for_kafka
 from cxpulse.agents.logs import configure_logging, say
 from cxpulse.streams.settings import Settings, settings_or_exit
 

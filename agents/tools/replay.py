@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
-from cxpulse.agents.kafka.admin import client_options
+from cxpulse.agents.kafka.security import client_options
 from cxpulse.agents.tools.traffic import (
     CartTraffic,
     SurveyTraffic,

@@ -148,7 +148,8 @@ def _fmt(value: Any) -> str:
 
 
 async def watch_kpis(bootstrap: str, settings: Settings, duration_s: float | None) -> None:
-    from cxpulse.agents.kafka.admin import apply_topics, client_options, topic_plan, wait_for_kafka
+    from cxpulse.agents.kafka.admin import apply_topics, topic_plan
+    from cxpulse.agents.kafka.security import client_options, wait_for_kafka
 
     order = {w.name: i for i, w in enumerate(sorted(settings.windows))}
     topics = settings.topics

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
-from cxpulse.agents.kafka.admin import faust_credentials
+from cxpulse.agents.kafka.security import faust_credentials
 from cxpulse.agents.kafka.transport import BatchingConsumer, BatchingTransport
 from cxpulse.agents.logs import configure_logging
 from cxpulse.streams.settings import Settings

@@ -34,7 +34,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
-from cxpulse.agents.kafka.admin import (
+from cxpulse.agents.kafka.security import (
     EXIT_SECURITY,
     EXIT_UNREACHABLE,
     client_options,

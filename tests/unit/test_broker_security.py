@@ -11,14 +11,13 @@ from typing import Any
 
 import pytest
 from aiokafka import errors as kafka_errors
-from cxpulse.agents.kafka.admin import (
-    DEADLETTER_MAX_MESSAGE_BYTES,
+from cxpulse.agents.kafka.admin import DEADLETTER_MAX_MESSAGE_BYTES, topic_plan
+from cxpulse.agents.kafka.security import (
     EXIT_SECURITY,
     _security_error,
     _unreachable,
     client_options,
     faust_credentials,
-    topic_plan,
 )
 from cxpulse.agents.worker.app import changelog_topics, create_app, internal_topics
 from cxpulse.agents.worker.pipeline import register
