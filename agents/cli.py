@@ -73,7 +73,6 @@ def _with_web_port(settings: Settings) -> Settings:
     from cxpulse.agents.tools.broker import free_port
 
     if settings.web_port != 0:
-        _check_port_free(settings.web_host, settings.web_port)
         return settings
     port = free_port(settings.web_host)
     say(f"web server on {settings.web_host}:{port} ([web] port = 0)", level=logging.WARNING)
@@ -112,10 +111,12 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     with broker_for(settings, args.broker) as (url, embedded):
         embedded = embedded or bool(args.embedded_tuning)
         bootstrap = _bootstrap(url)
+        if settings.web_port != 0:  # a local mistake: say it before waiting for a broker
+            _check_port_free(settings.web_host, settings.web_port)
+        _connect(settings, bootstrap)
         settings = _with_web_port(settings)
         app = create_app(settings, url, embedded=embedded)
         register(app, settings)
-        _connect(settings, bootstrap)
         plan = topic_plan(
             settings,
             embedded=embedded,
