@@ -25,8 +25,9 @@ demo: $(STAMP)  ## embedded broker + worker + synthetic traffic + live KPI view
 
 # Debian tools the tests use, as tool:package. A missing one is installed with apt-get (through
 # sudo when not root), saying so first; if that fails, the tests that need it are skipped and
-# say why (CXPULSE_SKIP_PROMTOOL=1 for promtool).
-DEB_TOOLS := promtool:prometheus
+# say why (CXPULSE_SKIP_PROMTOOL=1 for promtool; the TLS tests need stunnel4, the proxy in
+# front of the embedded broker).
+DEB_TOOLS := promtool:prometheus stunnel4:stunnel4
 
 tools:  ## install the Debian tools the tests use (apt-get, sudo when not root)
 	@for pair in $(DEB_TOOLS); do tool=$${pair%%:*}; pkg=$${pair##*:}; \

@@ -1,7 +1,9 @@
-"""The ``cxpulse`` command: worker, broker, replay, generate, kpis, demo, bench.
+"""The ``cxpulse`` command: worker, broker, topics, config, replay, generate, kpis, demo, bench.
 
 Settings are built once here (TOML + env) and handed down; a bad value exits 2
-naming the key before anything starts.
+naming the key before anything starts. A broker that cannot be used ends the
+command with one line and the exit code of :mod:`cxpulse.agents.kafka.security`
+(docs/operations.md lists them all).
 """
 
 from __future__ import annotations
@@ -14,8 +16,14 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
+from cxpulse.agents.kafka.admin import EXIT_TOPICS_DIFFER, TopicReport, apply_topics, topic_plan
+from cxpulse.agents.kafka.security import BrokerError, wait_for_kafka
+from cxpulse.agents.logs import configure_logging, say
 from cxpulse.streams.settings import Settings, settings_or_exit
+
+log = logging.getLogger("cxpulse")
 
 
 def _bootstrap(url: str) -> str:
@@ -37,32 +45,72 @@ def broker_for(settings: Settings, override: str | None) -> Iterator[tuple[str, 
         print(f"cxpulse: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     with EmbeddedBroker() as broker:
-        print(f"cxpulse: embedded broker at {broker.url}", file=sys.stderr)
+        say(f"embedded broker at {broker.url}", level=logging.WARNING)
         yield broker.url, True
 
 
-def all_topics(settings: Settings) -> dict[str, int]:
-    from cxpulse.agents.worker.app import topic_names
+def _connect(settings: Settings, bootstrap: str) -> None:
+    """Wait for the broker with the configured security; :class:`BrokerError` if unusable."""
+    asyncio.run(wait_for_kafka(bootstrap, broker=settings.broker))
 
-    names = topic_names(settings)
-    n = settings.topics.partitions
-    topics = {
-        name: n for name in (settings.topics.survey, settings.topics.cart, settings.topics.ticket)
-    }
-    topics.update(
-        {names.partials: n, names.ticks: n, names.kpi: n, names.alerts: n, names.deadletter: n}
-    )
-    return topics
+
+def _tool_topics(settings: Settings, bootstrap: str, embedded: bool = False) -> None:
+    """The topics a tool writes or reads, created with the plan when missing."""
+    from cxpulse.agents.worker.app import internal_topics
+
+    plan = topic_plan(settings, embedded=embedded, internal=internal_topics(settings))
+    _report_differences(asyncio.run(apply_topics(bootstrap, plan, broker=settings.broker)))
+
+
+def _report_differences(report: TopicReport) -> None:
+    for line in report.differences:
+        log.warning("topic differs from its plan (see `cxpulse topics`): %s", line)
+
+
+def _with_web_port(settings: Settings) -> Settings:
+    """``[web] port = 0``: a free port on the bind address now, and said where."""
+    import dataclasses
+
+    from cxpulse.agents.tools.broker import free_port
+
+    if settings.web_port != 0:
+        return settings
+    port = free_port(settings.web_host)
+    say(f"web server on {settings.web_host}:{port} ([web] port = 0)", level=logging.WARNING)
+    return dataclasses.replace(settings, web_port=port)
+
+
+class PortInUse(Exception):
+    """The web server's address is taken (exit 2: ``[web] port`` must change)."""
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Fail before Faust starts when something already listens on ``host:port``."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise PortInUse(
+                f"cannot listen on {host}:{port}: {exc.strerror}"
+                " — check [web] port (0 picks a free one) and [web] host"
+            ) from None
 
 
 #: Exit code when an installed Kafka library lacks a private part cxpulse needs.
-EXIT_INCOMPATIBLE = 3
+EXIT_INCOMPATIBLE = 6
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from cxpulse.agents.kafka import compat
-    from cxpulse.agents.tools.broker import ensure_topics, wait_for_kafka
-    from cxpulse.agents.worker.app import QuietWorker, create_app
+    from cxpulse.agents.worker.app import (
+        QuietWorker,
+        changelog_topics,
+        create_app,
+        internal_topics,
+    )
     from cxpulse.agents.worker.collector import CollectionPolicy
     from cxpulse.agents.worker.pipeline import register
 
@@ -74,13 +122,81 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     with broker_for(settings, args.broker) as (url, embedded):
         embedded = embedded or bool(args.embedded_tuning)
         bootstrap = _bootstrap(url)
-        asyncio.run(wait_for_kafka(bootstrap))
-        asyncio.run(ensure_topics(bootstrap, all_topics(settings)))
+        if settings.web_port != 0:  # a local mistake: say it before waiting for a broker
+            _check_port_free(settings.web_host, settings.web_port)
+        _connect(settings, bootstrap)
+        settings = _with_web_port(settings)
         app = create_app(settings, url, embedded=embedded)
         register(app, settings)
+        plan = topic_plan(
+            settings,
+            embedded=embedded,
+            changelogs=changelog_topics(app),
+            internal=internal_topics(settings),
+        )
+        report = asyncio.run(apply_topics(bootstrap, plan, broker=settings.broker))
+        _report_differences(report)
         CollectionPolicy.freeze_startup()
+        QuietWorker.log_format = settings.log.format
         worker = QuietWorker(app, loglevel=settings.worker.log_level.upper(), quiet=True)
         worker.execute_from_commandline()
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
+    """Create the missing topics with the plan, or only check (``--check``); report every
+    difference on existing ones; exit 5 when any differs or is missing, unless allowed."""
+    from cxpulse.agents.worker.app import changelog_topics, create_app, internal_topics
+    from cxpulse.agents.worker.pipeline import register
+
+    url = args.broker or settings.broker.url
+    if not url:
+        say("topics: give --broker kafka://host:port (or [broker] url)")
+        return 2
+    embedded = bool(args.embedded)
+    app = create_app(settings, url, embedded=embedded)
+    register(app, settings)
+    plan = topic_plan(
+        settings,
+        embedded=embedded,
+        changelogs=changelog_topics(app),
+        internal=internal_topics(settings),
+    )
+    bootstrap = _bootstrap(url)
+    _connect(settings, bootstrap)
+    report = asyncio.run(
+        apply_topics(bootstrap, plan, broker=settings.broker, create=not args.check)
+    )
+    for spec in plan:
+        state = (
+            "created"
+            if spec.name in report.created
+            else "MISSING"
+            if spec.name in report.missing
+            else "exists"
+        )
+        configs = " ".join(f"{k}={v}" for k, v in spec.configs.items())
+        print(
+            f"{state:8} {spec.name} ({spec.role}) partitions={spec.partitions}"
+            f" replication_factor={spec.replication_factor} {configs}"
+        )
+    for line in report.differences:
+        print(f"DIFFERS  {line}")
+    if report.ok:
+        return 0
+    if args.allow_differences:
+        return 0
+    say(
+        f"{len(report.differences)} difference(s), {len(report.missing)} missing topic(s)"
+        " — change the topics or [topics], or pass --allow-differences"
+    )
+    return EXIT_TOPICS_DIFFER
+
+
+def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    from cxpulse.agents.tools.config_toml import settings_to_toml
+
+    print(settings_to_toml(settings), end="")
     return 0
 
 
@@ -101,28 +217,28 @@ def _broker_url(args: argparse.Namespace, settings: Settings, command: str) -> s
 
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
-    from cxpulse.agents.tools.broker import ensure_topics
     from cxpulse.agents.tools.replay import replay_file
 
     url = _broker_url(args, settings, "replay")
     if url is None:
         return 2
     bootstrap = _bootstrap(url)
-    asyncio.run(ensure_topics(bootstrap, all_topics(settings)))
+    _connect(settings, bootstrap)
+    _tool_topics(settings, bootstrap)
     n = asyncio.run(replay_file(Path(args.file), bootstrap, settings, close=not args.no_close))
     print(f"cxpulse replay: produced {n} records", file=sys.stderr)
     return 0
 
 
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
-    from cxpulse.agents.tools.broker import ensure_topics
     from cxpulse.agents.tools.replay import generate
 
     url = _broker_url(args, settings, "generate")
     if url is None:
         return 2
     bootstrap = _bootstrap(url)
-    asyncio.run(ensure_topics(bootstrap, all_topics(settings)))
+    _connect(settings, bootstrap)
+    _tool_topics(settings, bootstrap)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
             generate(
@@ -204,6 +320,15 @@ def _positive_rate(text: str) -> float:
     return rate
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cxpulse")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cxpulse",
@@ -214,7 +339,18 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog="Start with `make demo`; docs/ in the repository says the rest.",
     )
-    parser.add_argument("--config", help="TOML config file (default: $CXPULSE_CONFIG)")
+    config_help = "TOML config file (default: $CXPULSE_CONFIG)"
+    parser.add_argument("--config", help=config_help)
+    parser.add_argument("--version", action="version", version=f"cxpulse {_version()}")
+    # --config after the command too: a subcommand's default must not hide the main one's
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS, help=config_help)
+
+    class Sub(argparse._SubParsersAction):
+        def add_parser(self, name: str, **kw: Any) -> argparse.ArgumentParser:
+            return super().add_parser(name, parents=[common], **kw)
+
+    parser.register("action", "parsers", Sub)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("worker", help="run a worker (joins the consumer group)")
@@ -229,6 +365,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("broker", help="run the embedded Kafka-compatible broker alone")
     p.add_argument("--port", type=int, default=None)
     p.set_defaults(func=cmd_broker)
+
+    p = sub.add_parser(
+        "topics", help="create the missing topics with explicit settings; report differences"
+    )
+    p.add_argument("--broker", help="kafka://host:port (default: [broker] url)")
+    p.add_argument("--check", action="store_true", help="create nothing, only check")
+    p.add_argument(
+        "--allow-differences",
+        action="store_true",
+        help="exit 0 even when existing topics differ from the plan (they are still listed)",
+    )
+    p.add_argument(
+        "--embedded",
+        action="store_true",
+        help="the broker is the embedded one (replication factor 1 unless configured)",
+    )
+    p.set_defaults(func=cmd_topics)
+
+    p = sub.add_parser("config", help="print the effective configuration as TOML (no secrets)")
+    p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("replay", help="produce a recorded JSONL file, then closing heartbeats")
     p.add_argument("file")
@@ -327,13 +483,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = settings_or_exit(args.config)
-    logging.basicConfig(
-        level=settings.worker.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    configure_logging(settings.log.format, settings.worker.log_level)
     started = time.monotonic()
-    code: int = args.func(args, settings)
-    logging.getLogger("cxpulse").debug("%s took %.1fs", args.command, time.monotonic() - started)
+    try:
+        code: int = args.func(args, settings)
+    except BrokerError as exc:
+        say(str(exc))
+        return exc.exit_code
+    except PortInUse as exc:
+        say(str(exc))
+        return 2
+    log.debug("%s took %.1fs", args.command, time.monotonic() - started)
     return code
 
 

@@ -28,12 +28,14 @@ is passed.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import difflib
 import itertools
 import json
 import os
 import re
+import ssl
 import sys
 import tomllib
 import zoneinfo
@@ -52,6 +54,8 @@ __all__ = [
     "BusinessHours",
     "CartSettings",
     "ConfigError",
+    "LogSettings",
+    "Secret",
     "SegmentSettings",
     "Settings",
     "StoreSettings",
@@ -70,6 +74,9 @@ PRIORITIES = ("urgent", "high", "normal", "low")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 STORE_SCHEMES = ("memory", "rocksdb")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMATS = ("text", "json")
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 #: Every KPI metric name of SPEC §3 (the catalogue); alert rules may only watch these.
 METRICS = frozenset(all_metrics())
@@ -96,16 +103,74 @@ class ConfigError(Exception):
 # --------------------------------------------------------------------------- settings
 
 
+class Secret:
+    """A password: compared and hashed by value, but never shown by ``repr`` or ``str``.
+
+    Only :meth:`reveal` gives the text, for the one place that hands it to a Kafka client.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret text."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
 @dataclass(frozen=True, slots=True)
 class BrokerSettings:
-    """Where Kafka is. ``url`` None means cxpulse starts its embedded broker (Tansu)."""
+    """Where Kafka is and how to connect. ``url`` None: cxpulse starts its embedded broker.
+
+    ``security_protocol`` is Kafka's: ``SSL`` and ``SASL_SSL`` use TLS, verified against
+    ``ssl_cafile`` (else the system's CAs), with ``ssl_certfile``/``ssl_keyfile`` as the
+    client certificate for mutual TLS; ``SASL_*`` authenticate as ``sasl_username`` with
+    ``sasl_mechanism``. The password is read at load time from ``sasl_password_file`` or
+    the environment variable named by ``sasl_password_env``, never from the config file;
+    it is a :class:`Secret`, so it never appears in a repr or a log line.
+    ``connect_timeout`` is how long start-up retries a broker that refuses or is silent.
+    """
 
     url: str | None = None
+    security_protocol: str = "PLAINTEXT"
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_check_hostname: bool = True
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password_file: str | None = None
+    sasl_password_env: str | None = None
+    sasl_password: Secret | None = field(default=None, repr=False)
+    #: how long start-up waits for a broker that refuses or does not answer
+    connect_timeout_ms: int = 15_000
 
     @property
     def bootstrap_servers(self) -> str | None:
         """``host:port[,host:port]`` for aiokafka, or None for the embedded broker."""
         return None if self.url is None else self.url.removeprefix("kafka://")
+
+    @property
+    def uses_tls(self) -> bool:
+        """Whether connections are TLS (``SSL`` or ``SASL_SSL``)."""
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def uses_sasl(self) -> bool:
+        """Whether connections authenticate with SASL."""
+        return self.security_protocol.startswith("SASL_")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +184,17 @@ class TopicSettings:
     alerts: str = "cx.alerts"
     deadletter: str = "cx.deadletter"
     partitions: int = 4
+    #: None: 1 on the embedded broker, else 3 (see ``replication_factor_for``)
+    replication_factor: int | None = None
+    kpi_retention_ms: int = 7 * 86_400_000
+    alerts_retention_ms: int = 30 * 86_400_000
+    deadletter_retention_ms: int = 14 * 86_400_000
+
+    def replication_factor_for(self, *, embedded: bool) -> int:
+        """The configured replication factor, else 1 on the embedded broker and 3 elsewhere."""
+        if self.replication_factor is not None:
+            return self.replication_factor
+        return 1 if embedded else 3
 
     @property
     def inputs(self) -> tuple[str, str, str]:
@@ -218,6 +294,13 @@ class AlertRule:
 
 
 @dataclass(frozen=True, slots=True)
+class LogSettings:
+    """The ``[log]`` section: ``format`` ``text`` (one line per record) or ``json``."""
+
+    format: str = "text"
+
+
+@dataclass(frozen=True, slots=True)
 class StoreSettings:
     """Faust table store (``memory://`` or ``rocksdb://``) and its data directory."""
 
@@ -273,7 +356,8 @@ DEFAULT_ALERT_RULES = (
 class Settings:
     """Everything a cxpulse process is configured with; ``Settings()`` is the SPEC default.
 
-    ``web_port`` 0 means "pick a free port".
+    ``web_port`` 0 means "pick a free port" (the worker logs the one it took);
+    ``web_host`` is the address the web server binds.
     """
 
     broker: BrokerSettings = BrokerSettings()
@@ -286,8 +370,10 @@ class Settings:
     alerts: tuple[AlertRule, ...] = DEFAULT_ALERT_RULES
     emit_interval_ms: int = 10_000
     web_port: int = 6066
+    web_host: str = "0.0.0.0"
     store: StoreSettings = StoreSettings()
     worker: WorkerSettings = WorkerSettings()
+    log: LogSettings = LogSettings()
 
 
 # --------------------------------------------------------------------------- reading
@@ -301,6 +387,7 @@ class _Source:
     def __init__(self, env: Mapping[str, str]) -> None:
         prefix = ENV_PREFIX + "_"
         self.env = {k: v for k, v in env.items() if k.startswith(prefix) and k != CONFIG_ENV}
+        self.all_env = env  # for variables a setting names (broker.sasl_password_env)
         self.known: set[str] = set()
         self.origins: dict[str, str] = {}  # dotted key -> env variable that set it
 
@@ -410,6 +497,17 @@ class _Table:
             self.fail(name, f"must be >= {low}, got {value}")
         return float(value)
 
+    def boolean(self, name: str, default: bool) -> bool:
+        """``true``/``false`` (the same words in the environment)."""
+        value = self.raw(name, "str")  # the environment's text as is
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.fail(name, f"expected true or false, got {value!r}")
+        return value
+
     def duration_ms(self, name: str, default: int, *, positive: bool = True) -> int:
         value = self.raw(name, "str")
         if value is None:
@@ -453,17 +551,140 @@ class _Table:
 
 def _read_broker(t: _Table) -> BrokerSettings:
     url = t.raw("url", "str")
-    t.done()
     if url is None or url == "":
-        return BrokerSettings(None)
-    if not isinstance(url, str) or not url.startswith("kafka://"):
+        url = None
+    elif not isinstance(url, str) or not url.startswith("kafka://"):
         t.fail("url", f"expected kafka://host:port[,host:port...], got {url!r}")
-    for server in url.removeprefix("kafka://").split(","):
-        match = _HOST_PORT.match(server.strip())
-        port = match and match.group("port")
-        if match is None or (port is not None and not 1 <= int(port) <= 65535):
-            t.fail("url", f"{server!r} in {url!r} is not host:port")
-    return BrokerSettings(url)
+    else:
+        for server in url.removeprefix("kafka://").split(","):
+            match = _HOST_PORT.match(server.strip())
+            port = match and match.group("port")
+            if match is None or (port is not None and not 1 <= int(port) <= 65535):
+                t.fail("url", f"{server!r} in {url!r} is not host:port")
+    security = _read_broker_security(t, url)
+    timeout = t.duration_ms("connect_timeout", BrokerSettings().connect_timeout_ms)
+    t.done()
+    return dataclasses.replace(security, connect_timeout_ms=timeout)
+
+
+def _readable_file(t: _Table, name: str) -> str | None:
+    """An optional path setting that must name a readable file."""
+    value = t.raw(name, "str")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        t.fail(name, f"expected a file path, got {value!r}")
+    if not os.path.isfile(value) or not os.access(value, os.R_OK):
+        t.fail(name, f"{value!r} is not a readable file")
+    return value
+
+
+def _check_tls_files(t: _Table, cafile: str | None, cert: str | None, key: str | None) -> None:
+    """Load the CA and the client certificate as the Kafka clients will, to fail at start-up."""
+    try:
+        context = ssl.create_default_context(cafile=cafile)
+    except (ssl.SSLError, OSError) as exc:
+        t.fail("ssl_cafile", f"{cafile!r} holds no usable PEM CA certificate ({exc})")
+    if cert is not None:
+        try:
+            context.load_cert_chain(cert, key)
+        except (ssl.SSLError, OSError) as exc:
+            t.fail("ssl_certfile", f"{cert!r} with key {key!r} cannot be loaded ({exc})")
+
+
+def _read_broker_security(t: _Table, url: str | None) -> BrokerSettings:
+    """The TLS and SASL keys of ``[broker]``, checked against each other."""
+    protocol = t.text("security_protocol", "PLAINTEXT").upper()
+    if protocol not in SECURITY_PROTOCOLS:
+        t.fail(
+            "security_protocol",
+            f"expected one of {', '.join(SECURITY_PROTOCOLS)}, got {protocol!r}",
+        )
+    if url is None and protocol != "PLAINTEXT":
+        t.fail("security_protocol", "the embedded broker (no [broker] url) speaks PLAINTEXT only")
+    tls, sasl = protocol in ("SSL", "SASL_SSL"), protocol.startswith("SASL_")
+    cafile, cert, key = (
+        _readable_file(t, n) for n in ("ssl_cafile", "ssl_certfile", "ssl_keyfile")
+    )
+    check_hostname = t.boolean("ssl_check_hostname", True)
+    if not tls:
+        given: dict[str, object] = {"ssl_cafile": cafile, "ssl_certfile": cert, "ssl_keyfile": key}
+        given["ssl_check_hostname"] = t.raw("ssl_check_hostname", "str")
+        for name, value in given.items():
+            if value is not None:
+                t.fail(name, f"only used with security_protocol SSL or SASL_SSL, not {protocol}")
+    if (cert is None) != (key is None):
+        t.fail(
+            "ssl_certfile" if cert is None else "ssl_keyfile",
+            "ssl_certfile and ssl_keyfile go together (the client certificate for mutual TLS)",
+        )
+    if tls:
+        _check_tls_files(t, cafile, cert, key)
+    mechanism = t.raw("sasl_mechanism", "str")
+    username = t.raw("sasl_username", "str")
+    password_file = _readable_file(t, "sasl_password_file")
+    password_env = t.raw("sasl_password_env", "str")
+    if t.raw("sasl_password", "str") is not None:
+        t.fail(
+            "sasl_password",
+            "a password is never read from the config: use sasl_password_file or sasl_password_env",
+        )
+    if not sasl:
+        sasl_given: tuple[tuple[str, object], ...] = (
+            ("sasl_mechanism", mechanism),
+            ("sasl_username", username),
+            ("sasl_password_file", password_file),
+            ("sasl_password_env", password_env),
+        )
+        for name, value in sasl_given:
+            if value is not None:
+                t.fail(
+                    name,
+                    f"only used with security_protocol SASL_PLAINTEXT or SASL_SSL, not {protocol}",
+                )
+        return BrokerSettings(url, protocol, cafile, cert, key, check_hostname)
+    if not isinstance(mechanism, str) or mechanism.upper() not in SASL_MECHANISMS:
+        t.fail(
+            "sasl_mechanism",
+            f"expected one of {', '.join(SASL_MECHANISMS)} with {protocol}, got {mechanism!r}",
+        )
+    if not isinstance(username, str) or not username:
+        t.fail("sasl_username", f"required with {protocol}")
+    if (password_file is None) == (password_env is None):
+        t.fail(
+            "sasl_password_file",
+            f"give exactly one of sasl_password_file and sasl_password_env with {protocol}",
+        )
+    if password_file is not None:
+        with open(password_file, encoding="utf-8") as f:
+            password = f.read().rstrip("\r\n")
+        if not password:
+            t.fail("sasl_password_file", f"{password_file!r} is empty")
+    else:
+        if not isinstance(password_env, str) or not password_env:
+            t.fail(
+                "sasl_password_env",
+                f"expected the name of an environment variable, got {password_env!r}",
+            )
+        t.src.known.add(password_env)
+        password = t.src.all_env.get(password_env, "")
+        if not password:
+            t.fail(
+                "sasl_password_env", f"the environment variable {password_env} is not set or empty"
+            )
+    return BrokerSettings(
+        url,
+        protocol,
+        cafile,
+        cert,
+        key,
+        check_hostname,
+        mechanism.upper(),
+        username,
+        password_file,
+        str(password_env) if password_env is not None else None,
+        Secret(password),
+    )
 
 
 def _read_topics(t: _Table) -> TopicSettings:
@@ -478,8 +699,21 @@ def _read_topics(t: _Table) -> TopicSettings:
                 t.fail(name, f"{topic!r} is already topics.{other}")
         topics[name] = topic
     partitions = t.integer("partitions", d.partitions, 1)
+    rf_value = t.raw("replication_factor", "int")
+    replication = None if rf_value is None else t.integer("replication_factor", 1, 1, 32767)
+    kpi_ms = t.duration_ms("kpi_retention", d.kpi_retention_ms)
+    alerts_ms = t.duration_ms("alerts_retention", d.alerts_retention_ms)
+    deadletter_ms = t.duration_ms("deadletter_retention", d.deadletter_retention_ms)
     t.done()
-    return TopicSettings(**topics, partitions=partitions)
+    return dataclasses.replace(
+        d,
+        **topics,
+        partitions=partitions,
+        replication_factor=replication,
+        kpi_retention_ms=kpi_ms,
+        alerts_retention_ms=alerts_ms,
+        deadletter_retention_ms=deadletter_ms,
+    )
 
 
 def _read_windows(t: _Table) -> tuple[WindowSpec, ...]:
@@ -700,10 +934,25 @@ def _read_emit_interval(t: _Table) -> int:
     return interval
 
 
-def _read_web_port(t: _Table) -> int:
+_WEB_HOST = re.compile(r"^(?:[0-9A-Fa-f:.]+|[A-Za-z0-9._-]+)$")
+
+
+def _read_web(t: _Table) -> tuple[int, str]:
+    """``[web] port`` (0: any free port) and ``host`` (the address the server binds)."""
     port = t.integer("port", Settings().web_port, 0, 65535)
+    host = t.text("host", Settings().web_host)
+    if not _WEB_HOST.match(host):
+        t.fail("host", f"expected an IP address or a host name, got {host!r}")
     t.done()
-    return port
+    return port, host
+
+
+def _read_log(t: _Table) -> LogSettings:
+    fmt = t.text("format", LogSettings().format).lower()
+    if fmt not in LOG_FORMATS:
+        t.fail("format", f"expected one of {', '.join(LOG_FORMATS)}, got {fmt!r}")
+    t.done()
+    return LogSettings(fmt)
 
 
 def _read_toml(path: str | os.PathLike[str]) -> dict[str, object]:
@@ -731,6 +980,7 @@ def load_settings(
     src = _Source(env)
     root = _Table(src, _read_toml(path) if path is not None else {}, "", ENV_PREFIX)
     windows = _read_windows(root.table("windows"))
+    web_port, web_host = _read_web(root.table("web"))
     settings = Settings(
         broker=_read_broker(root.table("broker")),
         topics=_read_topics(root.table("topics")),
@@ -741,9 +991,11 @@ def load_settings(
         segments=_read_segments(root.table("segments")),
         alerts=_read_alerts(root.table("alerts"), windows),
         emit_interval_ms=_read_emit_interval(root.table("emit")),
-        web_port=_read_web_port(root.table("web")),
+        web_port=web_port,
+        web_host=web_host,
         store=_read_store(root.table("store")),
         worker=_read_worker(root.table("worker")),
+        log=_read_log(root.table("log")),
     )
     root.done()
     src.check_all_used()

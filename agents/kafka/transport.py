@@ -64,17 +64,28 @@ class TrueEndConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         reported = dict(await super()._highwaters(partitions))
         if not reported:
             return reported
-        return await probe_true_ends(self._ensure_consumer(), reported)
+        conf = self.app.conf
+        auth = faust_aiokafka.credentials_to_aiokafka_auth(
+            conf.broker_credentials, conf.ssl_context
+        )
+        return await probe_true_ends(self._ensure_consumer(), reported, auth)
 
 
-async def probe_true_ends(consumer: AIOKafkaConsumer, reported: Mapping[TP, int]) -> dict[TP, int]:
-    """Fetch from each reported end offset and return the high-water marks the fetch saw."""
+async def probe_true_ends(
+    consumer: AIOKafkaConsumer, reported: Mapping[TP, int], auth: Mapping[str, Any] | None = None
+) -> dict[TP, int]:
+    """Fetch from each reported end offset and return the high-water marks the fetch saw.
+
+    ``auth`` is the security of the worker's own clients (Faust's broker credentials as
+    aiokafka arguments): the probe connects to the same cluster the same way.
+    """
     client = consumer._client  # the bootstrap servers of the worker's own consumer
     probe = AIOKafkaConsumer(
         bootstrap_servers=client._bootstrap_servers,
         enable_auto_commit=False,
         group_id=None,
         fetch_max_wait_ms=50,
+        **dict(auth or {}),
     )
     await probe.start()
     try:

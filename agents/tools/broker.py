@@ -6,6 +6,9 @@ child process in its own process group on ``127.0.0.1:<port>`` so that it can be
 stopped (or frozen with SIGSTOP for outage tests) without touching anything else.
 Storage is memory only: everything is gone when the process stops.
 
+``ensure_topics`` and ``wait_for_kafka`` live in :mod:`cxpulse.agents.kafka` (the
+worker uses them against any cluster); they are re-exported here for the tests and tools.
+
 Readiness is checked with a Kafka ``ApiVersions`` round trip, not just a TCP connect:
 a port can accept connections before the broker answers, and another process may
 already own the port (Tansu then exits with "Address in use").
@@ -24,16 +27,14 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
 from types import TracebackType
 from typing import IO, NoReturn, Self
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError
+from cxpulse.agents.kafka.admin import ensure_topics
+from cxpulse.agents.kafka.security import wait_for_kafka
 
 __all__ = ["EmbeddedBroker", "ensure_topics", "free_port", "run_broker_forever", "wait_for_kafka"]
 
-_TOPIC_ALREADY_EXISTS = 36
 _LOG_TAIL_BYTES = 4000
 
 
@@ -100,15 +101,24 @@ class EmbeddedBroker:
     """A Tansu broker child process; a sync and an async context manager.
 
     ``port`` None picks a free port now, so ``url`` and ``bootstrap`` are known before
-    :meth:`start`. The broker's output goes to ``log_path`` (appended) or a temporary
-    file; its tail is part of every start-up error.
+    :meth:`start`. ``advertised_port`` is the port named in metadata answers (default
+    ``port``): a TLS-terminating proxy in front of the broker advertises its own. The
+    broker's output goes to ``log_path`` (appended) or a temporary file; its tail is
+    part of every start-up error.
     """
 
     def __init__(
-        self, port: int | None = None, host: str = "127.0.0.1", log_path: str | None = None
+        self,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        log_path: str | None = None,
+        *,
+        advertised_port: int | None = None,
     ) -> None:
         self.host = host
         self.port = free_port(host) if port is None else port
+        #: the port the broker tells clients to use (a TLS proxy's, in the TLS tests)
+        self.advertised_port = advertised_port or self.port
         self.url = f"kafka://{host}:{self.port}"
         self.bootstrap = f"{host}:{self.port}"
         self.log_path = log_path
@@ -144,7 +154,8 @@ class EmbeddedBroker:
         if _port_open(self.host, self.port):
             raise RuntimeError(f"cannot start the embedded broker: {self.bootstrap} is in use")
         listener = f"tcp://{self.host}:{self.port}"
-        env = dict(os.environ, LISTENER_URL=listener, ADVERTISED_LISTENER_URL=listener)
+        advertised = f"tcp://{self.host}:{self.advertised_port}"
+        env = dict(os.environ, LISTENER_URL=listener, ADVERTISED_LISTENER_URL=advertised)
         self._log = (
             open(self.log_path, "ab")  # closed in stop()
             if self.log_path is not None
@@ -230,53 +241,6 @@ class EmbeddedBroker:
         tb: TracebackType | None,
     ) -> None:
         await asyncio.to_thread(self.stop)
-
-
-async def wait_for_kafka(bootstrap: str, timeout: float = 15.0) -> None:
-    """Return once the cluster at ``bootstrap`` answers a metadata request; retry until then.
-
-    Raises ``TimeoutError`` naming the last error after ``timeout`` seconds.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        remaining = deadline - loop.time()
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=bootstrap, request_timeout_ms=max(1000, int(remaining * 1000))
-        )
-        try:
-            await asyncio.wait_for(admin.start(), max(0.1, remaining))
-            await asyncio.wait_for(admin.describe_cluster(), max(0.1, remaining))
-            return
-        except (KafkaError, OSError, TimeoutError) as exc:
-            if loop.time() >= deadline:
-                raise TimeoutError(f"no Kafka broker answered at {bootstrap}: {exc!r}") from exc
-        finally:
-            await admin.close()
-        await asyncio.sleep(0.2)
-
-
-async def ensure_topics(bootstrap: str, topics: Mapping[str, int]) -> None:
-    """Create each missing topic with its number of partitions; existing ones are kept as is.
-
-    Idempotent and safe to race with another process creating the same topics.
-    Raises ``RuntimeError`` when the broker refuses a topic for another reason.
-    """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        await admin.start()
-        existing = set(await admin.list_topics())
-        missing = [NewTopic(name, n, 1) for name, n in topics.items() if name not in existing]
-        if not missing:
-            return
-        response = (await admin.create_topics(missing)).to_object()
-        for result in response.get("topic_errors", []):
-            code = result["error_code"]
-            if code not in (0, _TOPIC_ALREADY_EXISTS):
-                message = result.get("error_message") or f"error code {code}"
-                raise RuntimeError(f"cannot create topic {result['topic']!r}: {message}")
-    finally:
-        await admin.close()
 
 
 def run_broker_forever(port: int | None) -> int:

@@ -85,10 +85,13 @@ def demo_env(broker_url: str, port: int) -> dict[str, str]:
 
     Carts count as abandoned after 90 idle seconds and ticket SLA targets are the
     defaults, both at the pace of the demo's compressed journeys; the live traffic
-    is in order, so 10 s of lateness.
+    is in order, so 10 s of lateness. The web server binds the loopback only, and
+    topics have one replica (the embedded broker is one node).
     """
     return {
         "CXPULSE_BROKER_URL": broker_url,
+        "CXPULSE_TOPICS_REPLICATION_FACTOR": "1",
+        "CXPULSE_WEB_HOST": "127.0.0.1",
         "CXPULSE_WEB_PORT": str(port),
         "CXPULSE_EMIT_INTERVAL": "2s",
         "CXPULSE_WINDOWS_LIST": '["5m/1m", "15m/1m", "1h/1m", "24h/15m"]',

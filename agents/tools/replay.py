@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
+from cxpulse.agents.kafka.security import client_options
 from cxpulse.agents.tools.traffic import (
     CartTraffic,
     SurveyTraffic,
@@ -27,7 +28,7 @@ from cxpulse.agents.tools.traffic import (
     is_first_response,
 )
 from cxpulse.schemas.timestamps import parse_ts
-from cxpulse.streams.settings import Settings
+from cxpulse.streams.settings import BrokerSettings, Settings
 
 SURVEY_TYPES = frozenset({"invitation_sent", "answer"})
 CART_TYPES = frozenset({"item_added", "item_removed", "checkout_started", "purchased"})
@@ -97,14 +98,21 @@ def heartbeats(ts: int, settings: Settings, topics: Iterable[str]) -> Iterator[O
 
 
 async def produce(
-    bootstrap: str, records: Iterable[Outgoing], *, window: int = 5000, **options: Any
+    bootstrap: str,
+    records: Iterable[Outgoing],
+    *,
+    window: int = 5000,
+    broker: BrokerSettings | None = None,
+    **options: Any,
 ) -> int:
     """Produce in order, at most ``window`` records unacknowledged; returns how many.
 
-    ``options`` go to the aiokafka producer (default ``linger_ms=5, acks="all"``).
+    ``options`` go to the aiokafka producer (default ``linger_ms=5, acks="all"``), with
+    ``broker``'s security.
     """
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, **{"linger_ms": 5, "acks": "all", **options}
+        bootstrap_servers=bootstrap,
+        **{"linger_ms": 5, "acks": "all", **client_options(broker), **options},
     )
     await producer.start()
     n = 0
@@ -139,7 +147,7 @@ async def replay_file(path: Path, bootstrap: str, settings: Settings, *, close: 
                 closing_heartbeat_ts(max_ts, settings), settings, (t.survey, t.cart, t.ticket)
             )
         )
-    return await produce(bootstrap, records)
+    return await produce(bootstrap, records, broker=settings.broker)
 
 
 #: Steps (of 100 ms) between two tickets: a ticket every two seconds.
@@ -325,7 +333,9 @@ async def generate(
     traffic = DemoTraffic(
         rate, seed, ticket_pace, cart_pace, day_origin_ms=wall - LIVE_START_HOUR * 3_600_000
     )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=20, **client_options(settings.broker)
+    )
     await producer.start()
     t = settings.topics
     sent = 0

@@ -174,21 +174,22 @@ def _fmt(value: Any) -> str:
 
 
 async def watch_kpis(bootstrap: str, settings: Settings, duration_s: float | None) -> None:
-    from cxpulse.agents.tools.broker import ensure_topics, wait_for_kafka
+    from cxpulse.agents.kafka.admin import apply_topics, topic_plan
+    from cxpulse.agents.kafka.security import client_options, wait_for_kafka
 
     order = {w.name: i for i, w in enumerate(sorted(settings.windows))}
     topics = settings.topics
-    await wait_for_kafka(bootstrap)
+    await wait_for_kafka(bootstrap, broker=settings.broker)
     # the topics must exist before subscribing, or metadata would only refresh in minutes
-    await ensure_topics(
-        bootstrap, {topics.kpi: topics.partitions, topics.alerts: topics.partitions}
-    )
+    plan = topic_plan(settings, embedded=False, only=(topics.kpi, topics.alerts))
+    await apply_topics(bootstrap, plan, broker=settings.broker)
     consumer = AIOKafkaConsumer(
         topics.kpi,
         topics.alerts,
         bootstrap_servers=bootstrap,
         group_id=None,
         auto_offset_reset="latest",
+        **client_options(settings.broker),
     )
     await consumer.start()
     state = ViewState()

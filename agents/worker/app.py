@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from cxpulse.agents.kafka.security import faust_credentials
 from cxpulse.agents.kafka.transport import BatchingTransport
+from cxpulse.agents.logs import configure_logging
 from cxpulse.streams.settings import Settings
 from faust.types import TransportT
 
@@ -65,23 +67,55 @@ class CxApp(faust.App):
 
 
 class QuietWorker(faust.Worker):
-    """Faust worker without the terminal spinner (it forces the root logger to DEBUG)."""
+    """Faust worker without the terminal spinner (it forces the root logger to DEBUG) and
+    with cxpulse's logging (:mod:`cxpulse.agents.logs`) instead of mode's."""
+
+    log_format: str = "text"
 
     def _setup_spinner_handler(self, logger: logging.Logger, level: int) -> None:
         self.spinner = None
 
+    def _setup_logging(self) -> None:
+        self.spinner = None  # mode would call _setup_spinner_handler from its own set-up
+        configure_logging(self.log_format, self.loglevel or logging.WARNING)
+        if self.redirect_stdouts:
+            self._redirect_stdouts()
+
+
+def changelog_topics(app: faust.App) -> dict[str, int]:
+    """The changelog topic of each table registered on ``app``, with its partitions."""
+    out: dict[str, int] = {}
+    for table in app.tables.values():
+        topic = table.changelog_topic
+        out[topic.get_topic_name()] = topic.partitions or app.conf.topic_partitions
+    return out
+
+
+def internal_topics(settings: Settings) -> dict[str, int]:
+    """The worker's own non-table topics: partials, ticks, and Faust's leader topic."""
+    names = topic_names(settings)
+    n = settings.topics.partitions
+    return {names.partials: n, names.ticks: n, f"{settings.worker.app_id}-__assignor-__leader": 1}
+
 
 def create_app(settings: Settings, broker_url: str, *, embedded: bool) -> CxApp:
-    """A Faust app for these settings; ``embedded`` tunes it for the local Tansu broker."""
+    """A Faust app for these settings; ``embedded`` tunes it for the local Tansu broker.
+
+    Its clients connect with ``[broker]``'s security (:func:`faust_credentials`); the
+    topics it declares itself get ``[topics]``'s replication factor.
+    """
     names = topic_names(settings)
     options: dict[str, Any] = {
         "broker": broker_url,
         "store": settings.store.url,
         "datadir": settings.store.data_dir,
+        "broker_credentials": faust_credentials(settings.broker),
         "web_port": settings.web_port,
+        "web_bind": settings.web_host,
+        # the worker's name in the group (Faust's canonical URL), not the bind address
         "web_host": "127.0.0.1" if embedded else None,
         "topic_partitions": settings.topics.partitions,
-        "topic_replication_factor": 1 if embedded else 3,
+        "topic_replication_factor": settings.topics.replication_factor_for(embedded=embedded),
         "table_standby_replicas": 0,
         "producer_acks": -1,
         # a too_large record (> 1 MiB) is copied whole to the dead-letter topic

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from cxpulse.agents.kafka.security import EXIT_UNREACHABLE, BrokerError
 from cxpulse.agents.tools.broker import EmbeddedBroker, ensure_topics, free_port, wait_for_kafka
 
 pytestmark = pytest.mark.integration
@@ -68,8 +69,14 @@ async def test_ensure_topics_creates_partitions_and_is_idempotent(
 
 async def test_wait_for_kafka_answers_and_times_out(broker: EmbeddedBroker) -> None:
     await wait_for_kafka(broker.bootstrap, timeout=5)
-    with pytest.raises(TimeoutError):
-        await wait_for_kafka(f"127.0.0.1:{free_port()}", timeout=0.5)
+    port = free_port()
+    with pytest.raises(BrokerError) as refused:
+        await wait_for_kafka(f"127.0.0.1:{port}", timeout=0.5)
+    assert refused.value.exit_code == EXIT_UNREACHABLE
+    assert str(refused.value) == (
+        f"cannot connect to 127.0.0.1:{port}: connection refused (tried for 1s)"
+        " — check [broker] url (or --broker)"
+    )
 
 
 def test_stop_leaves_no_process_and_is_idempotent() -> None:

@@ -47,7 +47,7 @@ def test_the_worker_refuses_to_start_without_them(
     from faust.stores import rocksdb
 
     monkeypatch.delattr(rocksdb.Store, "_visible_items")
-    assert main(["worker", "--broker", "kafka://127.0.0.1:1"]) == 3
+    assert main(["worker", "--broker", "kafka://127.0.0.1:1"]) == 6
     assert "_visible_items" in capsys.readouterr().err
 
 
