@@ -25,7 +25,7 @@ demo: $(STAMP)  ## embedded broker + worker + synthetic traffic + live KPI view
 
 # Debian tools the tests use, as tool:package. A missing one is installed with apt-get (through
 # sudo when not root), saying so first; if that fails, the tests that need it are skipped and
-# say why (CXPULSE_SKIP_PROMTOOL=1 for promtool; the TLS tests need stunnel4, the proxy in
+# say why (SKIP_PROMTOOL=1 for promtool; the TLS tests need stunnel4, the proxy in
 # front of the embedded broker).
 DEB_TOOLS := promtool:prometheus stunnel4:stunnel4
 
@@ -43,7 +43,7 @@ tools:  ## install the Debian tools the tests use (apt-get, sudo when not root)
 test: $(STAMP) tools  ## lint, type-check and run the whole suite (real broker included)
 	$(BIN)/ruff check streams agents schemas tests benchmarks
 	$(BIN)/mypy
-	CXPULSE_SKIP_PROMTOOL=$$(command -v promtool >/dev/null || echo 1) $(BIN)/pytest -q
+	if command -v promtool >/dev/null; then $(BIN)/pytest -q; else SKIP_PROMTOOL=1 $(BIN)/pytest -q; fi
 
 lint: $(STAMP)  ## ruff + mypy only
 	$(BIN)/ruff check streams agents schemas tests benchmarks

@@ -78,14 +78,14 @@ CX_NAME = re.compile(r"(?<![A-Za-z0-9_:.])cx[_:][A-Za-z0-9_:]*")
 
 def promtool() -> str:
     """The promtool binary. Missing is a failure (make test installs it), unless
-    CXPULSE_SKIP_PROMTOOL=1 explicitly opts out of the promtool checks."""
-    if os.environ.get("CXPULSE_SKIP_PROMTOOL") == "1":
-        pytest.skip("CXPULSE_SKIP_PROMTOOL=1")
+    SKIP_PROMTOOL=1 explicitly opts out of the promtool checks."""
+    if os.environ.get("SKIP_PROMTOOL") == "1":
+        pytest.skip("SKIP_PROMTOOL=1")
     path = shutil.which("promtool")
     if path is None:
         pytest.fail(
             "promtool is not on PATH: `make test` installs it (Debian package "
-            "`prometheus`); set CXPULSE_SKIP_PROMTOOL=1 to skip these checks on purpose"
+            "`prometheus`); set SKIP_PROMTOOL=1 to skip these checks on purpose"
         )
     return path
 
