@@ -180,7 +180,7 @@ class PartitionProcessor:
                 continue
             if kind == "b":
                 grid, start, label = rest.split("|", 2)
-                proc.buckets[(int(grid), int(start), label)] = value
+                proc.buckets[(int(grid), int(start), label)] = family.aggregate.fit(value)
             elif kind == "e":
                 proc.entities[rest] = value
                 proc._schedule(rest, value)
