@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import math
+import statistics
 
 import orjson
 import pytest
 from cxpulse.agents.cli import DEMO_CART_PACE, DEMO_TICKET_PACE
 from cxpulse.agents.tools.replay import TICKET_STEPS, DemoTraffic
-from cxpulse.agents.tools.traffic import CartTraffic, TicketTraffic, is_first_response
+from cxpulse.agents.tools.traffic import (
+    CartTraffic,
+    SurveyTraffic,
+    TicketTraffic,
+    is_first_response,
+)
 from cxpulse.schemas.events import Invalid, parse_cart, parse_survey, parse_ticket
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -154,3 +160,24 @@ def test_the_broken_checkout_fails_every_purchase_on_its_channel_from_the_incide
     assert not [e for _, e in after_hit if e["type"] == "purchased" and e["channel"] == "app"]
     assert [e for _, e in after_hit if e["type"] == "purchased" and e["channel"] == "web"]
     assert hit.carts.broken_channel == "app" and hit.surveys.incident_channel == "app"
+
+
+def test_survey_answers_of_a_response_correlate_with_the_overall_experience() -> None:
+    """The demo shows SPEC §3.1's correlations: positive with nps and repurchase,
+    negative with switch (a happy customer does not want to switch)."""
+    traffic = SurveyTraffic(seed=5)
+    responses: dict[str, dict[str, int]] = {}
+    for i in range(3000):
+        for ev in traffic.events_at(T0 + i * 1000):
+            if ev["type"] == "answer":
+                responses.setdefault(ev["response_id"], {})[ev["question"]] = ev["score"]
+    r = {}
+    for question in ("nps", "switch", "repurchase"):
+        pairs = [
+            (a["overall"], a[question])
+            for a in responses.values()
+            if {"overall", question} <= set(a)
+        ]
+        assert len(pairs) > 500
+        r[question] = statistics.correlation(*zip(*pairs, strict=True))
+    assert r["nps"] > 0.35 and r["repurchase"] > 0.35 and r["switch"] < -0.35, r
