@@ -22,7 +22,7 @@ from pathlib import Path
 from cxpulse.agents.tools.broker import free_port
 
 #: The project's rules, when cxpulse runs from its source tree (an editable install).
-RULES_DIR = Path(__file__).resolve().parents[1] / "deploy" / "prometheus"
+RULES_DIR = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 RULE_FILES = ("recording_rules.yml", "alerting_rules.yml")
 
 

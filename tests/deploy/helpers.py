@@ -43,6 +43,8 @@ KPI_GAUGES = frozenset(
         "cx_ticket_reopen_ratio",
         "cx_ticket_complaints",
         "cx_tickets_created",
+        "cx_average_order_value",
+        "cx_experience_correlation",
     }
     | {
         f"cx_ticket_{what}_seconds{business}{mean}"
