@@ -8,9 +8,9 @@ answer):
 
 * ``first_ts``, ``labels``: its first answer's time and segments (it counts once
   in ``response_rate``, there);
-* ``firsts``: the first answer (``[ts, score]`` or ``None``) to ``overall``,
-  ``nps``, ``switch`` and ``repurchase``, the inputs of the correlation pairs,
-  or ``None`` while it has none;
+* ``firsts``: the first answer to ``overall``, ``nps``, ``switch`` and
+  ``repurchase`` as a flat ``[ts, score] × 4`` (``None`` for none yet), the
+  inputs of the correlation pairs, or ``None`` while it has none;
 * ``prev``: the previous incarnation ``[first_ts, labels, firsts]``, while an
   answer of it can still arrive (see :meth:`SurveyFamily.observe`).
 """
@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from cxpulse.schemas.events import SurveyEvent, parse_survey
+from cxpulse.schemas.events import SCORE_RANGES, SurveyEvent, parse_survey
 from cxpulse.streams.aggregates import AggregateSpec
 from cxpulse.streams.families.survey.metrics import (
     CORRELATIONS,
@@ -35,10 +35,27 @@ from cxpulse.streams.family import Kpi, ObserveContext
 _INVITATION = ((S.INVITATIONS, 1),)
 _RESPONSE = ((S.RESPONSES, 1),)
 _UNRESPONSE = ((S.RESPONSES, -1),)
-#: index in ``firsts`` of each question a correlation pairs (``overall`` is x)
-_PAIRED = {"overall": 0, "nps": 1, "switch": 2, "repurchase": 3}
-#: per correlation (in ``firsts`` order from 1): its first counter slot
-_BASES = tuple(base for _, base, _ in CORRELATIONS)
+#: offset in ``firsts`` of each question a correlation pairs (``overall``, x, first)
+_PAIRED = {"overall": 0, "nps": 2, "switch": 4, "repurchase": 6}
+#: per correlation: its offset in ``firsts`` and its first counter slot
+_OTHERS = tuple((2 * (i + 1), base) for i, (_, base, _) in enumerate(CORRELATIONS))
+_NO_FIRSTS: tuple[Any, ...] = (None,) * 8
+#: the counter increments of each answer, by question and score (a lookup, not a call, per
+#: answer), and of a response's first answer (the answer's and the response's)
+_ANSWER = {
+    q: {score: answer_deltas(q, score) for score in range(lo, hi + 1)}
+    for q, (lo, hi) in SCORE_RANGES.items()
+}
+_FIRST_ANSWER = {
+    q: {score: (*deltas, *_RESPONSE) for score, deltas in by_score.items()}
+    for q, by_score in _ANSWER.items()
+}
+#: per correlation: its offset in ``firsts`` and its pair increments by overall, other score
+#: (scores are 0..10 for both: SCORE_RANGES, validated on input)
+_PAIR_TABLES = tuple(
+    (i, tuple(tuple(pair_deltas(base, x, y) for y in range(11)) for x in range(11)))
+    for i, base in _OTHERS
+)
 
 Incarnation = list[Any]  # [first_ts, labels] + optional [firsts]
 
@@ -51,19 +68,14 @@ def _compose(inc: Sequence[Any], prev: Sequence[Any] | None) -> list[Any]:
     return [inc[0], inc[1], firsts, _compose(prev, None)]
 
 
-def _has_overall(firsts: Sequence[Any] | None) -> bool:
-    return firsts is not None and firsts[0] is not None
-
-
 def _pairs(firsts: Sequence[Any] | None) -> list[tuple[int, int, int] | None]:
     """Each correlation's pair ``(attribution ts, x, y)``, or ``None`` without one."""
     if firsts is None or firsts[0] is None:
         return [None, None, None]
-    ot, x = firsts[0]
-    out: list[tuple[int, int, int] | None] = []
-    for other in firsts[1:]:
-        out.append(None if other is None else (max(ot, other[0]), x, other[1]))
-    return out
+    ot, x = firsts[0], firsts[1]
+    return [
+        None if firsts[i] is None else (max(ot, firsts[i]), x, firsts[i + 1]) for i, _ in _OTHERS
+    ]
 
 
 class SurveyFamily:
@@ -86,6 +98,15 @@ class SurveyFamily:
 
     def __init__(self, horizon_ms: int) -> None:
         self.horizon_ms = horizon_ms
+        #: one shared list per segment tuple for the responses' ``labels`` (never changed
+        #: in place): less memory, and an identity test where the pairs ride along
+        self._homes: dict[tuple[str, ...], list[str]] = {}
+
+    def _home(self, labels: tuple[str, ...]) -> list[str]:
+        home = self._homes.get(labels)
+        if home is None:
+            home = self._homes[labels] = list(labels)
+        return home
 
     def observe(self, event: SurveyEvent, ctx: ObserveContext) -> None:
         labels = ctx.labels(event)
@@ -93,33 +114,100 @@ class SurveyFamily:
         if event.type == "invitation_sent":
             ctx.add(ts, labels, _INVITATION)
             return
-        assert event.question is not None and event.score is not None
-        deltas = answer_deltas(event.question, event.score)
-        if deltas:
-            ctx.add(ts, labels, deltas)
+        question, score = event.question, event.score
+        assert question is not None and score is not None
         key = event.response_id
         value = ctx.entity(key)
-        slot = _PAIRED.get(event.question)
+        at = _PAIRED.get(question)
         if value is None or ts >= value[0] + self.horizon_ms:
             # A new response, or one forgotten by now in event time (its horizon is
             # behind this answer; the entity may linger until the batch's end). The old
             # incarnation stays while an answer of it could still come (it is dropped
             # when the watermark passes its horizon), so such an answer finds it.
-            ctx.add(ts, labels, _RESPONSE)
-            new: Incarnation = [ts, list(labels)]
-            if slot is not None:
-                firsts: list[Any] = [None, None, None, None]
-                firsts[slot] = [ts, event.score]
-                new.append(firsts)
-            ctx.set_entity(key, _compose(new, None if value is None else value[:3]))
+            ctx.add(ts, labels, _FIRST_ANSWER[question][score])
+            if at is None:
+                new: Incarnation = [ts, self._home(labels)]
+            else:
+                fresh = list(_NO_FIRSTS)
+                fresh[at], fresh[at + 1] = ts, score
+                new = [ts, self._home(labels), fresh]
+            ctx.set_entity(key, new if value is None else _compose(new, value[:3]))
             return
+        deltas = _ANSWER[question][score]
+        if ts < value[0] or (len(value) > 3 and ts < value[3][0] + self.horizon_ms):
+            # out of order before the response's first answer, or an answer of the
+            # previous incarnation: the general (rarer) path
+            if deltas:
+                ctx.add(ts, labels, deltas)
+            self._reorder(key, value, ts, labels, at, score, ctx)
+            return
+        if at is None:
+            if deltas:
+                ctx.add(ts, labels, deltas)
+            return
+        firsts = value[2] if len(value) > 2 else None
+        if firsts is None:  # the response's first paired answer: nothing to pair with yet
+            if deltas:
+                ctx.add(ts, labels, deltas)
+            fresh = list(_NO_FIRSTS)
+            fresh[at], fresh[at + 1] = ts, score
+            ctx.set_entity(key, [value[0], value[1], fresh, *value[3:]])
+            return
+        held = firsts[at]
+        if held is not None:
+            if deltas:
+                ctx.add(ts, labels, deltas)
+            if ts < held:  # an earlier first answer replaces the held one
+                self._reorder(key, value, ts, labels, at, score, ctx)
+            return
+        # The first answer to this question (the common case): new pairs, nothing to take
+        # back. A pair at this answer's time in the same segments rides on its ``add``.
+        new_firsts = firsts.copy()
+        new_firsts[at], new_firsts[at + 1] = ts, score
+        home = value[1]  # the response's segments: its pairs count there
+        here = deltas
+        if at == 0:
+            for i, table in _PAIR_TABLES:
+                other = new_firsts[i]
+                if other is not None:
+                    pair = table[score][new_firsts[i + 1]]
+                    if other <= ts:
+                        here = here + pair
+                    else:
+                        ctx.add(other, home, pair)
+        elif new_firsts[0] is not None:
+            pair = _PAIR_TABLES[at // 2 - 1][1][new_firsts[1]][score]
+            if new_firsts[0] <= ts:
+                here = here + pair
+            else:
+                ctx.add(new_firsts[0], home, pair)
+        if here is deltas or home is self._homes.get(labels) or tuple(home) == labels:
+            if here:
+                ctx.add(ts, labels, here)
+        else:
+            if deltas:
+                ctx.add(ts, labels, deltas)
+            ctx.add(ts, home, here[len(deltas) :])
+        ctx.set_entity(key, [value[0], home, new_firsts, *value[3:]])
+
+    def _reorder(
+        self,
+        key: str,
+        value: Sequence[Any],
+        ts: int,
+        labels: tuple[str, ...],
+        at: int | None,
+        score: int,
+        ctx: ObserveContext,
+    ) -> None:
+        """An answer before the response's first, or of the previous incarnation."""
         prev = value[3] if len(value) > 3 else None
         if prev is not None and ts < prev[0] + self.horizon_ms:
-            changed = self._answer(prev, ts, labels, slot, event.score, ctx)
+            changed = self._answer(prev, ts, labels, at, score, ctx)
             if changed is not None:
                 ctx.set_entity(key, _compose(value[:3], changed))
             return
-        changed = self._answer(value, ts, labels, slot, event.score, ctx)
+        changed = self._answer(value, ts, labels, at, score, ctx)
         if changed is not None:
             ctx.set_entity(key, _compose(changed, prev))
 
@@ -127,45 +215,40 @@ class SurveyFamily:
         self,
         inc: Sequence[Any],
         ts: int,
-        labels: Sequence[str],
-        slot: int | None,
+        labels: tuple[str, ...],
+        at: int | None,
         score: int,
         ctx: ObserveContext,
     ) -> Incarnation | None:
-        """Apply one answer to an incarnation; its new value, or ``None`` when unchanged."""
+        """Apply one answer to an incarnation (any case); its new value, or ``None`` when
+        unchanged. Pairs that change are taken back where they were and added anew."""
         first_ts, old_labels = inc[0], inc[1]
         firsts = inc[2] if len(inc) > 2 else None
         new_firsts = firsts
-        if slot is not None:
-            held = None if firsts is None else firsts[slot]
-            if held is None or ts < held[0]:
-                new_firsts = [None, None, None, None] if firsts is None else list(firsts)
-                new_firsts[slot] = [ts, score]
+        if at is not None and (firsts is None or firsts[at] is None or ts < firsts[at]):
+            new_firsts = list(_NO_FIRSTS) if firsts is None else list(firsts)
+            new_firsts[at], new_firsts[at + 1] = ts, score
         new_labels = old_labels
         if ts < first_ts:
             ctx.add(first_ts, old_labels, _UNRESPONSE)
-            new_labels = list(labels)
+            new_labels = self._home(labels)
             ctx.add(ts, new_labels, _RESPONSE)
             first_ts = ts
         elif new_firsts is firsts:
             return None
-        if _has_overall(firsts) or _has_overall(new_firsts):
-            moved = new_labels != old_labels
-            old_pairs, new_pairs = _pairs(firsts), _pairs(new_firsts)
-            for base, old, cur in zip(_BASES, old_pairs, new_pairs, strict=True):
-                if old == cur and not moved:
-                    continue
-                if old is not None:
-                    ctx.add(old[0], old_labels, pair_deltas(base, old[1], old[2], -1))
-                if cur is not None:
-                    ctx.add(cur[0], new_labels, pair_deltas(base, cur[1], cur[2]))
+        moved = new_labels != old_labels
+        for (_, base), old, cur in zip(_OTHERS, _pairs(firsts), _pairs(new_firsts), strict=True):
+            if old == cur and not moved:
+                continue
+            if old is not None:
+                ctx.add(old[0], old_labels, pair_deltas(base, old[1], old[2], -1))
+            if cur is not None:
+                ctx.add(cur[0], new_labels, pair_deltas(base, cur[1], cur[2]))
         return [first_ts, new_labels] if new_firsts is None else [first_ts, new_labels, new_firsts]
 
     def wake_at(self, value: Any) -> int | None:
         """A response is forgotten the dedup horizon after its first answer."""
-        if len(value) > 3 and value[3] is not None:
-            return int(value[3][0]) + self.horizon_ms
-        return int(value[0]) + self.horizon_ms
+        return (value[3][0] if len(value) > 3 else value[0]) + self.horizon_ms
 
     def on_wake(self, key: str, value: Any, watermark: int, ctx: ObserveContext) -> None:
         if value[0] + self.horizon_ms <= watermark:
