@@ -1,18 +1,22 @@
 """The survey family (SPEC §3.1): what one survey event observes.
 
-Per ``response_id`` the entity is a compact list, one *incarnation* of the
+Per ``response_id`` the entity is one flat list, one *incarnation* of the
 response (the response as remembered, for the dedup horizon after its first
 answer):
 
-``[first_ts, labels]`` or ``[first_ts, labels, firsts]`` or ``[first_ts, labels, firsts, prev]``
+``[first_ts, labels]``, or ``[first_ts, labels, *firsts]``, or ``[first_ts, labels,
+*firsts, prev]``
 
 * ``first_ts``, ``labels``: its first answer's time and segments (it counts once
   in ``response_rate``, there);
-* ``firsts``: the first answer to ``overall``, ``nps``, ``switch`` and
-  ``repurchase`` as a flat ``[ts, score] × 4`` (``None`` for none yet), the
-  inputs of the correlation pairs, or ``None`` while it has none;
-* ``prev``: the previous incarnation ``[first_ts, labels, firsts]``, while an
+* ``firsts``: eight values, the first answer to ``overall``, ``nps``, ``switch``
+  and ``repurchase`` as ``ts, score`` (``None, None`` for none yet): the inputs
+  of the correlation pairs, present once it has one of them;
+* ``prev``: the previous incarnation ``[first_ts, labels, *firsts]``, while an
   answer of it can still arrive (see :meth:`SurveyFamily.observe`).
+
+Flat, because every response lives for the horizon: one list per response, not
+two, is less memory and less work for the garbage collector.
 """
 
 from __future__ import annotations
@@ -35,10 +39,12 @@ from cxpulse.streams.family import Kpi, ObserveContext
 _INVITATION = ((S.INVITATIONS, 1),)
 _RESPONSE = ((S.RESPONSES, 1),)
 _UNRESPONSE = ((S.RESPONSES, -1),)
-#: offset in ``firsts`` of each question a correlation pairs (``overall``, x, first)
-_PAIRED = {"overall": 0, "nps": 2, "switch": 4, "repurchase": 6}
-#: per correlation: its offset in ``firsts`` and its first counter slot
-_OTHERS = tuple((2 * (i + 1), base) for i, (_, base, _) in enumerate(CORRELATIONS))
+#: where a response's first answer to each paired question is (``overall``, x, first):
+#: its ``ts`` at that index of the entity, its score after it
+_PAIRED = {"overall": 2, "nps": 4, "switch": 6, "repurchase": 8}
+#: per correlation: the index of its question's first answer and its first counter slot
+_OTHERS = tuple((4 + 2 * i, base) for i, (_, base, _) in enumerate(CORRELATIONS))
+_FIRSTS_END = 10  # the end of ``firsts``; ``prev``, if any, follows
 _NO_FIRSTS: tuple[Any, ...] = (None,) * 8
 #: the counter increments of each answer, by question and score (a lookup, not a call, per
 #: answer), and of a response's first answer (the answer's and the response's)
@@ -50,32 +56,36 @@ _FIRST_ANSWER = {
     q: {score: (*deltas, *_RESPONSE) for score, deltas in by_score.items()}
     for q, by_score in _ANSWER.items()
 }
-#: per correlation: its offset in ``firsts`` and its pair increments by overall, other score
+#: per correlation: its question's index and its pair increments by overall, other score
 #: (scores are 0..10 for both: SCORE_RANGES, validated on input)
 _PAIR_TABLES = tuple(
     (i, tuple(tuple(pair_deltas(base, x, y) for y in range(11)) for x in range(11)))
     for i, base in _OTHERS
 )
 
-Incarnation = list[Any]  # [first_ts, labels] + optional [firsts]
+Incarnation = list[Any]  # [first_ts, labels] + optional firsts
+
+
+def _incarnation(value: Sequence[Any]) -> Incarnation:
+    """An entity value without its ``prev``, in canonical form (no all-``None`` firsts)."""
+    inc = list(value[:_FIRSTS_END])
+    return inc if len(inc) > 2 and any(v is not None for v in inc[2:]) else inc[:2]
 
 
 def _compose(inc: Sequence[Any], prev: Sequence[Any] | None) -> list[Any]:
     """The entity value of an incarnation and its predecessor, in one canonical form."""
-    firsts = inc[2] if len(inc) > 2 else None
     if prev is None:
-        return [inc[0], inc[1]] if firsts is None else [inc[0], inc[1], firsts]
-    return [inc[0], inc[1], firsts, _compose(prev, None)]
+        return _incarnation(inc)
+    head = list(inc[:_FIRSTS_END]) if len(inc) > 2 else [*inc[:2], *_NO_FIRSTS]
+    return [*head, _incarnation(prev)]
 
 
-def _pairs(firsts: Sequence[Any] | None) -> list[tuple[int, int, int] | None]:
+def _pairs(inc: Sequence[Any]) -> list[tuple[int, int, int] | None]:
     """Each correlation's pair ``(attribution ts, x, y)``, or ``None`` without one."""
-    if firsts is None or firsts[0] is None:
+    if len(inc) <= 2 or inc[2] is None:
         return [None, None, None]
-    ot, x = firsts[0], firsts[1]
-    return [
-        None if firsts[i] is None else (max(ot, firsts[i]), x, firsts[i + 1]) for i, _ in _OTHERS
-    ]
+    ot, x = inc[2], inc[3]
+    return [None if inc[i] is None else (max(ot, inc[i]), x, inc[i + 1]) for i, _ in _OTHERS]
 
 
 class SurveyFamily:
@@ -125,16 +135,16 @@ class SurveyFamily:
             # incarnation stays while an answer of it could still come (it is dropped
             # when the watermark passes its horizon), so such an answer finds it.
             ctx.add(ts, labels, _FIRST_ANSWER[question][score])
-            if at is None:
-                new: Incarnation = [ts, self._home(labels)]
-            else:
-                fresh = list(_NO_FIRSTS)
-                fresh[at], fresh[at + 1] = ts, score
-                new = [ts, self._home(labels), fresh]
-            ctx.set_entity(key, new if value is None else _compose(new, value[:3]))
+            new: Incarnation = [ts, self._home(labels)]
+            if at is not None:
+                new.extend(_NO_FIRSTS)
+                new[at], new[at + 1] = ts, score
+            ctx.set_entity(key, new if value is None else _compose(new, value))
             return
         deltas = _ANSWER[question][score]
-        if ts < value[0] or (len(value) > 3 and ts < value[3][0] + self.horizon_ms):
+        if ts < value[0] or (
+            len(value) > _FIRSTS_END and ts < value[_FIRSTS_END][0] + self.horizon_ms
+        ):
             # out of order before the response's first answer, or an answer of the
             # previous incarnation: the general (rarer) path
             if deltas:
@@ -145,15 +155,14 @@ class SurveyFamily:
             if deltas:
                 ctx.add(ts, labels, deltas)
             return
-        firsts = value[2] if len(value) > 2 else None
-        if firsts is None:  # the response's first paired answer: nothing to pair with yet
+        if len(value) == 2:  # the response's first paired answer: nothing to pair with yet
             if deltas:
                 ctx.add(ts, labels, deltas)
-            fresh = list(_NO_FIRSTS)
-            fresh[at], fresh[at + 1] = ts, score
-            ctx.set_entity(key, [value[0], value[1], fresh, *value[3:]])
+            new = [*value, *_NO_FIRSTS]
+            new[at], new[at + 1] = ts, score
+            ctx.set_entity(key, new)
             return
-        held = firsts[at]
+        held = value[at]
         if held is not None:
             if deltas:
                 ctx.add(ts, labels, deltas)
@@ -162,25 +171,25 @@ class SurveyFamily:
             return
         # The first answer to this question (the common case): new pairs, nothing to take
         # back. A pair at this answer's time in the same segments rides on its ``add``.
-        new_firsts = firsts.copy()
-        new_firsts[at], new_firsts[at + 1] = ts, score
+        new = value.copy()
+        new[at], new[at + 1] = ts, score
         home = value[1]  # the response's segments: its pairs count there
         here = deltas
-        if at == 0:
+        if at == 2:
             for i, table in _PAIR_TABLES:
-                other = new_firsts[i]
+                other = new[i]
                 if other is not None:
-                    pair = table[score][new_firsts[i + 1]]
+                    pair = table[score][new[i + 1]]
                     if other <= ts:
                         here = here + pair
                     else:
                         ctx.add(other, home, pair)
-        elif new_firsts[0] is not None:
-            pair = _PAIR_TABLES[at // 2 - 1][1][new_firsts[1]][score]
-            if new_firsts[0] <= ts:
+        elif new[2] is not None:
+            pair = _PAIR_TABLES[at // 2 - 2][1][new[3]][score]
+            if new[2] <= ts:
                 here = here + pair
             else:
-                ctx.add(new_firsts[0], home, pair)
+                ctx.add(new[2], home, pair)
         if here is deltas or home is self._homes.get(labels) or tuple(home) == labels:
             if here:
                 ctx.add(ts, labels, here)
@@ -188,7 +197,7 @@ class SurveyFamily:
             if deltas:
                 ctx.add(ts, labels, deltas)
             ctx.add(ts, home, here[len(deltas) :])
-        ctx.set_entity(key, [value[0], home, new_firsts, *value[3:]])
+        ctx.set_entity(key, new)
 
     def _reorder(
         self,
@@ -201,11 +210,11 @@ class SurveyFamily:
         ctx: ObserveContext,
     ) -> None:
         """An answer before the response's first, or of the previous incarnation."""
-        prev = value[3] if len(value) > 3 else None
+        prev = value[_FIRSTS_END] if len(value) > _FIRSTS_END else None
         if prev is not None and ts < prev[0] + self.horizon_ms:
             changed = self._answer(prev, ts, labels, at, score, ctx)
             if changed is not None:
-                ctx.set_entity(key, _compose(value[:3], changed))
+                ctx.set_entity(key, _compose(value, changed))
             return
         changed = self._answer(value, ts, labels, at, score, ctx)
         if changed is not None:
@@ -222,39 +231,38 @@ class SurveyFamily:
     ) -> Incarnation | None:
         """Apply one answer to an incarnation (any case); its new value, or ``None`` when
         unchanged. Pairs that change are taken back where they were and added anew."""
-        first_ts, old_labels = inc[0], inc[1]
-        firsts = inc[2] if len(inc) > 2 else None
-        new_firsts = firsts
-        if at is not None and (firsts is None or firsts[at] is None or ts < firsts[at]):
-            new_firsts = list(_NO_FIRSTS) if firsts is None else list(firsts)
-            new_firsts[at], new_firsts[at + 1] = ts, score
-        new_labels = old_labels
-        if ts < first_ts:
-            ctx.add(first_ts, old_labels, _UNRESPONSE)
-            new_labels = self._home(labels)
-            ctx.add(ts, new_labels, _RESPONSE)
-            first_ts = ts
-        elif new_firsts is firsts:
+        old = _incarnation(inc)
+        new = old if len(old) > 2 else [*old, *_NO_FIRSTS]
+        if at is not None and (new[at] is None or ts < new[at]):
+            new = new.copy() if new is old else new
+            new[at], new[at + 1] = ts, score
+        elif ts >= old[0]:
             return None
-        moved = new_labels != old_labels
-        for (_, base), old, cur in zip(_OTHERS, _pairs(firsts), _pairs(new_firsts), strict=True):
-            if old == cur and not moved:
+        if ts < old[0]:
+            ctx.add(old[0], old[1], _UNRESPONSE)
+            new = new.copy() if new is old else new
+            new[0], new[1] = ts, self._home(labels)
+            ctx.add(ts, new[1], _RESPONSE)
+        moved = new[1] != old[1]
+        for (_, base), was, cur in zip(_OTHERS, _pairs(old), _pairs(new), strict=True):
+            if was == cur and not moved:
                 continue
-            if old is not None:
-                ctx.add(old[0], old_labels, pair_deltas(base, old[1], old[2], -1))
+            if was is not None:
+                ctx.add(was[0], old[1], pair_deltas(base, was[1], was[2], -1))
             if cur is not None:
-                ctx.add(cur[0], new_labels, pair_deltas(base, cur[1], cur[2]))
-        return [first_ts, new_labels] if new_firsts is None else [first_ts, new_labels, new_firsts]
+                ctx.add(cur[0], new[1], pair_deltas(base, cur[1], cur[2]))
+        return _incarnation(new)
 
     def wake_at(self, value: Any) -> int | None:
         """A response is forgotten the dedup horizon after its first answer."""
-        return (value[3][0] if len(value) > 3 else value[0]) + self.horizon_ms
+        prev = value[_FIRSTS_END] if len(value) > _FIRSTS_END else value
+        return prev[0] + self.horizon_ms
 
     def on_wake(self, key: str, value: Any, watermark: int, ctx: ObserveContext) -> None:
         if value[0] + self.horizon_ms <= watermark:
             ctx.drop_entity(key)
         else:  # only the previous incarnation's horizon passed
-            ctx.set_entity(key, _compose(value[:3], None))
+            ctx.set_entity(key, _incarnation(value))
 
     def kpis(self, counts: Sequence[int]) -> list[Kpi]:
         return survey_kpis(counts)
