@@ -40,6 +40,12 @@ class AggregateSpec:
             return [0] * len(self.kinds)
         return [{} if k == "hist" else 0 for k in self.kinds]
 
+    def fit(self, counts: list[Any]) -> list[Any]:
+        """Counts stored with fewer slots (before the family gained metrics), zero-padded."""
+        if len(counts) >= len(self.kinds):
+            return counts
+        return [*counts, *self.zero()[len(counts) :]]
+
     def apply(self, acc: list[Any], deltas: Deltas) -> None:
         """One observation: add to sums, raise maxima, count one in a ``hist`` bin (the delta)."""
         if self.simple:

@@ -122,6 +122,8 @@ class PartitionProcessor:
         self.entities: dict[str, Any] = {}
         #: live gauges of the family (e.g. open carts per segment), kept up to date
         self.gauges: Counter[tuple[str, str]] = Counter()
+        #: the family's gauge function, if it has one (looked up once: entities change often)
+        self._gauges_of = getattr(family, "gauges", None)
         self.dedup = DedupIndex(config.dedup_horizon_ms)
         self._wake: dict[int, set[str]] = {}  # coarse event time -> entities to wake then
         self._pending: dict[str, bytes | None] = {}  # rewrites owed after a rollback
@@ -180,7 +182,7 @@ class PartitionProcessor:
                 continue
             if kind == "b":
                 grid, start, label = rest.split("|", 2)
-                proc.buckets[(int(grid), int(start), label)] = value
+                proc.buckets[(int(grid), int(start), label)] = family.aggregate.fit(value)
             elif kind == "e":
                 proc.entities[rest] = value
                 proc._schedule(rest, value)
@@ -220,14 +222,22 @@ class PartitionProcessor:
         return self.entities.get(key)
 
     def set_entity(self, key: str, value: Any) -> None:
-        old = self.entities.get(key)
+        entities = self.entities
+        old = entities.get(key)
         if key not in self._entity_prev:
             self._entity_prev[key] = old
-        if old is not None:
-            self._count(old, -1)
-        self.entities[key] = value
-        self._count(value, 1)
-        self._schedule(key, value)
+        if self._gauges_of is not None:
+            if old is not None:
+                self._count(old, -1)
+            self._count(value, 1)
+        entities[key] = value
+        at = self.family.wake_at(value)  # as _schedule does, without the call: a hot path
+        if at is not None:
+            step = at - at % _WAKE_STEP_MS
+            keys = self._wake.get(step)
+            if keys is None:
+                keys = self._wake[step] = set()
+            keys.add(key)
 
     def drop_entity(self, key: str) -> None:
         old = self.entities.pop(key, None)
@@ -237,7 +247,7 @@ class PartitionProcessor:
             self._count(old, -1)
 
     def _count(self, value: Any, sign: int) -> None:
-        gauges = getattr(self.family, "gauges", None)
+        gauges = self._gauges_of
         if gauges is not None:
             for name_label in gauges(value):
                 self.gauges[name_label] += sign
@@ -245,7 +255,11 @@ class PartitionProcessor:
     def _schedule(self, key: str, value: Any) -> None:
         at = self.family.wake_at(value)
         if at is not None:
-            self._wake.setdefault(at - at % _WAKE_STEP_MS, set()).add(key)
+            step = at - at % _WAKE_STEP_MS
+            keys = self._wake.get(step)
+            if keys is None:  # not ``setdefault``: no empty set built per call
+                keys = self._wake[step] = set()
+            keys.add(key)
 
     def _wake_up(self, watermark: int) -> None:
         """Give every entity whose wake time the watermark reached its turn, in key order."""

@@ -95,8 +95,9 @@ class MergeState:
             if kind == "b":
                 family, label, grid, start = parts[0], "|".join(parts[1:-2]), parts[-2], parts[-1]
                 series = self._grid(family, label, int(grid))
+                fit = self.families[family].aggregate.fit
                 for src, (version, counts) in value.items():
-                    series.put(int(start), int(src), version, counts)
+                    series.put(int(start), int(src), version, fit(counts))
             elif kind == "s" and parts[0] in self.statuses:
                 p, version, max_ts, _, ack = value
                 status = PartitionStatus(p, version, max_ts, now_wall_ms, ack)
@@ -125,11 +126,12 @@ class MergeState:
         """Replace source buckets unless we already hold a newer version; return table writes."""
         writes: list[tuple[str, bytes | None]] = []
         wm = self.wm.get(family)
+        fit = self.families[family].aggregate.fit  # a snapshot of a worker not yet upgraded
         for grid, start, counts in entries:
             if wm is not None and start + self._span.get(grid, 0) <= wm:
                 continue  # every window holding it is final already
             series = self._grid(family, label, grid)
-            if series.put(start, source, version, counts):
+            if series.put(start, source, version, fit(counts)):
                 key = self.bucket_key(family, label, grid, start)
                 writes.append((key, _dump_bucket(series.bucket(start))))
         return writes

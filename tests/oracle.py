@@ -1,6 +1,6 @@
 """An independent batch computation of final KPI records and open-entity gauges, for the tests.
 
-Written from SPEC §1–§3.1 directly and deliberately naively: no buckets, no
+Written from SPEC §1–§3.3 directly and deliberately naively: no buckets, no
 sketches, no shared code with the engine. It replays each partition's records
 in order to decide duplicates and late events, then computes every (metric,
 window, segment, end) from the accepted events by brute force.
@@ -162,11 +162,73 @@ def _segments(ev: dict[str, Any]) -> list[str]:
     return ["all", f"channel={ev.get('channel') or 'unknown'}"]
 
 
+#: SPEC §3.1: correlation metric -> the question paired with ``overall``
+CORRELATIONS = {
+    "overall_recommend_r": "nps",
+    "overall_switch_r": "switch",
+    "overall_repurchase_r": "repurchase",
+}
+
+
+def correlation_pairs(
+    events: Iterable[dict[str, Any]], horizon_ms: int = HORIZON_MS
+) -> list[tuple[int, str, str, int, int]]:
+    """SPEC §3.1 pairs ``(attribution ts, metric, channel, x, y)`` from accepted events.
+
+    Each response's answers in event-time order (ties: arrival order). The response
+    is remembered for the horizon after its first answer: an answer at or after that
+    starts the response anew. Within one, a pair is the first ``overall`` answer and
+    the first answer to the other question, attributed at the later of the two, in
+    the channel of the response's first answer.
+    """
+    by_response: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for ev in sorted(events, key=lambda e: e["ts"]):  # stable
+        if ev["type"] == "answer":
+            by_response[ev["response_id"]].append(ev)
+    pairs: list[tuple[int, str, str, int, int]] = []
+    for answers in by_response.values():
+        remembered: list[list[dict[str, Any]]] = []
+        for ev in answers:
+            if not remembered or ev["ts"] >= remembered[-1][0]["ts"] + horizon_ms:
+                remembered.append([])
+            remembered[-1].append(ev)
+        for response in remembered:
+            channel = response[0].get("channel") or "unknown"
+            first: dict[str, dict[str, Any]] = {}
+            for ev in response:
+                first.setdefault(ev["question"], ev)
+            overall = first.get("overall")
+            for metric, question in CORRELATIONS.items():
+                other = first.get(question)
+                if overall is not None and other is not None:
+                    at = max(overall["ts"], other["ts"])
+                    x, y = int(overall["score"]), int(other["score"])
+                    pairs.append((at, metric, channel, x, y))
+    return pairs
+
+
+def pearson_record(xy: list[tuple[int, int]]) -> tuple[float | None, int, dict[str, Any]]:
+    """(value, n, stats) of a correlation metric over its pairs, by the SPEC's formula."""
+    n = len(xy)
+    sx, sy = sum(x for x, _ in xy), sum(y for _, y in xy)
+    sxx, syy = sum(x * x for x, _ in xy), sum(y * y for _, y in xy)
+    sxy = sum(x * y for x, y in xy)
+    var_x, var_y = n * sxx - sx**2, n * syy - sy**2
+    value = None
+    if n >= 3 and var_x != 0 and var_y != 0:
+        value = (n * sxy - sx * sy) / math.sqrt(var_x * var_y)
+    stats = {"sum_x": sx, "sum_y": sy, "sum_xx": sxx, "sum_yy": syy, "sum_xy": sxy}
+    return value, n, stats
+
+
 def survey_finals(
-    accepted: Iterable[dict[str, Any]], windows: Sequence[tuple[str, int, int]]
+    accepted: Iterable[dict[str, Any]],
+    windows: Sequence[tuple[str, int, int]],
+    horizon_ms: int = HORIZON_MS,
 ) -> dict[tuple[str, str, str, int], tuple[float | None, int, dict[str, Any]]]:
     """``{(metric, window, segment, end_ms): (value, n, stats)}`` for every window with data."""
     events = sorted(accepted, key=lambda e: e["ts"])  # stable: ties keep arrival order
+    pairs = correlation_pairs(events, horizon_ms)
     # response_rate: each response counts once, at its first answer in event time
     first_answer: dict[str, dict[str, Any]] = {}
     for ev in events:
@@ -185,6 +247,12 @@ def survey_finals(
                 chosen = [e for e in inside if seg in _segments(e)]
                 for metric, value in _metrics(chosen, first_answer).items():
                     result[(metric, name, seg, end)] = value
+            for metric in CORRELATIONS:
+                held = [p for p in pairs if p[1] == metric and end - size <= p[0] < end]
+                for seg in {"all", *(f"channel={p[2]}" for p in held)}:
+                    xy = [(p[3], p[4]) for p in held if seg in ("all", f"channel={p[2]}")]
+                    if xy:
+                        result[(metric, name, seg, end)] = pearson_record(xy)
     return result
 
 
@@ -251,7 +319,8 @@ def cart_finals(
     by_cart: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for ev in accepted:
         by_cart[ev["cart_id"]].append(ev)
-    outcomes: list[tuple[int, str, str, float]] = []  # (ts, kind, channel, value)
+    # (ts, kind, channel, value): the order value for conversions and recoveries
+    outcomes: list[tuple[int, str, str, float]] = []
     for events in by_cart.values():
         events = sorted(events, key=lambda e: e["ts"])
         session: dict[str, Any] | None = None
@@ -277,7 +346,7 @@ def cart_finals(
             if ev["type"] in ("checkout_started", "purchased"):
                 session["co"] = True
             if ev["type"] == "purchased":
-                outcomes.append((ev["ts"], "converted", session["ch"], 0.0))
+                outcomes.append((ev["ts"], "converted", session["ch"], ev["cart_value"]))
                 session = None
         if session is not None:  # the closing heartbeat passes every timeout
             at = session["last"] + abandon_after_ms
@@ -315,6 +384,15 @@ def cart_finals(
                     stats = {"abandoned": co_ab, "converted": conv}
                     value = co_ab / (co_ab + conv)
                     result[("checkout_abandonment", name, seg, end)] = (value, co_ab + conv, stats)
+                orders = conv + count["recovered"]  # SPEC §3.2: conversions and recoveries
+                if orders:
+                    revenue = math.fsum(o[3] for o in chosen if o[1] in ("converted", "recovered"))
+                    stats = {"orders": orders, "revenue": revenue}
+                    result[("average_order_value", name, seg, end)] = (
+                        revenue / orders,
+                        orders,
+                        stats,
+                    )
     return result
 
 

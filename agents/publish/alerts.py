@@ -6,7 +6,9 @@ latest final baseline at or before the short window's end. It fires when the
 move in the rule's direction reaches the threshold (absolute, or relative to the
 baseline), the short window has at least ``min_n`` observations and, when ``z``
 is set, the difference is significant: two-proportion z for ratios of counts,
-the NPS variance ``p + d − (p − d)²`` per answer for NPS. An alert record is
+the NPS variance ``p + d − (p − d)²`` per answer for NPS, Fisher's
+``(atanh r₁ − atanh r₂) / √(1/(n₁−3) + 1/(n₂−3))`` for the correlations with the
+overall experience (other metrics have no z: their rules set ``z = 0``). An alert record is
 published on transitions only; a firing alert resolves after its condition has
 been false for 3 evaluations in a row.
 """
@@ -17,6 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from cxpulse.streams.families.survey.metrics import CORRELATIONS
 from cxpulse.streams.settings import AlertRule
 
 RESOLVE_AFTER = 3
@@ -31,6 +34,8 @@ _PROPORTIONS = {
     "ticket_sla_breach": "breached",
     "ticket_sla_breach_business": "breached",
 }
+#: Pearson correlations, compared by Fisher's z
+_CORRELATIONS = frozenset(metric for metric, _, _ in CORRELATIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +70,8 @@ def z_score(metric: str, current: dict[str, Any], baseline: dict[str, Any]) -> f
         se = math.sqrt(variance(current) / n1 + variance(baseline) / n2)
         diff = current["value"] - baseline["value"]
         return None if se == 0 else diff / se
+    if metric in _CORRELATIONS:
+        return _fisher_z(current["value"], n1, baseline["value"], n2)
     successes = _PROPORTIONS.get(metric)
     if successes is None:
         return None
@@ -72,6 +79,13 @@ def z_score(metric: str, current: dict[str, Any], baseline: dict[str, Any]) -> f
     pooled = (x1 + x2) / (n1 + n2)
     se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
     return None if se == 0 else (x1 / n1 - x2 / n2) / se
+
+
+def _fisher_z(r1: float | None, n1: int, r2: float | None, n2: int) -> float | None:
+    """Fisher's z of two independent correlations; ``None`` for |r| = 1 or n ≤ 3."""
+    if r1 is None or r2 is None or n1 <= 3 or n2 <= 3 or abs(r1) >= 1 or abs(r2) >= 1:
+        return None
+    return (math.atanh(r1) - math.atanh(r2)) / math.sqrt(1 / (n1 - 3) + 1 / (n2 - 3))
 
 
 def evaluate(

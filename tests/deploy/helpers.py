@@ -43,6 +43,8 @@ KPI_GAUGES = frozenset(
         "cx_ticket_reopen_ratio",
         "cx_ticket_complaints",
         "cx_tickets_created",
+        "cx_average_order_value",
+        "cx_experience_correlation",
     }
     | {
         # one gauge per duration, its stats under the label stat="p50|p90|mean|max"

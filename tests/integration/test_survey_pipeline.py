@@ -197,28 +197,34 @@ def _check_metrics_match_latest_records(worker: WorkerProcess) -> None:
     records = orjson.loads(body)["records"]
     samples = metric_samples(worker)
     gauges = {
-        "nps": ("cx_nps_score", "value"),
-        "csat": ("cx_csat_ratio", "value"),
-        "ces": ("cx_ces_mean_score", "value"),
-        "switch_intent": ("cx_switch_intent_ratio", "value"),
-        "repurchase_intent": ("cx_repurchase_intent_ratio", "value"),
-        "response_rate": ("cx_survey_response_ratio", "value"),
+        "nps": ("cx_nps_score", ()),
+        "csat": ("cx_csat_ratio", ()),
+        "ces": ("cx_ces_mean_score", ()),
+        "switch_intent": ("cx_switch_intent_ratio", ()),
+        "repurchase_intent": ("cx_repurchase_intent_ratio", ()),
+        "response_rate": ("cx_survey_response_ratio", ()),
+        "overall_recommend_r": ("cx_experience_correlation", (("question", "nps"),)),
+        "overall_switch_r": ("cx_experience_correlation", (("question", "switch"),)),
+        "overall_repurchase_r": ("cx_experience_correlation", (("question", "repurchase"),)),
     }
     checked = 0
+    correlations = 0
     for rec in records:
-        name, _ = gauges[rec["metric"]]
+        name, extra = gauges[rec["metric"]]
         channel = rec["segment"].partition("=")[2] or "all"
-        labels = (("channel", channel), ("window", rec["window"]))
+        labels = tuple(sorted((("channel", channel), ("window", rec["window"]), *extra)))
         if rec["value"] is None:
             assert (name, labels) not in samples
             continue
         assert samples[(name, labels)] == pytest.approx(rec["value"], rel=1e-9), (name, labels)
         checked += 1
+        correlations += name == "cx_experience_correlation"
         if rec["metric"] == "nps":
             assert samples[("cx_nps_responses", labels)] == rec["n"]
             moe = samples[("cx_nps_margin_of_error", labels)]
             assert moe == pytest.approx(rec["stats"]["moe95"], rel=1e-9)
     assert checked >= 30, f"only {checked} gauges compared"
+    assert correlations >= 3, f"only {correlations} correlation gauges compared"
 
 
 def _check_event_counters(

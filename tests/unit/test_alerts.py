@@ -72,3 +72,42 @@ def test_firing_and_resolved_alternate(conditions: list[bool]) -> None:
     )
     if state.firing:
         assert state.false_streak < RESOLVE_AFTER
+
+
+def correlation(r: float | None, n: int) -> dict[str, Any]:
+    stats = {"sum_x": 0, "sum_y": 0, "sum_xx": 0, "sum_yy": 0, "sum_xy": 0}
+    return {"value": r, "n": n, "stats": stats}
+
+
+def test_correlations_compare_by_fishers_z() -> None:
+    import math
+
+    cur, base = correlation(0.2, 50), correlation(0.6, 800)
+    expected = (math.atanh(0.2) - math.atanh(0.6)) / math.sqrt(1 / 47 + 1 / 797)
+    for metric in ("overall_recommend_r", "overall_switch_r", "overall_repurchase_r"):
+        assert z_score(metric, cur, base) == pytest.approx(expected)
+    assert z_score("overall_recommend_r", correlation(None, 2), base) is None
+    assert z_score("overall_recommend_r", correlation(1.0, 40), base) is None
+    assert z_score("overall_recommend_r", correlation(0.5, 3), base) is None
+
+
+def test_a_rule_on_the_correlation_with_the_overall_experience() -> None:
+    from cxpulse.streams.settings import AlertRule
+
+    windows = {w.name: w for w in load_settings(env={}).windows}
+    rule = AlertRule(
+        "recommend_r_drop",
+        "overall_recommend_r",
+        windows["1h/1m"],
+        windows["7d/1h"],
+        "drop",
+        0.2,
+        False,
+        30,
+        1.96,
+    )
+    base = correlation(0.6, 2000)
+    assert evaluate(rule, correlation(0.2, 60), base).condition  # a significant drop of 0.4
+    assert not evaluate(rule, correlation(0.5, 60), base).condition  # 0.1 < 0.2
+    assert not evaluate(rule, correlation(0.3, 8), base).condition  # n 8 < 30
+    assert not evaluate(rule, correlation(None, 2), base).condition  # no r yet

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 
 import orjson
 import pytest
@@ -184,3 +185,24 @@ def test_the_survey_story_does_not_depend_on_the_hour_it_starts() -> None:
         if e["type"] == "answer"
     ]
     assert moved != answers(base)
+
+
+def test_survey_answers_of_a_response_correlate_with_the_overall_experience() -> None:
+    """The demo shows SPEC §3.1's correlations: positive with nps and repurchase,
+    negative with switch (a happy customer does not want to switch)."""
+    traffic = SurveyTraffic(seed=5)
+    responses: dict[str, dict[str, int]] = {}
+    for i in range(3000):
+        for ev in traffic.events_at(T0 + i * 1000):
+            if ev["type"] == "answer":
+                responses.setdefault(ev["response_id"], {})[ev["question"]] = ev["score"]
+    r = {}
+    for question in ("nps", "switch", "repurchase"):
+        pairs = [
+            (a["overall"], a[question])
+            for a in responses.values()
+            if {"overall", question} <= set(a)
+        ]
+        assert len(pairs) > 500
+        r[question] = statistics.correlation(*zip(*pairs, strict=True))
+    assert r["nps"] > 0.35 and r["repurchase"] > 0.35 and r["switch"] < -0.35, r

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from cxpulse.streams.settings import (
+    METRICS,
     AlertRule,
     BusinessHours,
     ConfigError,
@@ -333,6 +335,31 @@ def test_env_rules_as_json(tmp_path: Path) -> None:
         2.0,
         False,
     )
+
+
+@pytest.mark.parametrize(
+    ("metric", "stat"),
+    [
+        ("overall_recommend_r", None),
+        ("overall_switch_r", None),
+        ("overall_repurchase_r", None),
+        ("average_order_value", None),
+        ("average_order_value", "revenue"),
+    ],
+)
+def test_rules_may_watch_the_correlations_and_the_average_order_value(
+    metric: str, stat: str | None, tmp_path: Path
+) -> None:
+    """Settings know every metric of the catalogue, the new ones included."""
+    fields = {"name": "r", "metric": metric, "window": "1h/1m", "baseline": "7d/1h"}
+    fields |= {"direction": "rise", "threshold": "20%", "min_n": 10}
+    if stat is not None:
+        fields["stat"] = stat
+    (only,) = load(env={"CXPULSE_ALERTS_RULES": json.dumps([fields])}, tmp=tmp_path).alerts
+    assert (only.metric, only.stat, only.relative) == (metric, stat, True)
+    assert metric in METRICS
+    typo = json.dumps([{**fields, "metric": metric + "s"}])
+    assert "alerts.rules[0].metric" in str(error(env={"CXPULSE_ALERTS_RULES": typo}, tmp=tmp_path))
 
 
 def test_env_business_hours_alone_and_per_day(tmp_path: Path) -> None:

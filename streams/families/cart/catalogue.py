@@ -33,4 +33,18 @@ METRICS: tuple[Metric, ...] = (
             ),
         ),
     ),
+    Metric(
+        "average_order_value",
+        "cart",
+        "money per order",
+        "Order value / orders, orders being conversions and recoveries",
+        ("orders", "revenue"),
+        (
+            Gauge(
+                "cx_average_order_value",
+                "Order value / orders (conversions and recoveries)",
+                "value",
+            ),
+        ),
+    ),
 )

@@ -122,7 +122,8 @@ class CartFamily:
         if kind in CHECKOUT_TYPES:
             session[3] = True
         if kind == "purchased":
-            ctx.add(ts, session[0], ((C.CONVERTED, 1), (C.CHECKOUT_CONVERTED, 1)))
+            deltas = ((C.CONVERTED, 1), (C.CHECKOUT_CONVERTED, 1), (C.CONVERTED_VALUE, micros))
+            ctx.add(ts, session[0], deltas)
             return None, None
         return session, abandoned
 

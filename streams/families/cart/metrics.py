@@ -28,6 +28,7 @@ class C:
     RECOVERED_VALUE = 4
     CHECKOUT_ABANDONED = 5
     CHECKOUT_CONVERTED = 6
+    CONVERTED_VALUE = 7  # order values of conversions (recoveries: RECOVERED_VALUE)
 
 
 SLOTS = 1 + max(v for k, v in vars(C).items() if k.isupper())
@@ -59,4 +60,9 @@ def cart_kpis(c: Sequence[int]) -> list[Kpi]:
         ab, conv = c[C.CHECKOUT_ABANDONED], c[C.CHECKOUT_CONVERTED]
         stats = {"abandoned": ab, "converted": conv}
         out.append(Kpi("checkout_abandonment", _ratio(ab, conv), ab + conv, stats))
+    orders = c[C.CONVERTED] + c[C.RECOVERED]
+    if orders:
+        revenue = (c[C.CONVERTED_VALUE] + c[C.RECOVERED_VALUE]) / MICROS
+        stats = {"orders": orders, "revenue": revenue}
+        out.append(Kpi("average_order_value", revenue / orders, orders, stats))
     return out

@@ -4,6 +4,32 @@ from __future__ import annotations
 
 from cxpulse.streams.catalogue import Gauge, Metric
 
+_CORRELATION_STATS = ("sum_x", "sum_y", "sum_xx", "sum_yy", "sum_xy")
+#: one gauge for the three correlations, told apart by the ``question`` label
+_CORRELATION_HELP = (
+    "Pearson r of the overall experience score with the question's score, per response"
+)
+
+
+def _correlation(metric: str, question: str, what: str) -> Metric:
+    return Metric(
+        metric,
+        "survey",
+        "r (-1..1)",
+        f"Pearson correlation of the overall score with {what} over the responses that"
+        " answered both (x = overall, y = the other score)",
+        _CORRELATION_STATS,
+        (
+            Gauge(
+                "cx_experience_correlation",
+                _CORRELATION_HELP,
+                "value",
+                (("question", question),),
+            ),
+        ),
+    )
+
+
 METRICS: tuple[Metric, ...] = (
     Metric(
         "nps",
@@ -65,4 +91,7 @@ METRICS: tuple[Metric, ...] = (
         ("responses", "invitations"),
         (Gauge("cx_survey_response_ratio", "Survey responses / invitations", "value"),),
     ),
+    _correlation("overall_recommend_r", "nps", "the likelihood to recommend (nps)"),
+    _correlation("overall_switch_r", "switch", "the likelihood to switch"),
+    _correlation("overall_repurchase_r", "repurchase", "the likelihood to repurchase"),
 )

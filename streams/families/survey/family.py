@@ -1,28 +1,105 @@
-"""The survey family (SPEC §3.1): what one survey event observes."""
+"""The survey family (SPEC §3.1): what one survey event observes.
+
+Per ``response_id`` the entity is one flat list, one *incarnation* of the
+response (the response as remembered, for the dedup horizon after its first
+answer):
+
+``[first_ts, labels]``, or ``[first_ts, labels, *firsts]``, or ``[first_ts, labels,
+*firsts, prev]``
+
+* ``first_ts``, ``labels``: its first answer's time and segments (it counts once
+  in ``response_rate``, there);
+* ``firsts``: eight values, the first answer to ``overall``, ``nps``, ``switch``
+  and ``repurchase`` as ``ts, score`` (``None, None`` for none yet): the inputs
+  of the correlation pairs, present once it has one of them;
+* ``prev``: the previous incarnation ``[first_ts, labels, *firsts]``, while an
+  answer of it can still arrive (see :meth:`SurveyFamily.observe`).
+
+Flat, because every response lives for the horizon: one list per response, not
+two, is less memory and less work for the garbage collector.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from cxpulse.schemas.events import SurveyEvent, parse_survey
+from cxpulse.schemas.events import SCORE_RANGES, SurveyEvent, parse_survey
 from cxpulse.streams.aggregates import AggregateSpec
-from cxpulse.streams.families.survey.metrics import SLOTS, S, answer_deltas, survey_kpis
+from cxpulse.streams.families.survey.metrics import (
+    CORRELATIONS,
+    SLOTS,
+    S,
+    answer_deltas,
+    pair_deltas,
+    survey_kpis,
+)
 from cxpulse.streams.family import Kpi, ObserveContext
 
 _INVITATION = ((S.INVITATIONS, 1),)
 _RESPONSE = ((S.RESPONSES, 1),)
 _UNRESPONSE = ((S.RESPONSES, -1),)
+#: where a response's first answer to each paired question is (``overall``, x, first):
+#: its ``ts`` at that index of the entity, its score after it
+_PAIRED = {"overall": 2, "nps": 4, "switch": 6, "repurchase": 8}
+#: per correlation: the index of its question's first answer and its first counter slot
+_OTHERS = tuple((4 + 2 * i, base) for i, (_, base, _) in enumerate(CORRELATIONS))
+_FIRSTS_END = 10  # the end of ``firsts``; ``prev``, if any, follows
+_NO_FIRSTS: tuple[Any, ...] = (None,) * 8
+#: the counter increments of each answer, by question and score (a lookup, not a call, per
+#: answer), and of a response's first answer (the answer's and the response's)
+_ANSWER = {
+    q: {score: answer_deltas(q, score) for score in range(lo, hi + 1)}
+    for q, (lo, hi) in SCORE_RANGES.items()
+}
+_FIRST_ANSWER = {
+    q: {score: (*deltas, *_RESPONSE) for score, deltas in by_score.items()}
+    for q, by_score in _ANSWER.items()
+}
+#: per correlation: its question's index and its pair increments by overall, other score
+#: (scores are 0..10 for both: SCORE_RANGES, validated on input)
+_PAIR_TABLES = tuple(
+    (i, tuple(tuple(pair_deltas(base, x, y) for y in range(11)) for x in range(11)))
+    for i, base in _OTHERS
+)
+
+Incarnation = list[Any]  # [first_ts, labels] + optional firsts
+
+
+def _incarnation(value: Sequence[Any]) -> Incarnation:
+    """An entity value without its ``prev``, in canonical form (no all-``None`` firsts)."""
+    inc = list(value[:_FIRSTS_END])
+    return inc if len(inc) > 2 and any(v is not None for v in inc[2:]) else inc[:2]
+
+
+def _compose(inc: Sequence[Any], prev: Sequence[Any] | None) -> list[Any]:
+    """The entity value of an incarnation and its predecessor, in one canonical form."""
+    if prev is None:
+        return _incarnation(inc)
+    head = list(inc[:_FIRSTS_END]) if len(inc) > 2 else [*inc[:2], *_NO_FIRSTS]
+    return [*head, _incarnation(prev)]
+
+
+def _pairs(inc: Sequence[Any]) -> list[tuple[int, int, int] | None]:
+    """Each correlation's pair ``(attribution ts, x, y)``, or ``None`` without one."""
+    if len(inc) <= 2 or inc[2] is None:
+        return [None, None, None]
+    ot, x = inc[2], inc[3]
+    return [None if inc[i] is None else (max(ot, inc[i]), x, inc[i + 1]) for i, _ in _OTHERS]
 
 
 class SurveyFamily:
-    """Answers and invitations; a response counts once, at its first answer in event time.
+    """Answers and invitations; see the module docstring for the state per response.
 
-    Entity state per ``response_id``: ``[first_ts, labels]``. When an earlier
+    A response counts once, at its first answer in event time. When an earlier
     answer of the same response arrives out of order (within the lateness), the
-    response moves to it: −1 at the old time and segment, +1 at the new one. Both
-    are above the partition watermark, so no final window is touched. A response
-    is remembered for the dedup horizon (default 24 h) after its first answer.
+    response moves to it: −1 at the old time and segment, +1 at the new one. A
+    correlation pair is the response's first ``overall`` answer with its first
+    answer to the other question; when either is replaced by an earlier one, or
+    the response's segment moves, the old pair is taken back at its old
+    attribution and segment and the new one added. Every time touched is at or
+    above the partition watermark (the earlier answer was not late, and the pair
+    it replaces is later still), so no final window changes.
     """
 
     name = "survey"
@@ -31,31 +108,161 @@ class SurveyFamily:
 
     def __init__(self, horizon_ms: int) -> None:
         self.horizon_ms = horizon_ms
+        #: one shared list per segment tuple for the responses' ``labels`` (never changed
+        #: in place): less memory, and an identity test where the pairs ride along
+        self._homes: dict[tuple[str, ...], list[str]] = {}
+
+    def _home(self, labels: tuple[str, ...]) -> list[str]:
+        home = self._homes.get(labels)
+        if home is None:
+            home = self._homes[labels] = list(labels)
+        return home
 
     def observe(self, event: SurveyEvent, ctx: ObserveContext) -> None:
         labels = ctx.labels(event)
+        ts = event.ts
         if event.type == "invitation_sent":
-            ctx.add(event.ts, labels, _INVITATION)
+            ctx.add(ts, labels, _INVITATION)
             return
-        assert event.question is not None and event.score is not None
-        deltas = answer_deltas(event.question, event.score)
-        if deltas:
-            ctx.add(event.ts, labels, deltas)
-        first = ctx.entity(event.response_id)
-        if first is None:
-            ctx.add(event.ts, labels, _RESPONSE)
-            ctx.set_entity(event.response_id, [event.ts, list(labels)])
-        elif event.ts < first[0]:
-            ctx.add(first[0], tuple(first[1]), _UNRESPONSE)
-            ctx.add(event.ts, labels, _RESPONSE)
-            ctx.set_entity(event.response_id, [event.ts, list(labels)])
+        question, score = event.question, event.score
+        assert question is not None and score is not None
+        key = event.response_id
+        value = ctx.entity(key)
+        at = _PAIRED.get(question)
+        if value is None or ts >= value[0] + self.horizon_ms:
+            # A new response, or one forgotten by now in event time (its horizon is
+            # behind this answer; the entity may linger until the batch's end). The old
+            # incarnation stays while an answer of it could still come (it is dropped
+            # when the watermark passes its horizon), so such an answer finds it.
+            ctx.add(ts, labels, _FIRST_ANSWER[question][score])
+            new: Incarnation = [ts, self._home(labels)]
+            if at is not None:
+                new.extend(_NO_FIRSTS)
+                new[at], new[at + 1] = ts, score
+            ctx.set_entity(key, new if value is None else _compose(new, value))
+            return
+        deltas = _ANSWER[question][score]
+        if ts < value[0] or (
+            len(value) > _FIRSTS_END and ts < value[_FIRSTS_END][0] + self.horizon_ms
+        ):
+            # out of order before the response's first answer, or an answer of the
+            # previous incarnation: the general (rarer) path
+            if deltas:
+                ctx.add(ts, labels, deltas)
+            self._reorder(key, value, ts, labels, at, score, ctx)
+            return
+        if at is None:
+            if deltas:
+                ctx.add(ts, labels, deltas)
+            return
+        if len(value) == 2:  # the response's first paired answer: nothing to pair with yet
+            if deltas:
+                ctx.add(ts, labels, deltas)
+            new = [*value, *_NO_FIRSTS]
+            new[at], new[at + 1] = ts, score
+            ctx.set_entity(key, new)
+            return
+        held = value[at]
+        if held is not None:
+            if deltas:
+                ctx.add(ts, labels, deltas)
+            if ts < held:  # an earlier first answer replaces the held one
+                self._reorder(key, value, ts, labels, at, score, ctx)
+            return
+        # The first answer to this question (the common case): new pairs, nothing to take
+        # back. A pair at this answer's time in the same segments rides on its ``add``.
+        new = value.copy()
+        new[at], new[at + 1] = ts, score
+        home = value[1]  # the response's segments: its pairs count there
+        here = deltas
+        if at == 2:
+            for i, table in _PAIR_TABLES:
+                other = new[i]
+                if other is not None:
+                    pair = table[score][new[i + 1]]
+                    if other <= ts:
+                        here = here + pair
+                    else:
+                        ctx.add(other, home, pair)
+        elif new[2] is not None:
+            pair = _PAIR_TABLES[at // 2 - 2][1][new[3]][score]
+            if new[2] <= ts:
+                here = here + pair
+            else:
+                ctx.add(new[2], home, pair)
+        if here is deltas or home is self._homes.get(labels) or tuple(home) == labels:
+            if here:
+                ctx.add(ts, labels, here)
+        else:
+            if deltas:
+                ctx.add(ts, labels, deltas)
+            ctx.add(ts, home, here[len(deltas) :])
+        ctx.set_entity(key, new)
+
+    def _reorder(
+        self,
+        key: str,
+        value: Sequence[Any],
+        ts: int,
+        labels: tuple[str, ...],
+        at: int | None,
+        score: int,
+        ctx: ObserveContext,
+    ) -> None:
+        """An answer before the response's first, or of the previous incarnation."""
+        prev = value[_FIRSTS_END] if len(value) > _FIRSTS_END else None
+        if prev is not None and ts < prev[0] + self.horizon_ms:
+            changed = self._answer(prev, ts, labels, at, score, ctx)
+            if changed is not None:
+                ctx.set_entity(key, _compose(value, changed))
+            return
+        changed = self._answer(value, ts, labels, at, score, ctx)
+        if changed is not None:
+            ctx.set_entity(key, _compose(changed, prev))
+
+    def _answer(
+        self,
+        inc: Sequence[Any],
+        ts: int,
+        labels: tuple[str, ...],
+        at: int | None,
+        score: int,
+        ctx: ObserveContext,
+    ) -> Incarnation | None:
+        """Apply one answer to an incarnation (any case); its new value, or ``None`` when
+        unchanged. Pairs that change are taken back where they were and added anew."""
+        old = _incarnation(inc)
+        new = old if len(old) > 2 else [*old, *_NO_FIRSTS]
+        if at is not None and (new[at] is None or ts < new[at]):
+            new = new.copy() if new is old else new
+            new[at], new[at + 1] = ts, score
+        elif ts >= old[0]:
+            return None
+        if ts < old[0]:
+            ctx.add(old[0], old[1], _UNRESPONSE)
+            new = new.copy() if new is old else new
+            new[0], new[1] = ts, self._home(labels)
+            ctx.add(ts, new[1], _RESPONSE)
+        moved = new[1] != old[1]
+        for (_, base), was, cur in zip(_OTHERS, _pairs(old), _pairs(new), strict=True):
+            if was == cur and not moved:
+                continue
+            if was is not None:
+                ctx.add(was[0], old[1], pair_deltas(base, was[1], was[2], -1))
+            if cur is not None:
+                ctx.add(cur[0], new[1], pair_deltas(base, cur[1], cur[2]))
+        return _incarnation(new)
 
     def wake_at(self, value: Any) -> int | None:
         """A response is forgotten the dedup horizon after its first answer."""
-        return int(value[0]) + self.horizon_ms
+        prev = value[_FIRSTS_END] if len(value) > _FIRSTS_END else value
+        return prev[0] + self.horizon_ms
 
     def on_wake(self, key: str, value: Any, watermark: int, ctx: ObserveContext) -> None:
-        ctx.drop_entity(key)
+        if value[0] + self.horizon_ms <= watermark:
+            ctx.drop_entity(key)
+        else:  # only the previous incarnation's horizon passed
+            ctx.set_entity(key, _incarnation(value))
 
     def kpis(self, counts: Sequence[int]) -> list[Kpi]:
         return survey_kpis(counts)

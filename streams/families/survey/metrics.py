@@ -38,9 +38,23 @@ class S:
     REPURCHASE_SUM = 15
     RESPONSES = 16
     INVITATIONS = 17
+    #: correlation pairs (x = overall, y = the other score): :data:`PAIR_SLOTS` exact sums
+    #: from each base, in the order ``n, sum_x, sum_y, sum_xx, sum_yy, sum_xy``
+    R_NPS = 18
+    R_SWITCH = 24
+    R_REPURCHASE = 30
 
 
-SLOTS = 1 + max(v for k, v in vars(S).items() if k.isupper())
+#: slots per correlation metric: n, sum_x, sum_y, sum_xx, sum_yy, sum_xy
+PAIR_SLOTS = 6
+SLOTS = S.R_REPURCHASE + PAIR_SLOTS
+#: correlation metric, its first slot, and the question paired with ``overall``
+CORRELATIONS = (
+    ("overall_recommend_r", S.R_NPS, "nps"),
+    ("overall_switch_r", S.R_SWITCH, "switch"),
+    ("overall_repurchase_r", S.R_REPURCHASE, "repurchase"),
+)
+_SUM_NAMES = ("sum_x", "sum_y", "sum_xx", "sum_yy", "sum_xy")
 
 
 def answer_deltas(question: str, score: int) -> tuple[tuple[int, int], ...]:
@@ -56,7 +70,33 @@ def answer_deltas(question: str, score: int) -> tuple[tuple[int, int], ...]:
         return ((S.SWITCH_N, 1), (S.SWITCH_TOP, int(score >= 9)), (S.SWITCH_SUM, score))
     if question == "repurchase":
         return ((S.REPURCHASE_N, 1), (S.REPURCHASE_TOP, int(score >= 9)), (S.REPURCHASE_SUM, score))
-    return ()  # "overall" feeds response_rate only
+    return ()  # "overall" feeds response_rate and the correlations (paired by the family)
+
+
+def pair_deltas(base: int, x: int, y: int, sign: int = 1) -> tuple[tuple[int, int], ...]:
+    """Counter increments for one (overall, other) pair; ``sign`` −1 takes it back."""
+    return (
+        (base, sign),
+        (base + 1, sign * x),
+        (base + 2, sign * y),
+        (base + 3, sign * x * x),
+        (base + 4, sign * y * y),
+        (base + 5, sign * x * y),
+    )
+
+
+def pearson(metric: str, n: int, sx: int, sy: int, sxx: int, syy: int, sxy: int) -> Kpi:
+    """r = (n·Σxy − Σx·Σy) / √((n·Σxx − (Σx)²)·(n·Σyy − (Σy)²)) from exact integer sums.
+
+    ``None`` when n < 3 or either variance is 0. The numerator and both variances
+    are exact integers; rounding happens once, in the square root and the division,
+    and a result a rounding step beyond ±1 is clamped to ±1.
+    """
+    vx, vy = n * sxx - sx * sx, n * syy - sy * sy
+    value: float | None = None
+    if n >= 3 and vx > 0 and vy > 0:
+        value = max(-1.0, min(1.0, (n * sxy - sx * sy) / math.sqrt(vx * vy)))
+    return Kpi(metric, value, n, dict(zip(_SUM_NAMES, (sx, sy, sxx, syy, sxy), strict=True)))
 
 
 def nps(promoters: int, passives: int, detractors: int) -> Kpi:
@@ -102,4 +142,7 @@ def survey_kpis(c: Sequence[int]) -> list[Kpi]:
         out.append(
             Kpi("response_rate", ratio(c[S.RESPONSES], c[S.INVITATIONS]), c[S.INVITATIONS], stats)
         )
+    for metric, base, _ in CORRELATIONS:
+        if c[base]:
+            out.append(pearson(metric, *c[base : base + PAIR_SLOTS]))
     return out
