@@ -45,9 +45,7 @@ def all_topics(settings: Settings) -> dict[str, int]:
 
     names = topic_names(settings)
     n = settings.topics.partitions
-    topics = {
-        name: n for name in (settings.topics.survey, settings.topics.cart, settings.topics.ticket)
-    }
+    topics = {name: n for name in settings.topics.inputs}
     topics.update(
         {names.partials: n, names.ticks: n, names.kpi: n, names.alerts: n, names.deadletter: n}
     )
