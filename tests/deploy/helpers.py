@@ -50,6 +50,18 @@ KPI_GAUGES = frozenset(
         for business in ("", "_business")
         for mean in ("", "_mean")
     }
+    | {  # the customer family (SPEC §3.4)
+        "cx_mrr",
+        "cx_customers_active",
+        "cx_customer_churn_ratio",
+        "cx_revenue_churn_ratio",
+        "cx_net_revenue_retention_ratio",
+        "cx_referral_ratio",
+        "cx_lead_conversion_ratio",
+        "cx_cac",
+        "cx_clv",
+        "cx_ltv_cac_ratio",
+    }
 )
 OPEN_GAUGES = frozenset({"cx_carts_open", "cx_tickets_open"})
 HEALTH_METRICS = frozenset(
