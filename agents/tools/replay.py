@@ -169,7 +169,7 @@ FLOOD_STEPS = (5, 10, 15)
 
 
 class DemoTraffic:
-    """Events of all three topics as the clock moves: surveys, carts, tickets, heartbeats.
+    """Events of every input topic as the clock moves: surveys, carts, tickets, customers.
 
     ``step(now)`` advances one tenth of a second of traffic and returns the events
     whose time has come (later events of a cart or ticket wait in a heap). The
@@ -183,8 +183,18 @@ class DemoTraffic:
     attributed at the reply (SPEC §3), so this is what moves their p90 at once.
     """
 
-    def __init__(self, rate: float, seed: int, ticket_pace: float, cart_pace: float = 1.0) -> None:
+    def __init__(
+        self,
+        rate: float,
+        seed: int,
+        ticket_pace: float,
+        cart_pace: float = 1.0,
+        *,
+        customers: bool = True,
+    ) -> None:
         self.rate = rate
+        #: whether SaaS customer lives (SPEC §1.5) are part of the traffic
+        self.with_customers = customers
         self.surveys = SurveyTraffic(seed=seed)
         self.carts = CartTraffic(seed=seed, pace=cart_pace)
         self.tickets = TicketTraffic(seed=seed, pace=ticket_pace)
@@ -311,9 +321,9 @@ class DemoTraffic:
         if self._tick % 4 == 0:
             for _ in range(per_step):
                 self._push(self.carts.journey(now))
-        if self._tick % CUSTOMER_STEPS == 0:
+        if self.with_customers and self._tick % CUSTOMER_STEPS == 0:
             self._push(self.customers.journey(now))
-        if self._tick % 100 == 0:  # every 10 s: the marketing spend of each channel
+        if self.with_customers and self._tick % 100 == 0:  # each channel's spend, every 10 s
             self._push(self.customers.spend(now, 100 / CUSTOMER_STEPS / len(CUSTOMER_CHANNELS)))
         self._tickets(now)
         self._tick += 1
