@@ -280,3 +280,25 @@ def test_gross_margin_is_validated(bad: str) -> None:
     assert (
         load_settings(env={"CXPULSE_CUSTOMERS_GROSS_MARGIN": "0.7"}).customers.gross_margin == 0.7
     )
+
+
+def test_an_alert_rule_can_watch_customer_churn(tmp_path: Any) -> None:
+    from cxpulse.agents.publish.alerts import evaluate
+
+    config = tmp_path / "cx.toml"
+    config.write_text(
+        "[[alerts.rules]]\nname = 'customer_churn_rise'\nmetric = 'customer_churn'\n"
+        "window = '1h/1m'\nbaseline = '7d/1h'\ndirection = 'rise'\nthreshold = 0.05\n"
+        "min_n = 50\nz = 1.96\n"
+    )
+    (rule,) = load_settings(config, env={}).alerts
+    assert rule.metric == "customer_churn"
+
+    def record(cancelled: int, active: int) -> dict[str, Any]:
+        stats = {"cancelled": cancelled, "started": 0, "active_start": active}
+        return {"value": cancelled / active, "n": active, "stats": stats}
+
+    assert evaluate(rule, record(30, 200), record(50, 2000)).condition
+    assert not evaluate(rule, record(6, 200), record(50, 2000)).condition
+    # more cancellations than customers at the start: no z, so no alert (not a proportion)
+    assert not evaluate(rule, record(300, 200), record(50, 60)).condition
