@@ -125,7 +125,7 @@ def survey_events(seed: int = 5, step_ms: float = STEP_MS) -> Iterator[dict[str,
 
 def mixed_events(seed: int = 5, step_ms: float = STEP_MS) -> Iterator[dict[str, Any]]:
     """The demo's three-topic traffic in event-time order, forever: one step at a time."""
-    traffic = DemoTraffic(rate=10.0, seed=seed, ticket_pace=1.0)
+    traffic = DemoTraffic(rate=10.0, seed=seed, ticket_pace=1.0, customers=False)
     for t in _steps(step_ms):
         yield from traffic.step(t)
 

@@ -1,4 +1,4 @@
-"""Decoders for the three input topics (SPEC §1): raw Kafka value -> typed event.
+"""Decoders for the four input topics (SPEC §1): raw Kafka value -> typed event.
 
 Each ``parse_*`` function takes the record value (``bytes`` or ``None``) and returns a
 typed event, a :class:`Heartbeat`, or an :class:`Invalid` carrying the dead-letter reason
@@ -30,6 +30,13 @@ every time:
   ``cart_value`` is any finite number ≥ 0 (kept as ``float``); a negative value is
   ``out_of_range``. A non-finite number is ``out_of_range`` (orjson never produces one,
   so it cannot come from bytes).
+* Customer events (SPEC §1.5): ``customer_id`` is required on every type but
+  ``lead_created`` and ``acquisition_spend``; ``lead_id`` on ``lead_created``; ``channel``
+  on ``lead_created``, ``signed_up`` and ``acquisition_spend`` (absent or ``null`` there is
+  ``schema``, not ``"unknown"``). ``mrr`` (subscription started / changed) and ``amount``
+  (spend) are required finite numbers ≥ 0, like ``cart_value``. The optional
+  ``lead_id`` and ``referred_by`` of ``signed_up`` are non-empty strings when present;
+  ``plan`` is any string.
 * Fields that belong to another event type are ignored, not validated (``priority`` on
   ``solved``, ``score`` on ``invitation_sent``); on the returned event they hold their
   defaults: ``question``/``score`` ``None`` unless ``answer``; ``priority`` ``"normal"``
@@ -67,6 +74,7 @@ __all__ = [
     "PARSERS",
     "REASONS",
     "CartEvent",
+    "CustomerEvent",
     "Event",
     "Heartbeat",
     "Invalid",
@@ -75,6 +83,8 @@ __all__ = [
     "TicketEvent",
     "parse_cart",
     "parse_cart_reference",
+    "parse_customer",
+    "parse_customer_reference",
     "parse_survey",
     "parse_survey_reference",
     "parse_ticket",
@@ -142,7 +152,21 @@ class TicketEvent:
     into: str | None  # None unless merged
 
 
-Event = SurveyEvent | CartEvent | TicketEvent
+@dataclass(frozen=True, slots=True)
+class CustomerEvent:
+    event_id: str
+    type: str  # one of CUSTOMER_TYPES
+    ts: int
+    channel: str
+    customer_id: str | None  # None for lead_created and acquisition_spend
+    lead_id: str | None  # lead_created (required), signed_up (optional)
+    referred_by: str | None  # signed_up only
+    mrr: float | None  # subscription_started / subscription_changed only
+    plan: str | None  # subscription_started / subscription_changed only
+    amount: float | None  # acquisition_spend only
+
+
+Event = SurveyEvent | CartEvent | TicketEvent | CustomerEvent
 
 _T = TypeVar("_T")
 
@@ -168,12 +192,28 @@ def _builder(cls: type[_T]) -> Callable[..., _T]:
 _survey_event = _builder(SurveyEvent)
 _cart_event = _builder(CartEvent)
 _ticket_event = _builder(TicketEvent)
+_customer_event = _builder(CustomerEvent)
 
 SURVEY_TYPES = frozenset({"invitation_sent", "answer"})
 CART_TYPES = frozenset({"item_added", "item_removed", "checkout_started", "purchased"})
 TICKET_TYPES = frozenset(
     {"created", "agent_reply", "customer_reply", "solved", "reopened", "closed", "merged"}
 )
+CUSTOMER_TYPES = frozenset(
+    {
+        "lead_created",
+        "signed_up",
+        "subscription_started",
+        "subscription_changed",
+        "subscription_cancelled",
+        "acquisition_spend",
+    }
+)
+#: customer event types whose ``customer_id`` is required (the others have none)
+CUSTOMER_KEYED = CUSTOMER_TYPES - {"lead_created", "acquisition_spend"}
+#: customer event types whose ``channel`` is required (the source of a lead, signup, spend)
+CHANNEL_REQUIRED = frozenset({"lead_created", "signed_up", "acquisition_spend"})
+MRR_TYPES = frozenset({"subscription_started", "subscription_changed"})
 #: question -> inclusive score range.
 SCORE_RANGES: Mapping[str, tuple[int, int]] = {
     "nps": (0, 10),
@@ -433,6 +473,67 @@ def parse_ticket_reference(value: bytes | None) -> TicketEvent | Heartbeat | Inv
     return _ticket_event(event_id, etype, ts, channel, ticket_id, priority, tags, public, via, into)
 
 
+def _money(obj: dict[str, Any], name: str) -> float | Invalid:
+    """A required number ≥ 0 (``mrr``, ``amount``): schema checks only; range by the caller."""
+    value = obj.get(name)
+    if type(value) is float:
+        return value
+    if type(value) is int:
+        return float(value)
+    if value is None:
+        return _schema(f"{name}: missing or null")
+    return _schema(f"{name}: expected a number, got {_JSON_TYPES.get(type(value), '?')}")
+
+
+def parse_customer_reference(value: bytes | None) -> CustomerEvent | Heartbeat | Invalid:
+    """Decode a ``cx.customer.events`` record (SPEC §1.5)."""
+    obj = _decode(value)
+    if isinstance(obj, Invalid):
+        return obj
+    head = _header(obj, CUSTOMER_TYPES)
+    if not isinstance(head, tuple):
+        return head
+    event_id, etype, ts, channel = head
+    customer_id = lead_id = referred_by = plan = None
+    mrr = amount = None
+    if etype in CUSTOMER_KEYED:
+        customer_id = obj.get("customer_id")
+        if type(customer_id) is not str or not customer_id:
+            return _bad_string("customer_id", customer_id)
+    if etype in CHANNEL_REQUIRED and obj.get("channel") is None:
+        return _schema("channel: missing or null")
+    if etype == "lead_created":
+        lead_id = obj.get("lead_id")
+        if type(lead_id) is not str or not lead_id:
+            return _bad_string("lead_id", lead_id)
+    elif etype == "signed_up":
+        for name in ("lead_id", "referred_by"):
+            raw = obj.get(name)
+            if raw is not None and (type(raw) is not str or not raw):
+                return _bad_string(name, raw)
+        lead_id, referred_by = obj.get("lead_id"), obj.get("referred_by")
+    elif etype in MRR_TYPES:
+        plan = obj.get("plan")
+        if plan is not None and type(plan) is not str:
+            return _bad_string("plan", plan)
+        money = _money(obj, "mrr")
+        if isinstance(money, Invalid):
+            return money
+        if not 0.0 <= money < _INF:
+            return _out_of_range_number("mrr", money)
+        mrr = money
+    elif etype == "acquisition_spend":
+        money = _money(obj, "amount")
+        if isinstance(money, Invalid):
+            return money
+        if not 0.0 <= money < _INF:
+            return _out_of_range_number("amount", money)
+        amount = money
+    return _customer_event(
+        event_id, etype, ts, channel, customer_id, lead_id, referred_by, mrr, plan, amount
+    )
+
+
 # ---------------------------------------------------------------------------- fast path
 # Every field optional here: a missing or null one is settled by the checks below (a
 # required one missing -> the reference decoder reports it). ``gc=False``: these
@@ -471,9 +572,19 @@ class _TicketWire(_Wire, forbid_unknown_fields=True, gc=False):
     into: str | None = None
 
 
+class _CustomerWire(_Wire, forbid_unknown_fields=True, gc=False):
+    customer_id: str | None = None
+    lead_id: str | None = None
+    referred_by: str | None = None
+    mrr: float | None = None
+    plan: str | None = None
+    amount: float | None = None
+
+
 _survey_wire = msgspec.json.Decoder(_SurveyWire).decode
 _cart_wire = msgspec.json.Decoder(_CartWire).decode
 _ticket_wire = msgspec.json.Decoder(_TicketWire).decode
+_customer_wire = msgspec.json.Decoder(_CustomerWire).decode
 _WireError = msgspec.DecodeError  # a ValidationError is one too
 
 
@@ -558,6 +669,54 @@ def _fast_ticket(value: bytes) -> TicketEvent | None:
     return _ticket_event(event_id, etype, ts, channel, ticket_id, priority, tags, public, via, into)
 
 
+def _fast_customer(value: bytes) -> CustomerEvent | None:
+    """The event, when ``value`` is a plain valid customer record; else ``None``.
+
+    Fields of other types must be absent (the reference ignores them; here they only
+    send the record to the reference, never change a result).
+    """
+    try:
+        w = _customer_wire(value)
+    except _WireError:
+        return None
+    etype, event_id, ts = w.type, w.event_id, parse_ts(w.ts)
+    if ts is None or event_id is None or not 0 < len(event_id) <= MAX_EVENT_ID_CHARS:
+        return None
+    if etype not in CUSTOMER_TYPES:
+        return None
+    customer_id, lead_id, referred_by = w.customer_id, w.lead_id, w.referred_by
+    mrr, plan, amount, channel = w.mrr, w.plan, w.amount, w.channel
+    if channel is None:
+        if etype in CHANNEL_REQUIRED:
+            return None
+        channel = "unknown"
+    if etype in CUSTOMER_KEYED:
+        if not customer_id:
+            return None
+    elif customer_id is not None:
+        return None
+    if etype == "signed_up":
+        if lead_id == "" or referred_by == "":
+            return None
+    elif referred_by is not None or (etype != "lead_created" and lead_id is not None):
+        return None
+    elif etype == "lead_created" and not lead_id:
+        return None
+    if etype in MRR_TYPES:
+        if mrr is None or not 0.0 <= mrr < _INF:
+            return None
+    elif mrr is not None or plan is not None:
+        return None
+    if etype == "acquisition_spend":
+        if amount is None or not 0.0 <= amount < _INF:
+            return None
+    elif amount is not None:
+        return None
+    return _customer_event(
+        event_id, etype, ts, channel, customer_id, lead_id, referred_by, mrr, plan, amount
+    )
+
+
 def parse_survey(value: bytes | None) -> SurveyEvent | Heartbeat | Invalid:
     """Decode a ``cx.survey.events`` record (SPEC §1.1): fast path, else the reference."""
     if value is not None and len(value) <= MAX_RECORD_BYTES:
@@ -585,8 +744,18 @@ def parse_ticket(value: bytes | None) -> TicketEvent | Heartbeat | Invalid:
     return parse_ticket_reference(value)
 
 
+def parse_customer(value: bytes | None) -> CustomerEvent | Heartbeat | Invalid:
+    """Decode a ``cx.customer.events`` record (SPEC §1.5): fast path, else the reference."""
+    if value is not None and len(value) <= MAX_RECORD_BYTES:
+        event = _fast_customer(value)
+        if event is not None:
+            return event
+    return parse_customer_reference(value)
+
+
 PARSERS: Mapping[str, Callable[[bytes | None], Event | Heartbeat | Invalid]] = {
     "survey": parse_survey,
     "cart": parse_cart,
     "ticket": parse_ticket,
+    "customer": parse_customer,
 }

@@ -63,10 +63,11 @@ def metric_table(metrics: Iterable[Metric]) -> dict[str, Metric]:
 def all_metrics() -> dict[str, Metric]:
     """Every metric of every family, business-time variants included, by name."""
     from cxpulse.streams.families.cart.catalogue import METRICS as CART
+    from cxpulse.streams.families.customer.catalogue import METRICS as CUSTOMER
     from cxpulse.streams.families.survey.catalogue import METRICS as SURVEY
     from cxpulse.streams.families.ticket.catalogue import METRICS as TICKET
 
-    return metric_table((*SURVEY, *CART, *TICKET))
+    return metric_table((*SURVEY, *CART, *TICKET, *CUSTOMER))
 
 
 def markdown() -> str:

@@ -8,6 +8,15 @@ partials partition holds a :class:`MergeState` for it. Replace-by-version
 makes re-sends after crashes and takeovers harmless, and because a source
 sends a bucket's snapshot before any status that lets a window containing it
 close, a window is final exactly when every partition's data for it is in.
+
+*Levels* (a family with ``levels = True``, the customers): some metrics need
+sums over all history before a time (active customers, MRR), not window sums.
+Each series already keeps the sum of the buckets it expired (its ``base``); for
+such a family that base is persisted with the expiry (``l`` records, written
+before the bucket deletions, with the bound ``upto`` they cover, so a restart
+between the two never counts a bucket twice), and windows get the all-history
+sums before their start and their end: ``level(t) = base + buckets < t``. The
+family then publishes a record for every window end, events or not.
 """
 
 from __future__ import annotations
@@ -59,6 +68,8 @@ class MergeState:
         self.proposed: dict[str, int | None] = {f: None for f in families}
         #: other state of this partition's series, by key (alert baselines and states)
         self.extras: dict[str, Any] = {}
+        #: families whose metrics need all-history sums (see the module docstring)
+        self._levels = frozenset(f for f, fam in families.items() if getattr(fam, "levels", False))
         self._span = {
             grid: max(w.size_ms for w in self.windows if w.step_ms == grid)
             for grid in {w.step_ms for w in self.windows}
@@ -70,6 +81,9 @@ class MergeState:
 
     def status_key(self, family: str, source: int) -> str:
         return f"{self.partition}|s|{family}|{source}"
+
+    def level_key(self, family: str, label: str, grid: int) -> str:
+        return f"{self.partition}|l|{family}|{label}|{grid}"
 
     def wm_key(self, family: str) -> str:
         return f"{self.partition}|w|{family}"
@@ -87,13 +101,28 @@ class MergeState:
         take every partition for idle and let the live rule close windows early.
         """
         prefix = f"{self.partition}|"
+        floors: dict[tuple[str, str, int], int] = {}  # buckets at or before are in the base
+        if self._levels:
+            for key, raw in records.items():
+                if key.startswith(f"{prefix}l|"):
+                    fam, *rest = key[len(prefix) + 2 :].split("|")
+                    if fam in self._levels:
+                        seg, step = "|".join(rest[:-1]), int(rest[-1])
+                        upto, base = orjson.loads(raw)
+                        self._grid(fam, seg, step).set_base(base)
+                        floors[(fam, seg, step)] = upto
         for key, raw in records.items():
             if not key.startswith(prefix):
                 continue
             kind, *parts = key[len(prefix) :].split("|")
+            if kind == "l":
+                continue
             value = orjson.loads(raw)
             if kind == "b":
                 family, label, grid, start = parts[0], "|".join(parts[1:-2]), parts[-2], parts[-1]
+                floor = floors.get((family, label, int(grid)))
+                if floor is not None and int(start) <= floor:
+                    continue  # expired into the base before a restart cut its deletion short
                 series = self._grid(family, label, int(grid))
                 fit = self.families[family].aggregate.fit
                 for src, (version, counts) in value.items():
@@ -201,6 +230,9 @@ class MergeState:
                 if series is None:
                     continue
                 end = current_window_end(wm, spec)
+                if family in self._levels:
+                    out.extend(self._level_kpis(family, label, spec, series, [end]))
+                    continue
                 total = series.window(end - spec.size_ms, end)
                 if total is not None:
                     out.extend(self._kpis(family, label, spec, {end: total}))
@@ -214,6 +246,10 @@ class MergeState:
             for spec in self.windows:
                 series = grids.get(spec.step_ms)
                 if series is None:
+                    continue
+                if family in self._levels:
+                    ends = _every_end(series, spec, old, new)
+                    out.extend(self._level_kpis(family, label, spec, series, ends))
                     continue
                 totals: dict[int, list[Any]] = {}
                 for end in ends_closed_between(series, spec, old, new):
@@ -233,15 +269,49 @@ class MergeState:
             for kpi in kpis(counts)
         ]
 
+    def _level_kpis(
+        self, family: str, label: str, spec: WindowSpec, series: Series, ends: Iterable[int]
+    ) -> list[WindowKpi]:
+        """KPIs from the all-history sums before each window's start and end."""
+        window_kpis = self.families[family].window_kpis  # type: ignore[attr-defined]
+        out: list[WindowKpi] = []
+        for end in ends:
+            before, after = series.level(end - spec.size_ms), series.level(end)
+            for kpi in window_kpis(before, after, spec.size_ms):
+                out.append(WindowKpi(family, kpi, spec, label, end))
+        return out
+
     def _expire(self, family: str, wm: int) -> list[tuple[str, bytes | None]]:
         writes: list[tuple[str, bytes | None]] = []
+        levels = family in self._levels
         for (fam, label), grids in self.buckets.items():
             if fam != family:
                 continue
             for grid, series in grids.items():
-                for start in series.expire(wm - self._span.get(grid, 0)):
+                upto = wm - self._span.get(grid, 0)
+                gone = series.expire(upto)
+                if levels and gone:  # the base first: see the module docstring
+                    base = dumps_kept([upto, series.base])
+                    writes.append((self.level_key(family, label, grid), base))
+                for start in gone:
                     writes.append((self.bucket_key(family, label, grid, start), None))
         return writes
+
+
+def _every_end(series: Series, spec: WindowSpec, old: int | None, new: int) -> range:
+    """Every window end ``E`` with ``old < E <= new`` from the series' first data on.
+
+    Before any watermark the first end is the one after the oldest bucket; a series
+    with a base (expired buckets) always has an ``old`` watermark.
+    """
+    step = spec.step_ms
+    if old is not None:
+        first = old - old % step + step
+    elif len(series):
+        first = next(iter(series)) + step
+    else:
+        return range(0)
+    return range(first, new - new % step + 1, step)
 
 
 def _closed(

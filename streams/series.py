@@ -106,6 +106,21 @@ class Series:
             return list(upper)
         return [a - b for a, b in zip(upper, lower, strict=True)]
 
+    @property
+    def base(self) -> list[int] | None:
+        """All-sum specs: the sum of every expired bucket (``None`` before any expired)."""
+        return self._base
+
+    def set_base(self, base: list[int] | None) -> None:
+        """Restore the sum of the buckets expired before a restart (all-sum specs)."""
+        self._base = base
+        self._prefix.clear()
+
+    def level(self, hi: int) -> list[int] | None:
+        """All-sum specs: the total of every bucket ever held starting before ``hi``
+        (expired ones included); ``None`` when there are none. Not to be changed."""
+        return self._prefix_at(bisect_left(self.starts, hi) - 1)
+
     def _prefix_at(self, i: int) -> list[int] | None:
         if i < 0:
             return self._base

@@ -54,6 +54,7 @@ __all__ = [
     "BusinessHours",
     "CartSettings",
     "ConfigError",
+    "CustomerSettings",
     "LogSettings",
     "Secret",
     "SegmentSettings",
@@ -180,6 +181,7 @@ class TopicSettings:
     survey: str = "cx.survey.events"
     cart: str = "cx.cart.events"
     ticket: str = "cx.ticket.events"
+    customer: str = "cx.customer.events"
     kpi: str = "cx.kpi"
     alerts: str = "cx.alerts"
     deadletter: str = "cx.deadletter"
@@ -197,9 +199,9 @@ class TopicSettings:
         return 1 if embedded else 3
 
     @property
-    def inputs(self) -> tuple[str, str, str]:
-        """The three input topics, in SPEC §1 order."""
-        return (self.survey, self.cart, self.ticket)
+    def inputs(self) -> tuple[str, str, str, str]:
+        """The four input topics, in SPEC §1 order."""
+        return (self.survey, self.cart, self.ticket, self.customer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +215,14 @@ class TimeSettings:
     idle_timeout_ms: int = 60_000
     max_clock_skew_ms: int = 300_000
     dedup_horizon_ms: int = 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerSettings:
+    """Customer metric parameters of SPEC §3.4 (TOML ``[customers]``)."""
+
+    #: the share of revenue that is margin (0 < gross_margin <= 1), a factor of ``clv``
+    gross_margin: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,6 +376,7 @@ class Settings:
     time: TimeSettings = TimeSettings()
     carts: CartSettings = CartSettings()
     tickets: TicketSettings = field(default_factory=TicketSettings)
+    customers: CustomerSettings = CustomerSettings()
     segments: SegmentSettings = SegmentSettings()
     alerts: tuple[AlertRule, ...] = DEFAULT_ALERT_RULES
     emit_interval_ms: int = 10_000
@@ -690,7 +701,7 @@ def _read_broker_security(t: _Table, url: str | None) -> BrokerSettings:
 def _read_topics(t: _Table) -> TopicSettings:
     d = TopicSettings()
     topics: dict[str, str] = {}  # field -> topic name
-    for name in ("survey", "cart", "ticket", "kpi", "alerts", "deadletter"):
+    for name in ("survey", "cart", "ticket", "customer", "kpi", "alerts", "deadletter"):
         topic = t.text(name, getattr(d, name))
         if not _KAFKA_NAME.match(topic) or topic in (".", ".."):
             t.fail(name, f"{topic!r} is not a valid Kafka topic name ([A-Za-z0-9._-], 1-249)")
@@ -757,6 +768,15 @@ def _read_carts(t: _Table) -> CartSettings:
     )
     t.done()
     return carts
+
+
+def _read_customers(t: _Table) -> CustomerSettings:
+    d = CustomerSettings()
+    margin = t.number("gross_margin", d.gross_margin)
+    if not 0.0 < margin <= 1.0:  # also false for NaN
+        t.fail("gross_margin", f"must be a share of revenue, 0 < gross_margin <= 1, got {margin}")
+    t.done()
+    return CustomerSettings(gross_margin=margin)
 
 
 def _parse_ranges(t: _Table, day: str, value: object) -> list[tuple[int, int]]:
@@ -988,6 +1008,7 @@ def load_settings(
         time=_read_time(root.table("time")),
         carts=_read_carts(root.table("carts")),
         tickets=_read_tickets(root.table("tickets")),
+        customers=_read_customers(root.table("customers")),
         segments=_read_segments(root.table("segments")),
         alerts=_read_alerts(root.table("alerts"), windows),
         emit_interval_ms=_read_emit_interval(root.table("emit")),

@@ -8,6 +8,7 @@ window, segment, end) from the accepted events by brute force.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -646,3 +647,192 @@ def _ticket_metrics(chosen: list[tuple[int, str, str, float]]) -> dict[str, Any]
     if kinds["created"]:
         out["tickets_created"] = (len(kinds["created"]), len(kinds["created"]), {})
     return out
+
+
+# ----------------------------------------------------------------------------- customers
+YEAR_MS = 365 * 86_400_000
+MONTH_MS = 30 * 86_400_000
+SUBSCRIPTION_TYPES = ("subscription_started", "subscription_changed", "subscription_cancelled")
+
+
+def _micros(value: float) -> int:
+    return round(value * 1_000_000)
+
+
+def _channel(ev: dict[str, Any]) -> str:
+    return ev.get("channel") or "unknown"
+
+
+@dataclass
+class _Customer:
+    """One customer from its first event (or its return after being forgotten)."""
+
+    segment: str
+    active: bool = False
+    mrr: int = 0
+    was_active: bool = False
+    cancelled_at: int | None = None
+    #: (ts, active, mrr) after each of its events, in event-time order
+    timeline: list[tuple[int, bool, int]] = field(default_factory=list)
+
+    def before(self, t: int) -> tuple[bool, int]:
+        """Its state just before ``t`` (events at ``t`` not applied)."""
+        times = [ts for ts, _, _ in self.timeline]
+        i = bisect.bisect_left(times, t)
+        if i == 0:
+            return False, 0
+        _, active, mrr = self.timeline[i - 1]
+        return active, mrr
+
+
+def customer_finals(
+    accepted: Iterable[dict[str, Any]],
+    windows: Sequence[tuple[str, int, int]],
+    upto_ms: int,
+    gross_margin: float = 1.0,
+    forget_after_ms: int = YEAR_MS,
+) -> dict[tuple[str, str, str, int], tuple[float | None, int, dict[str, Any]]]:
+    """SPEC §3.4 by brute force, for every window end up to the final watermark ``upto_ms``.
+
+    Each customer's events are replayed sorted by ``ts`` (ties: arrival) into a
+    timeline of its states; a level at ``t`` is the sum over customers of their state
+    just before ``t``.
+    """
+    events = sorted(accepted, key=lambda e: e["ts"])  # stable: ties keep arrival order
+    counted: list[tuple[int, str, str, int]] = []  # (ts, channel, kind, amount)
+    flows: list[tuple[int, str, str, int]] = []  # (ts, segment, kind, amount)
+    customers: list[_Customer] = []
+    current: dict[str, _Customer] = {}
+    for ev in events:
+        kind, ts = ev["type"], ev["ts"]
+        if kind == "lead_created":
+            counted.append((ts, _channel(ev), "leads", 1))
+            continue
+        if kind == "acquisition_spend":
+            counted.append((ts, _channel(ev), "spend", _micros(ev["amount"])))
+            counted.append((ts, _channel(ev), "spends", 1))
+            continue
+        if kind == "signed_up":
+            counted.append((ts, _channel(ev), "signups", 1))
+            if ev.get("referred_by") is not None:
+                counted.append((ts, _channel(ev), "referred", 1))
+            if ev.get("lead_id") is not None:
+                counted.append((ts, _channel(ev), "converted", 1))
+        c = current.get(ev["customer_id"])
+        if c is not None and c.cancelled_at is not None and not c.active:
+            if ts > c.cancelled_at + forget_after_ms:
+                c = None  # forgotten: this is a new customer
+        if c is None:
+            c = current[ev["customer_id"]] = _Customer(_channel(ev))
+            customers.append(c)
+        if kind in ("subscription_started", "subscription_changed"):
+            mrr = _micros(ev["mrr"])
+            if not c.active:
+                flows.append((ts, c.segment, "reactivated" if c.was_active else "new", mrr))
+                flows.append((ts, c.segment, "started", 1))
+                c.active, c.was_active, c.cancelled_at = True, True, None
+            elif mrr > c.mrr:
+                flows.append((ts, c.segment, "expansion", mrr - c.mrr))
+            elif mrr < c.mrr:
+                flows.append((ts, c.segment, "contraction", c.mrr - mrr))
+            c.mrr = mrr
+        elif kind == "subscription_cancelled" and c.active:
+            flows.append((ts, c.segment, "churned", c.mrr))
+            flows.append((ts, c.segment, "cancelled", 1))
+            c.active, c.mrr, c.cancelled_at = False, 0, ts
+        c.timeline.append((ts, c.active, c.mrr))
+    segments = {"all"} | {f"channel={x[1]}" for x in counted + flows}
+    segments |= {f"channel={c.segment}" for c in customers}
+
+    def inside(seg: str, channel: str) -> bool:
+        return seg == "all" or seg == f"channel={channel}"
+
+    result: dict[tuple[str, str, str, int], tuple[float | None, int, dict[str, Any]]] = {}
+    for name, size, step in windows:
+        for seg in sorted(segments):
+            mine = [c for c in customers if inside(seg, c.segment)]
+            starts = [ts for ts, s, kind, _ in flows if kind == "started" and inside(seg, s)]
+            ends: set[int] = set()
+            if starts:
+                first = min(starts) - min(starts) % step + step
+                ends.update(range(first, upto_ms + 1, step))
+            for ts, ch, _, _ in counted:
+                if inside(seg, ch):
+                    first = ts - ts % step + step
+                    ends.update(e for e in range(first, first + size, step) if e <= upto_ms)
+            for end in sorted(ends):
+                w: Counter[str] = Counter()
+                for ts, s, kind, amount in flows:
+                    if end - size <= ts < end and inside(seg, s):
+                        w[kind] += amount
+                for ts, ch, kind, amount in counted:
+                    if end - size <= ts < end and inside(seg, ch):
+                        w[kind] += amount
+                clv = None
+                if any(ts < end for ts in starts):
+                    start_states = [c.before(end - size) for c in mine]
+                    end_states = [c.before(end) for c in mine]
+                    a0 = sum(1 for active, _ in start_states if active)
+                    m0 = sum(m for _, m in start_states)
+                    a1 = sum(1 for active, _ in end_states if active)
+                    m1 = sum(m for _, m in end_states)
+                    money = {k: w[k] / 1e6 for k in ("new", "reactivated", "expansion")}
+                    money.update({k: w[k] / 1e6 for k in ("contraction", "churned")})
+                    result[("mrr", name, seg, end)] = (m1 / 1e6, a1, {"active": a1, **money})
+                    churn = w["cancelled"] / a0 if a0 else None
+                    result[("customer_churn", name, seg, end)] = (
+                        churn,
+                        a0,
+                        {
+                            "cancelled": w["cancelled"],
+                            "started": w["started"],
+                            "active_start": a0,
+                            "active_end": a1,
+                        },
+                    )
+                    nrr = None
+                    if m0:
+                        nrr = (m0 + w["expansion"] - w["contraction"] - w["churned"]) / m0
+                    result[("revenue_churn", name, seg, end)] = (
+                        (w["churned"] + w["contraction"]) / m0 if m0 else None,
+                        a0,
+                        {
+                            "mrr_start": m0 / 1e6,
+                            "mrr_end": m1 / 1e6,
+                            "churned": money["churned"],
+                            "contraction": money["contraction"],
+                            "expansion": money["expansion"],
+                            "new": money["new"],
+                            "nrr": nrr,
+                        },
+                    )
+                    arpa = (m1 / 1e6) / a1 if a1 else None
+                    monthly = churn * MONTH_MS / size if churn is not None else None
+                    if arpa is not None and monthly:
+                        clv = arpa * gross_margin / monthly
+                    stats = {"arpa": arpa, "monthly_churn": monthly, "gross_margin": gross_margin}
+                    result[("clv", name, seg, end)] = (clv, a0, stats)
+                signups = w["signups"]
+                if signups:
+                    result[("referral_rate", name, seg, end)] = (
+                        w["referred"] / signups,
+                        signups,
+                        {"referred": w["referred"], "signups": signups},
+                    )
+                if w["converted"] or w["leads"]:
+                    result[("lead_conversion", name, seg, end)] = (
+                        w["converted"] / w["leads"] if w["leads"] else None,
+                        w["leads"],
+                        {"converted": w["converted"], "leads": w["leads"]},
+                    )
+                if w["spends"] or signups:
+                    cac = (w["spend"] / 1e6) / signups if signups else None
+                    stats = {"spend": w["spend"] / 1e6, "signups": signups}
+                    result[("cac", name, seg, end)] = (cac, signups, stats)
+                    ratio = clv / cac if clv is not None and cac else None
+                    result[("ltv_cac", name, seg, end)] = (
+                        ratio,
+                        signups,
+                        {"clv": clv, "cac": cac},
+                    )
+    return result

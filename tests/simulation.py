@@ -32,7 +32,10 @@ class Simulation:
         self.family, self.config, self.now = family, config, now
         self.table: dict[str, bytes] = {}
         self.proc = PartitionProcessor(family, config, 0, now)
+        self.windows, self.policy = windows, policy
         self.merge = MergeState(0, {family.name: family}, windows, 1, policy)
+        #: the merge table (its writes applied in order), for :meth:`restart_merge`
+        self.merge_table: dict[str, bytes] = {}
         self.finals: dict[str, list[Any]] = {}
         self.fresh = False
 
@@ -42,6 +45,7 @@ class Simulation:
         *,
         durable_writes: int | None = None,
         sends_delivered: bool = True,
+        merge_durable: int | None = None,
     ) -> None:
         """Process a batch and deliver its effects as the worker's agent does.
 
@@ -49,7 +53,9 @@ class Simulation:
         together, and its commit record (the meta write) only once all of those
         were confirmed. A crash (``durable_writes``) leaves a prefix of the writes
         durable and, unless ``sends_delivered``, none of the sends; the commit record
-        counts as durable only if everything before it was.
+        counts as durable only if everything before it was. ``merge_durable``: the
+        merge stage crashes after publishing its finals with only that prefix of its
+        watermark writes durable, and is restored from its table.
         """
         out = self.proc.process(batch, self.now, None)
         commit = [] if out.commit is None else [out.commit]
@@ -68,21 +74,41 @@ class Simulation:
         snapshots = self.proc.live_snapshots() if self.fresh else out.snapshots
         self.fresh = False
         if sends_delivered:  # they may even outrun the changelog
-            self._send(self.proc.offset, snapshots)
+            self._send(self.proc.offset, snapshots, merge_durable)
+        if merge_durable is not None:
+            self.restart_merge()
 
     def restart(self) -> None:
         """A new worker: the processor restored from the table; it sends on its first batch."""
         self.proc = PartitionProcessor.restore(self.family, self.config, 0, self.table, self.now)
         self.fresh = True
 
-    def _send(self, version: int, snapshots: Sequence[Any]) -> None:
+    def restart_merge(self) -> None:
+        """A new owner of the merge partition: its state restored from the merge table."""
+        self.merge = MergeState(0, {self.family.name: self.family}, self.windows, 1, self.policy)
+        self.merge.restore(self.merge_table, self.now)
+
+    def _persist(self, writes: Sequence[tuple[str, bytes | None]]) -> None:
+        for key, value in writes:
+            if value is None:
+                self.merge_table.pop(key, None)
+            else:
+                self.merge_table[key] = value
+
+    def _send(
+        self, version: int, snapshots: Sequence[Any], merge_durable: int | None = None
+    ) -> None:
         by_label: dict[str, list[list[Any]]] = {}
         for s in snapshots:
             by_label.setdefault(s.label, []).append([s.grid, s.start, s.counts])
         for label, entries in by_label.items():
-            self.merge.apply_snapshot(self.family.name, 0, version, label, entries)
-        self.merge.apply_status(self.family.name, self.proc.status())
-        finals, _ = self.merge.advance(self.now)
+            self._persist(self.merge.apply_snapshot(self.family.name, 0, version, label, entries))
+        self._persist(self.merge.apply_status(self.family.name, self.proc.status()))
+        finals, writes = self.merge.advance(self.now)
+        if merge_durable is None:
+            self._persist(writes)
+        else:  # a crash of the merge stage after its finals and a prefix of its writes
+            self._persist(writes[: merge_durable % (len(writes) + 1)])
         for item in finals:
             body = [item.kpi.value, item.kpi.n, item.kpi.stats]
             self.finals.setdefault(f"{record_key(item)}|{item.end_ms}", []).append(body)

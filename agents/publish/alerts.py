@@ -33,6 +33,8 @@ _PROPORTIONS = {
     "checkout_abandonment": "abandoned",
     "ticket_sla_breach": "breached",
     "ticket_sla_breach_business": "breached",
+    # cancellations / active at the window start: may exceed 1 (see z_score)
+    "customer_churn": "cancelled",
 }
 #: Pearson correlations, compared by Fisher's z
 _CORRELATIONS = frozenset(metric for metric, _, _ in CORRELATIONS)
@@ -77,6 +79,8 @@ def z_score(metric: str, current: dict[str, Any], baseline: dict[str, Any]) -> f
         return None
     x1, x2 = current["stats"][successes], baseline["stats"][successes]
     pooled = (x1 + x2) / (n1 + n2)
+    if pooled > 1:  # not a proportion (customers started and cancelled inside the window)
+        return None
     se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
     return None if se == 0 else (x1 / n1 - x2 / n2) / se
 

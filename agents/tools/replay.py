@@ -22,7 +22,11 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from cxpulse.agents.kafka.security import client_options
 from cxpulse.agents.tools.traffic import (
+    ACQUISITION as CUSTOMER_CHANNELS,
+)
+from cxpulse.agents.tools.traffic import (
     CartTraffic,
+    CustomerTraffic,
     SurveyTraffic,
     TicketTraffic,
     is_first_response,
@@ -35,6 +39,19 @@ CART_TYPES = frozenset({"item_added", "item_removed", "checkout_started", "purch
 TICKET_TYPES = frozenset(
     {"created", "agent_reply", "customer_reply", "solved", "reopened", "closed", "merged"}
 )
+CUSTOMER_TYPES = frozenset(
+    {
+        "lead_created",
+        "signed_up",
+        "subscription_started",
+        "subscription_changed",
+        "subscription_cancelled",
+        "acquisition_spend",
+    }
+)
+#: demo customer lives: one per this many steps; their days last this many ms of demo time
+CUSTOMER_STEPS = 5
+CUSTOMER_PACE = 30_000 / 86_400_000  # a customer's day passes in 30 s
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +70,12 @@ def route(event: Mapping[str, Any], settings: Settings) -> tuple[str, str | None
         return t.cart, _str(event.get("cart_id"))
     if kind in TICKET_TYPES:
         return t.ticket, _str(event.get("ticket_id"))
+    if kind in CUSTOMER_TYPES:  # keys of SPEC §1.5
+        if kind == "lead_created":
+            return t.customer, _str(event.get("lead_id"))
+        if kind == "acquisition_spend":
+            return t.customer, _str(event.get("channel"))
+        return t.customer, _str(event.get("customer_id"))
     return t.survey, _str(event.get("customer_id"))
 
 
@@ -142,11 +165,7 @@ async def replay_file(path: Path, bootstrap: str, settings: Settings, *, close: 
             max_ts = ts if max_ts is None else max(max_ts, ts)
     if close and max_ts is not None:
         t = settings.topics
-        records.extend(
-            heartbeats(
-                closing_heartbeat_ts(max_ts, settings), settings, (t.survey, t.cart, t.ticket)
-            )
-        )
+        records.extend(heartbeats(closing_heartbeat_ts(max_ts, settings), settings, t.inputs))
     return await produce(bootstrap, records, broker=settings.broker)
 
 
@@ -162,7 +181,7 @@ LIVE_START_HOUR = 12
 
 
 class DemoTraffic:
-    """Events of all three topics as the clock moves: surveys, carts, tickets, heartbeats.
+    """Events of every input topic as the clock moves: surveys, carts, tickets, customers.
 
     ``step(now)`` advances one tenth of a second of traffic and returns the events
     whose time has come (later events of a cart or ticket wait in a heap). The
@@ -183,11 +202,16 @@ class DemoTraffic:
         ticket_pace: float,
         cart_pace: float = 1.0,
         day_origin_ms: int = 0,
+        *,
+        customers: bool = True,
     ) -> None:
         self.rate = rate
+        #: whether SaaS customer lives (SPEC §1.5) are part of the traffic
+        self.with_customers = customers
         self.surveys = SurveyTraffic(seed=seed, day_origin_ms=day_origin_ms)
         self.carts = CartTraffic(seed=seed, pace=cart_pace)
         self.tickets = TicketTraffic(seed=seed, pace=ticket_pace)
+        self.customers = CustomerTraffic(seed=seed, pace=CUSTOMER_PACE)
         self.incident_channel: str | None = None
         self._future: list[tuple[int, int, dict[str, Any]]] = []  # (ts, n, event) heap
         #: created ts of each ticket whose first response is still in ``_future``
@@ -208,6 +232,10 @@ class DemoTraffic:
         self.incident_channel = channel
         self.surveys.incident_channel = channel
         self.carts.broken_channel = channel
+        # SaaS customers who came through the incident's channel churn from now on: new
+        # ones within days (demo seconds), and every scheduled life of one ends soon
+        self.customers.churn_channel = channel
+        self._churn_scheduled(channel, now)
         tails: dict[str, list[dict[str, Any]]] = {}
         kept = []
         for item in self._future:
@@ -222,6 +250,24 @@ class DemoTraffic:
             head, tail = _split_at_first_response(sorted(events, key=lambda e: e["ts"]))
             self._push(head)
             self._enqueue(self._unanswered.pop(ticket), tail)
+
+    def _churn_scheduled(self, channel: str, now: int) -> None:
+        """Customers of ``channel`` with events still to come cancel within a minute."""
+        segment: dict[str, str] = {}
+        for _, _, event in self._future:
+            if event.get("type") == "signed_up":
+                segment[event["customer_id"]] = event["channel"]
+        cancels = []
+        for i, customer in enumerate(sorted(c for c, ch in segment.items() if ch == channel)):
+            cancels.append(
+                {
+                    "event_id": f"{customer}-incident",
+                    "type": "subscription_cancelled",
+                    "ts": now + 1_000 * (i % 60),
+                    "customer_id": customer,
+                }
+            )
+        self._push(cancels)
 
     def _push(self, events: Iterable[dict[str, Any]]) -> None:
         for event in events:
@@ -288,6 +334,10 @@ class DemoTraffic:
         if self._tick % 4 == 0:
             for _ in range(per_step):
                 self._push(self.carts.journey(now))
+        if self.with_customers and self._tick % CUSTOMER_STEPS == 0:
+            self._push(self.customers.journey(now))
+        if self.with_customers and self._tick % 100 == 0:  # each channel's spend, every 10 s
+            self._push(self.customers.spend(now, 100 / CUSTOMER_STEPS / len(CUSTOMER_CHANNELS)))
         self._tickets(now)
         self._tick += 1
         return self._due(now)
@@ -347,7 +397,7 @@ async def generate(
             await producer.send(topic, orjson.dumps(event), key=key.encode() if key else None)
             sent += 1
         if tick % 10 == 0:  # quiet partitions still move event time
-            for rec in heartbeats(now, settings, (t.survey, t.cart, t.ticket)):
+            for rec in heartbeats(now, settings, t.inputs):
                 await producer.send(rec.topic, rec.value, partition=rec.partition)
 
     try:

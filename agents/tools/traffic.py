@@ -261,3 +261,98 @@ class TicketTraffic:
         if rng.random() < 0.8:
             emit("closed", t + rng.randrange(3_600_000, 24 * 3_600_000))
         return events
+
+
+#: where customers come from, with what each channel costs per signup (currency units)
+ACQUISITION = {"ads": 180.0, "web": 60.0, "partner": 120.0, "app": 90.0}
+_ACQ_WEIGHTS = (0.35, 0.3, 0.15, 0.2)
+PLANS = {"starter": 29.0, "pro": 99.0, "business": 299.0}
+_DAY_MS = 86_400_000
+
+
+@dataclass
+class CustomerTraffic:
+    """Deterministic (seeded) SaaS customer lives: leads, signups, plans, churn.
+
+    A customer often starts as a lead, signs up through a channel (some are
+    referred by an earlier customer), subscribes to a plan, may upgrade or
+    downgrade, and may cancel, sometimes to come back later. ``spend`` draws the
+    marketing spend of each channel (channels cost differently per signup).
+    Customers of ``churn_channel`` cancel within days: the demo's incident.
+    ``pace`` scales every duration (the demo compresses months into minutes).
+    """
+
+    seed: int = 7
+    churn_channel: str | None = None
+    pace: float = 1.0
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+        self._n = 0
+        self._customers: list[str] = []
+
+    def spend(self, ts_ms: int, signups_per_channel: float = 1.0) -> list[dict[str, Any]]:
+        """One acquisition_spend per channel at ``ts_ms``, about the cost of its signups."""
+        rng = self._rng
+        out = []
+        for channel, cost in ACQUISITION.items():
+            self._n += 1
+            amount = round(cost * signups_per_channel * rng.uniform(0.7, 1.3), 2)
+            out.append(
+                {
+                    "event_id": f"spend-{self.seed}-{self._n}",
+                    "type": "acquisition_spend",
+                    "ts": ts_ms,
+                    "channel": channel,
+                    "amount": amount,
+                }
+            )
+        return out
+
+    def journey(self, ts_ms: int) -> list[dict[str, Any]]:
+        """Every event of one customer's life from ``ts_ms`` (not in time order overall)."""
+        rng = self._rng
+        self._n += 1
+        customer = f"cust-{self.seed}-{self._n}"
+        channel = rng.choices(tuple(ACQUISITION), _ACQ_WEIGHTS)[0]
+        events: list[dict[str, Any]] = []
+        t = float(ts_ms)
+
+        def emit(kind: str, **fields: Any) -> None:
+            ev = {"event_id": f"{customer}-{len(events)}", "type": kind, "ts": int(t), **fields}
+            events.append(ev)
+
+        def later(days: float) -> None:
+            nonlocal t
+            t += days * _DAY_MS * self.pace * rng.uniform(0.5, 1.5)
+
+        signup: dict[str, Any] = {"customer_id": customer, "channel": channel}
+        if rng.random() < 0.6:
+            lead = f"lead-{self.seed}-{self._n}"
+            emit("lead_created", lead_id=lead, channel=channel)
+            signup["lead_id"] = lead
+            later(2)
+        elif rng.random() < 0.3:  # a lead that never converts
+            emit("lead_created", lead_id=f"lead-{self.seed}-{self._n}-x", channel=channel)
+        if self._customers and rng.random() < 0.2:
+            signup["referred_by"] = rng.choice(self._customers)
+        emit("signed_up", **signup)
+        self._customers.append(customer)
+        if rng.random() < 0.25:
+            return events  # signed up, never paid
+        later(0.5)
+        plan = rng.choices(tuple(PLANS), (0.5, 0.4, 0.1))[0]
+        emit("subscription_started", customer_id=customer, mrr=PLANS[plan], plan=plan)
+        churny = channel == self.churn_channel
+        for _ in range(rng.randint(0, 3)):
+            later(2 if churny else 10)
+            if (churny and rng.random() < 0.7) or rng.random() < 0.12:
+                emit("subscription_cancelled", customer_id=customer)
+                if rng.random() < 0.2:  # comes back
+                    later(7)
+                    emit("subscription_started", customer_id=customer, mrr=PLANS["starter"])
+                    continue
+                return events
+            plan = rng.choice(tuple(PLANS))
+            emit("subscription_changed", customer_id=customer, mrr=PLANS[plan], plan=plan)
+        return events

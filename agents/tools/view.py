@@ -36,6 +36,15 @@ TILES = (
     ("First response p90", "ticket_first_response_seconds", "p90", "{:.0f} s"),
     ("SLA breached", "ticket_sla_breach", "value", "{:.0%}"),
 )
+#: The customer-value tiles (SPEC §3.4), a second row.
+CUSTOMER_TILES = (
+    ("MRR", "mrr", "value", "{:,.0f}"),
+    ("Active customers", "mrr", "active", "{:,.0f}"),
+    ("Customer churn", "customer_churn", "value", "{:.1%}"),
+    ("CAC", "cac", "value", "{:,.0f}"),
+    ("CLV", "clv", "value", "{:,.0f}"),
+    ("LTV:CAC", "ltv_cac", "value", "{:.1f}"),
+)
 
 
 def sparkline(values: list[float]) -> str:
@@ -106,6 +115,7 @@ def render(state: ViewState) -> Group:
     for _ in TILES:
         tiles.add_column(ratio=1)
     tiles.add_row(*(_tile(state, *tile) for tile in TILES))
+    tiles.add_row(*(_tile(state, *tile) for tile in CUSTOMER_TILES))
 
     alerts = Table(title="alerts (worker detection, SPEC §4.3)", expand=True)
     for col in ("state", "alert", "segment", "current", "baseline", "n", "at"):

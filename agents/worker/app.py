@@ -37,7 +37,7 @@ class Topics:
 def topic_names(settings: Settings) -> Topics:
     t = settings.topics
     return Topics(
-        sources={"survey": t.survey, "cart": t.cart, "ticket": t.ticket},
+        sources={"survey": t.survey, "cart": t.cart, "ticket": t.ticket, "customer": t.customer},
         partials=f"{settings.worker.app_id}.partials",
         ticks=f"{settings.worker.app_id}.ticks",
         kpi=t.kpi,

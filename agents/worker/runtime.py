@@ -24,6 +24,7 @@ from cxpulse.schemas.input import Headers, InputRecord
 from cxpulse.schemas.kpi import encode, kpi_record, record_key
 from cxpulse.streams.engine import EngineConfig, PartitionProcessor
 from cxpulse.streams.families.cart.family import CartFamily
+from cxpulse.streams.families.customer.family import CustomerFamily
 from cxpulse.streams.families.survey.family import SurveyFamily
 from cxpulse.streams.families.ticket.business_time import BusinessCalendar
 from cxpulse.streams.families.ticket.family import TicketFamily
@@ -56,6 +57,7 @@ def build_families(settings: Settings) -> dict[str, Family]:
             settings.time.dedup_horizon_ms,
             settings.tickets.forget_after_ms,
         ),
+        "customer": CustomerFamily(settings.customers.gross_margin),
     }
 
 

@@ -52,6 +52,18 @@ KPI_GAUGES = frozenset(
         for what in ("first_response", "first_resolution", "full_resolution")
         for business in ("", "business_")
     }
+    | {  # the customer family (SPEC §3.4)
+        "cx_mrr",
+        "cx_customers_active",
+        "cx_customer_churn_ratio",
+        "cx_revenue_churn_ratio",
+        "cx_net_revenue_retention_ratio",
+        "cx_referral_ratio",
+        "cx_lead_conversion_ratio",
+        "cx_cac",
+        "cx_clv",
+        "cx_ltv_cac_ratio",
+    }
 )
 #: the label values of ``stat`` on the duration gauges
 DURATION_STATS = frozenset({"p50", "p90", "mean", "max"})

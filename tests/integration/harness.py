@@ -58,6 +58,7 @@ def worker_env(unique: str, broker_url: str, **extra: str) -> dict[str, str]:
         "CXPULSE_TOPICS_SURVEY": f"survey-{unique}",
         "CXPULSE_TOPICS_CART": f"cart-{unique}",
         "CXPULSE_TOPICS_TICKET": f"ticket-{unique}",
+        "CXPULSE_TOPICS_CUSTOMER": f"customer-{unique}",
         "CXPULSE_TOPICS_KPI": f"kpi-{unique}",
         "CXPULSE_TOPICS_ALERTS": f"alerts-{unique}",
         "CXPULSE_TOPICS_DEADLETTER": f"deadletter-{unique}",

@@ -8,14 +8,20 @@ import statistics
 import orjson
 import pytest
 from cxpulse.agents.tools.demo import DEMO_CART_PACE, DEMO_TICKET_PACE
-from cxpulse.agents.tools.replay import TICKET_STEPS, DemoTraffic
+from cxpulse.agents.tools.replay import CUSTOMER_TYPES, TICKET_STEPS, DemoTraffic
 from cxpulse.agents.tools.traffic import (
     CartTraffic,
     SurveyTraffic,
     TicketTraffic,
     is_first_response,
 )
-from cxpulse.schemas.events import Invalid, parse_cart, parse_survey, parse_ticket
+from cxpulse.schemas.events import (
+    Invalid,
+    parse_cart,
+    parse_customer,
+    parse_survey,
+    parse_ticket,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -39,10 +45,31 @@ def test_steps_release_every_event_at_its_time_and_all_are_valid() -> None:
     }
     for now, ev in sent:
         assert ev["ts"] <= now  # nothing from the future
-        parse = (
-            parse_ticket if "ticket_id" in ev else parse_cart if "cart_id" in ev else parse_survey
-        )
+        if ev["type"] in CUSTOMER_TYPES:
+            parse = parse_customer
+        elif "ticket_id" in ev:
+            parse = parse_ticket
+        else:
+            parse = parse_cart if "cart_id" in ev else parse_survey
         assert not isinstance(parse(orjson.dumps(ev)), Invalid), ev
+    kinds = {e["type"] for _, e in sent}
+    assert kinds >= CUSTOMER_TYPES  # SaaS customers too: leads, signups, plans, churn, spend
+
+
+def test_the_incident_raises_churn_on_its_channel() -> None:
+    """Customers of the incident's channel cancel far more after it than before."""
+    traffic = DemoTraffic(rate=5, seed=3, ticket_pace=0.01, cart_pace=0.2)
+    calm = _run(traffic, 6000)
+    traffic.incident("ads", T0 + 6000 * 100)
+    stormy = _run(traffic, 6000, T0 + 6000 * 100)
+
+    def cancel_share(sent: list[tuple[int, dict]]) -> float:
+        channel = {e["customer_id"]: e["channel"] for _, e in sent if e["type"] == "signed_up"}
+        cancels = [e for _, e in sent if e["type"] == "subscription_cancelled"]
+        ads = [e for e in cancels if channel.get(e["customer_id"]) == "ads"]
+        return len(ads) / max(1, sum(1 for c in channel.values() if c == "ads"))
+
+    assert cancel_share(stormy) > 2 * cancel_share(calm)
 
 
 @settings(max_examples=30, deadline=None)

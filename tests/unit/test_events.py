@@ -17,6 +17,7 @@ from cxpulse.schemas.events import (
     SurveyEvent,
     TicketEvent,
     parse_cart,
+    parse_customer,
     parse_survey,
     parse_ticket,
 )
@@ -482,7 +483,12 @@ def test_error_messages_are_short() -> None:
 
 
 def test_parsers_mapping() -> None:
-    assert PARSERS == {"survey": parse_survey, "cart": parse_cart, "ticket": parse_ticket}
+    assert PARSERS == {
+        "survey": parse_survey,
+        "cart": parse_cart,
+        "ticket": parse_ticket,
+        "customer": parse_customer,
+    }
     assert set(REASONS) == {"invalid_json", "schema", "out_of_range", "too_large", "late"}
 
 

@@ -15,6 +15,7 @@ import orjson
 from cxpulse.schemas import events
 from cxpulse.schemas.events import (
     CART_TYPES,
+    CUSTOMER_TYPES,
     PRIORITIES,
     SCORE_RANGES,
     SURVEY_TYPES,
@@ -23,6 +24,8 @@ from cxpulse.schemas.events import (
     Invalid,
     parse_cart,
     parse_cart_reference,
+    parse_customer,
+    parse_customer_reference,
     parse_survey,
     parse_survey_reference,
     parse_ticket,
@@ -39,11 +42,13 @@ PAIRS: dict[str, tuple[Parser, Parser]] = {
     "survey": (parse_survey, parse_survey_reference),
     "cart": (parse_cart, parse_cart_reference),
     "ticket": (parse_ticket, parse_ticket_reference),
+    "customer": (parse_customer, parse_customer_reference),
 }
 FAST: dict[str, Callable[[bytes], Any]] = {
     "survey": events._fast_survey,
     "cart": events._fast_cart,
     "ticket": events._fast_ticket,
+    "customer": events._fast_customer,
 }
 FIELDS = {
     "survey": [
@@ -70,8 +75,22 @@ FIELDS = {
         "via",
         "into",
     ],
+    "customer": [
+        "event_id",
+        "type",
+        "ts",
+        "channel",
+        "customer_id",
+        "lead_id",
+        "referred_by",
+        "mrr",
+        "plan",
+        "amount",
+    ],
 }
-TYPES = sorted(SURVEY_TYPES | CART_TYPES | TICKET_TYPES | {"heartbeat", "Answer", ""})
+TYPES = sorted(
+    SURVEY_TYPES | CART_TYPES | TICKET_TYPES | CUSTOMER_TYPES | {"heartbeat", "Answer", ""}
+)
 
 # Values a field may take: the plain valid ones, and every near miss we could think of.
 EDGE: list[Any] = [
@@ -178,11 +197,30 @@ WRITTEN: dict[str, list[dict[str, Any]]] = {
         {**HEAD, "type": "agent_reply", "ticket_id": "t", "public": False, "via": "bot"},
         {**HEAD, "type": "merged", "ticket_id": "t", "into": "t-2"},
     ],
+    "customer": [
+        {**HEAD, "type": "lead_created", "lead_id": "l", "channel": "ads"},
+        {**HEAD, "type": "signed_up", "customer_id": "c", "channel": "ads"},
+        {
+            **HEAD,
+            "type": "signed_up",
+            "customer_id": "c",
+            "channel": "",
+            "lead_id": "l",
+            "referred_by": "c-0",
+        },
+        {**HEAD, "type": "subscription_started", "customer_id": "c", "mrr": 49, "plan": "pro"},
+        {**HEAD, "type": "subscription_changed", "customer_id": "c", "mrr": 0.5},
+        {**HEAD, "type": "subscription_cancelled", "customer_id": "c", "channel": "web"},
+        {**HEAD, "type": "acquisition_spend", "amount": 120.25, "channel": "ads"},
+        {**HEAD, "type": "acquisition_spend", "amount": 0, "channel": "ads"},
+    ],
 }
 
 
 def _valid_records(family: str) -> list[bytes]:
     workload = build("mixed", 4_000, 0)
+    if family == "customer":
+        return [orjson.dumps(obj) for obj in WRITTEN[family]]
     seen: dict[bytes, bytes] = {}
     for record in workload.backlog:
         if record.family == family:
@@ -217,6 +255,12 @@ def test_cart_fast_path_matches_the_reference(raw: bytes) -> None:
 @given(raw=records("ticket"))
 def test_ticket_fast_path_matches_the_reference(raw: bytes) -> None:
     _same("ticket", raw)
+
+
+@SETTINGS
+@given(raw=records("customer"))
+def test_customer_fast_path_matches_the_reference(raw: bytes) -> None:
+    _same("customer", raw)
 
 
 @settings(max_examples=300, deadline=None)

@@ -166,13 +166,14 @@ def test_ts_forms(ts: Any, valid: bool) -> None:
     assert (not isinstance(events.parse_cart(orjson.dumps(record)), Invalid)) is valid
 
 
-# Written from SPEC §1.5 (the customer decoder lives beside the others once merged; the
-# decoder test below then holds it to the same verdicts).
+# Written from SPEC §1.5 (only lead_id, referred_by and plan are marked optional there, so
+# channel is required where it is listed); the decoder test below holds the customer
+# decoder to the same verdicts.
 CUSTOMER_VALID: list[dict[str, Any]] = [
     {"type": "lead_created", "lead_id": "l-1", "channel": "web"},
     {"type": "signed_up", "customer_id": "c-1", "channel": "ads"},
-    {"type": "signed_up", "customer_id": "c-1", "lead_id": "l-1", "referred_by": "c-0"},
-    {"type": "signed_up", "customer_id": "c-1", "lead_id": None, "referred_by": None},
+    {"type": "signed_up", "customer_id": "c-1", "channel": "a", "lead_id": "l", "referred_by": "c"},
+    {"type": "signed_up", "customer_id": "c", "channel": "a", "lead_id": None, "referred_by": None},
     {"type": "subscription_started", "customer_id": "c-1", "mrr": 49.5, "plan": "pro"},
     {"type": "subscription_changed", "customer_id": "c-1", "mrr": 0},
     {"type": "subscription_cancelled", "customer_id": "c-1"},
@@ -193,6 +194,9 @@ CUSTOMER_INVALID: list[dict[str, Any]] = [
     {"type": "acquisition_spend", "channel": "ads"},
     {"type": "refund", "customer_id": "c-1"},
     {"type": "signed_up", "customer_id": "c-1", "channel": 5},
+    {"type": "signed_up", "customer_id": "c-1"},
+    {"type": "lead_created", "lead_id": "l-1", "channel": None},
+    {"type": "acquisition_spend", "amount": 10},
 ]
 
 
