@@ -272,7 +272,23 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(args.config, settings, args.duration)
 
 
+def _benchmarks_importable() -> bool:
+    """``benchmarks/`` is not installed: it runs from a source checkout (the current folder)."""
+    import importlib.util
+
+    if importlib.util.find_spec("benchmarks") is not None:
+        return True
+    here = Path.cwd()
+    if (here / "benchmarks" / "run.py").is_file():
+        sys.path.insert(0, str(here))
+        return True
+    return False
+
+
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    if not _benchmarks_importable():
+        say("bench runs from a source checkout (benchmarks/ is not installed): run it there")
+        return 2
     if args.peers:
         from benchmarks.peers.run import main as peers_main
 
