@@ -1,0 +1,148 @@
+"""The typed input events of the four topics (SPEC §1), their enums and limits.
+
+Plain frozen dataclasses (slots, no validation of their own): the decoders in
+:mod:`cxpulse.schemas.validation` and :mod:`cxpulse.schemas.fastpath` build them;
+:mod:`cxpulse.schemas.events` is the entry point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Literal, TypeVar
+
+Reason = Literal["invalid_json", "schema", "out_of_range", "too_large", "late"]
+#: Every dead-letter reason, in precedence order (``late`` is decided by the watermark).
+REASONS: tuple[Reason, ...] = ("too_large", "invalid_json", "schema", "out_of_range", "late")
+
+#: A record value strictly larger than this (1 MiB) is ``too_large``.
+MAX_RECORD_BYTES = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    """A record that is not a valid event: ``reason`` is one of :data:`REASONS`."""
+
+    reason: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """Control event: advances event time on its partition and nothing else."""
+
+    ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyEvent:
+    event_id: str
+    type: str  # "invitation_sent" | "answer"
+    ts: int
+    channel: str
+    survey_id: str
+    response_id: str
+    customer_id: str
+    question: str | None  # None for invitation_sent
+    score: int | None  # None for invitation_sent
+
+
+@dataclass(frozen=True, slots=True)
+class CartEvent:
+    event_id: str
+    type: str  # "item_added" | "item_removed" | "checkout_started" | "purchased"
+    ts: int
+    channel: str
+    cart_id: str
+    customer_id: str | None
+    cart_value: float
+
+
+@dataclass(frozen=True, slots=True)
+class TicketEvent:
+    event_id: str
+    type: str  # created, agent_reply, customer_reply, solved, reopened, closed, merged
+    ts: int
+    channel: str
+    ticket_id: str
+    priority: str  # "normal" unless created
+    tags: tuple[str, ...]  # () unless created
+    public: bool  # True unless agent_reply
+    via: str  # "human" unless agent_reply
+    into: str | None  # None unless merged
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerEvent:
+    event_id: str
+    type: str  # one of CUSTOMER_TYPES
+    ts: int
+    channel: str
+    customer_id: str | None  # None for lead_created and acquisition_spend
+    lead_id: str | None  # lead_created (required), signed_up (optional)
+    referred_by: str | None  # signed_up only
+    mrr: float | None  # subscription_started / subscription_changed only
+    plan: str | None  # subscription_started / subscription_changed only
+    amount: float | None  # acquisition_spend only
+
+
+Event = SurveyEvent | CartEvent | TicketEvent | CustomerEvent
+
+_T = TypeVar("_T")
+
+
+def _builder(cls: type[_T]) -> Callable[..., _T]:
+    """A positional constructor for a frozen slots dataclass, about twice as fast.
+
+    A frozen dataclass ``__init__`` goes through ``object.__setattr__`` per field (1.4 us
+    for a survey event, the largest single cost of a parse). This writes the slots through
+    their descriptors instead; the instance is identical (same class, equal, still frozen).
+    The generated code is the same shape as the one :mod:`dataclasses` itself generates.
+    """
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    for name in names:
+        namespace[f"_set_{name}"] = getattr(cls, name).__set__
+    body = "".join(f"    _set_{name}(o, {name})\n" for name in names)
+    exec(f"def build({', '.join(names)}):\n    o = _new(_cls)\n{body}    return o\n", namespace)
+    build: Callable[..., _T] = namespace["build"]
+    return build
+
+
+survey_event = _builder(SurveyEvent)
+cart_event = _builder(CartEvent)
+ticket_event = _builder(TicketEvent)
+customer_event = _builder(CustomerEvent)
+
+SURVEY_TYPES = frozenset({"invitation_sent", "answer"})
+CART_TYPES = frozenset({"item_added", "item_removed", "checkout_started", "purchased"})
+TICKET_TYPES = frozenset(
+    {"created", "agent_reply", "customer_reply", "solved", "reopened", "closed", "merged"}
+)
+CUSTOMER_TYPES = frozenset(
+    {
+        "lead_created",
+        "signed_up",
+        "subscription_started",
+        "subscription_changed",
+        "subscription_cancelled",
+        "acquisition_spend",
+    }
+)
+#: customer event types whose ``customer_id`` is required (the others have none)
+CUSTOMER_KEYED = CUSTOMER_TYPES - {"lead_created", "acquisition_spend"}
+#: customer event types whose ``channel`` is required (the source of a lead, signup, spend)
+CHANNEL_REQUIRED = frozenset({"lead_created", "signed_up", "acquisition_spend"})
+MRR_TYPES = frozenset({"subscription_started", "subscription_changed"})
+#: question -> inclusive score range.
+SCORE_RANGES: Mapping[str, tuple[int, int]] = {
+    "nps": (0, 10),
+    "csat": (1, 5),
+    "ces": (1, 7),
+    "switch": (0, 10),
+    "repurchase": (0, 10),
+    "overall": (0, 10),
+}
+PRIORITIES = frozenset({"urgent", "high", "normal", "low"})
+VIAS = frozenset({"human", "bot", "automation"})
+MAX_EVENT_ID_CHARS = 128

@@ -1,0 +1,216 @@
+"""The compiled fast path of the decoders: plain valid records in one msgspec call.
+
+A typed msgspec struct per topic accepts only the plain shape of a valid record
+(no unknown fields, one type per field); a few checks then build the same event
+the reference decoder would. Anything else returns ``None`` and goes to the
+reference decoder, so dead-letter reasons and messages never depend on this path.
+"""
+
+from __future__ import annotations
+
+import msgspec
+from cxpulse.schemas.event_types import (
+    CART_TYPES,
+    CHANNEL_REQUIRED,
+    CUSTOMER_KEYED,
+    CUSTOMER_TYPES,
+    MAX_EVENT_ID_CHARS,
+    MRR_TYPES,
+    PRIORITIES,
+    SCORE_RANGES,
+    TICKET_TYPES,
+    VIAS,
+    CartEvent,
+    CustomerEvent,
+    SurveyEvent,
+    TicketEvent,
+    cart_event,
+    customer_event,
+    survey_event,
+    ticket_event,
+)
+from cxpulse.schemas.timestamps import parse_ts
+
+_INF = float("inf")
+
+# ---------------------------------------------------------------------------- fast path
+# Every field optional here: a missing or null one is settled by the checks below (a
+# required one missing -> the reference decoder reports it). ``gc=False``: these
+# short-lived structs hold only strings and numbers, so the collector never tracks them.
+
+
+class _Wire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """The fields every topic's record has (SPEC §1); each topic's struct adds its own."""
+
+    type: str
+    event_id: str | None = None
+    ts: int | str | None = None
+    channel: str | None = None
+
+
+class _SurveyWire(_Wire, forbid_unknown_fields=True, gc=False):
+    survey_id: str | None = None
+    response_id: str | None = None
+    customer_id: str | None = None
+    question: str | None = None
+    score: int | None = None
+
+
+class _CartWire(_Wire, forbid_unknown_fields=True, gc=False):
+    cart_id: str | None = None
+    customer_id: str | None = None
+    cart_value: float | None = None
+
+
+class _TicketWire(_Wire, forbid_unknown_fields=True, gc=False):
+    ticket_id: str | None = None
+    priority: str | None = None
+    tags: list[str] | None = None
+    public: bool | None = None
+    via: str | None = None
+    into: str | None = None
+
+
+class _CustomerWire(_Wire, forbid_unknown_fields=True, gc=False):
+    customer_id: str | None = None
+    lead_id: str | None = None
+    referred_by: str | None = None
+    mrr: float | None = None
+    plan: str | None = None
+    amount: float | None = None
+
+
+_survey_wire = msgspec.json.Decoder(_SurveyWire).decode
+_cart_wire = msgspec.json.Decoder(_CartWire).decode
+_ticket_wire = msgspec.json.Decoder(_TicketWire).decode
+_customer_wire = msgspec.json.Decoder(_CustomerWire).decode
+_WireError = msgspec.DecodeError  # a ValidationError is one too
+
+
+def fast_survey(value: bytes) -> SurveyEvent | None:
+    """The event, when ``value`` is a plain valid survey record; else ``None``."""
+    try:
+        w = _survey_wire(value)
+    except _WireError:
+        return None
+    event_id, ts = w.event_id, parse_ts(w.ts)
+    if ts is None or event_id is None or not 0 < len(event_id) <= MAX_EVENT_ID_CHARS:
+        return None
+    survey_id, response_id, customer_id = w.survey_id, w.response_id, w.customer_id
+    if not survey_id or not response_id or not customer_id:
+        return None
+    channel = "unknown" if w.channel is None else w.channel
+    if w.type == "invitation_sent":
+        return survey_event(
+            event_id, w.type, ts, channel, survey_id, response_id, customer_id, None, None
+        )
+    question, score = w.question, w.score
+    if w.type != "answer" or question is None or score is None:
+        return None
+    bounds = SCORE_RANGES.get(question)
+    if bounds is None or not bounds[0] <= score <= bounds[1]:
+        return None
+    return survey_event(
+        event_id, w.type, ts, channel, survey_id, response_id, customer_id, question, score
+    )
+
+
+def fast_cart(value: bytes) -> CartEvent | None:
+    """The event, when ``value`` is a plain valid cart record; else ``None``."""
+    try:
+        w = _cart_wire(value)
+    except _WireError:
+        return None
+    event_id, ts, cart_id, cart_value = w.event_id, parse_ts(w.ts), w.cart_id, w.cart_value
+    if ts is None or event_id is None or not 0 < len(event_id) <= MAX_EVENT_ID_CHARS:
+        return None
+    if w.type not in CART_TYPES or not cart_id or cart_value is None:
+        return None
+    if w.customer_id == "" or not 0.0 <= cart_value < _INF:
+        return None
+    channel = "unknown" if w.channel is None else w.channel
+    return cart_event(event_id, w.type, ts, channel, cart_id, w.customer_id, cart_value)
+
+
+def fast_ticket(value: bytes) -> TicketEvent | None:
+    """The event, when ``value`` is a plain valid ticket record; else ``None``."""
+    try:
+        w = _ticket_wire(value)
+    except _WireError:
+        return None
+    etype, event_id, ts, ticket_id = w.type, w.event_id, parse_ts(w.ts), w.ticket_id
+    if ts is None or event_id is None or not 0 < len(event_id) <= MAX_EVENT_ID_CHARS:
+        return None
+    if etype not in TICKET_TYPES or not ticket_id:
+        return None
+    priority, public, via = "normal", True, "human"
+    tags: tuple[str, ...] = ()
+    into: str | None = None
+    if etype == "created":
+        if w.priority is not None:
+            if w.priority not in PRIORITIES:
+                return None
+            priority = w.priority
+        if w.tags is not None:
+            tags = tuple(w.tags)
+    elif etype == "agent_reply":
+        if w.public is not None:
+            public = w.public
+        if w.via is not None:
+            if w.via not in VIAS:
+                return None
+            via = w.via
+    elif etype == "merged":
+        into = w.into
+        if not into:
+            return None
+    channel = "unknown" if w.channel is None else w.channel
+    return ticket_event(event_id, etype, ts, channel, ticket_id, priority, tags, public, via, into)
+
+
+def fast_customer(value: bytes) -> CustomerEvent | None:
+    """The event, when ``value`` is a plain valid customer record; else ``None``.
+
+    Fields of other types must be absent (the reference ignores them; here they only
+    send the record to the reference, never change a result).
+    """
+    try:
+        w = _customer_wire(value)
+    except _WireError:
+        return None
+    etype, event_id, ts = w.type, w.event_id, parse_ts(w.ts)
+    if ts is None or event_id is None or not 0 < len(event_id) <= MAX_EVENT_ID_CHARS:
+        return None
+    if etype not in CUSTOMER_TYPES:
+        return None
+    customer_id, lead_id, referred_by = w.customer_id, w.lead_id, w.referred_by
+    mrr, plan, amount, channel = w.mrr, w.plan, w.amount, w.channel
+    if channel is None:
+        if etype in CHANNEL_REQUIRED:
+            return None
+        channel = "unknown"
+    if etype in CUSTOMER_KEYED:
+        if not customer_id:
+            return None
+    elif customer_id is not None:
+        return None
+    if etype == "signed_up":
+        if lead_id == "" or referred_by == "":
+            return None
+    elif referred_by is not None or (etype != "lead_created" and lead_id is not None):
+        return None
+    elif etype == "lead_created" and not lead_id:
+        return None
+    if etype in MRR_TYPES:
+        if mrr is None or not 0.0 <= mrr < _INF:
+            return None
+    elif mrr is not None or plan is not None:
+        return None
+    if etype == "acquisition_spend":
+        if amount is None or not 0.0 <= amount < _INF:
+            return None
+    elif amount is not None:
+        return None
+    return customer_event(
+        event_id, etype, ts, channel, customer_id, lead_id, referred_by, mrr, plan, amount
+    )
