@@ -11,6 +11,7 @@ import sys
 import time
 
 import orjson
+
 from cxpulse.agents.tools.traffic import CustomerTraffic
 from cxpulse.schemas.input import RawRecord
 from cxpulse.streams.engine import EngineConfig, PartitionProcessor

@@ -20,12 +20,11 @@ import pstats
 import sys
 import time
 
+from benchmarks.workloads import EVENT_TIME_RATE, build
 from cxpulse.agents.worker.collector import CollectionPolicy
 from cxpulse.agents.worker.runtime import Runtime
 from cxpulse.schemas.input import InputRecord, RawRecord
 from cxpulse.streams.settings import load_settings
-
-from benchmarks.workloads import EVENT_TIME_RATE, build
 
 Batch = tuple[str, int, list[InputRecord]]
 

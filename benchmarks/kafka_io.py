@@ -16,12 +16,12 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
-from cxpulse.agents.tools.replay import Outgoing
-from cxpulse.agents.tools.replay import produce as produce_outgoing
-from cxpulse.schemas.timestamps import parse_ts
 
 from benchmarks.expected import WINDOW, WINDOW_END_MS
 from benchmarks.workloads import DAY0, PARTITIONS, Record
+from cxpulse.agents.tools.replay import Outgoing
+from cxpulse.agents.tools.replay import produce as produce_outgoing
+from cxpulse.schemas.timestamps import parse_ts
 
 #: the closing heartbeat: ten days past the verified window's end, so it is final everywhere
 CLOSING_TS = DAY0 + 40 * 86_400_000

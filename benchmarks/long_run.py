@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from cxpulse.agents.tools.broker import EmbeddedBroker
-from cxpulse.agents.tools.traffic import CartTraffic, SurveyTraffic, TicketTraffic
 
 from benchmarks.kafka_io import produce_records
 from benchmarks.workers import Worker, topic_names, wait_stable, worker_env
 from benchmarks.workloads import Record
+from cxpulse.agents.tools.broker import EmbeddedBroker
+from cxpulse.agents.tools.traffic import CartTraffic, SurveyTraffic, TicketTraffic
 
 DAY = 86_400_000
 HEARTBEAT_EVERY = 600_000

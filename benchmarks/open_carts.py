@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from cxpulse.agents.tools.broker import EmbeddedBroker, ensure_topics, free_port
 from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.kafka_io import produce
+from cxpulse.agents.tools.broker import EmbeddedBroker, ensure_topics, free_port
 
 T0 = 1_795_046_400_000
 #: every cart's event falls within this much event time, well inside the default

@@ -23,12 +23,11 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-from cxpulse.agents.tools.broker import EmbeddedBroker, ensure_topics
-
 from benchmarks.kafka_io import produce_records
 from benchmarks.peers.workload import build as answers_workload
 from benchmarks.workers import Worker, topic_names, total, worker_env
 from benchmarks.workloads import FAMILIES, PARTITIONS, build
+from cxpulse.agents.tools.broker import EmbeddedBroker, ensure_topics
 
 
 def summarize(collapsed: Path, top: int = 40) -> str:

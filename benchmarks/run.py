@@ -31,8 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from cxpulse.agents.tools.broker import EmbeddedBroker, ensure_topics
-from cxpulse.streams.settings import Settings
 
 from benchmarks import report, throughput
 from benchmarks.expected import WINDOW, WINDOW_END_MS, verify
@@ -47,6 +45,8 @@ from benchmarks.workloads import (
     Workload,
     build,
 )
+from cxpulse.agents.tools.broker import EmbeddedBroker, ensure_topics
+from cxpulse.streams.settings import Settings
 
 #: events/s of the paced phase when the backlog drained too fast to measure a rate
 FALLBACK_PACE = 1_000.0

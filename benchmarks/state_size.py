@@ -14,6 +14,7 @@ import sys
 import tracemalloc
 
 import orjson
+
 from cxpulse.schemas.input import RawRecord
 from cxpulse.streams.engine import EngineConfig, PartitionProcessor
 from cxpulse.streams.families.cart.family import CartFamily

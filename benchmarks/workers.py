@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
-from cxpulse.agents.tools.broker import free_port
 from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.workloads import FAMILIES, PARTITIONS
+from cxpulse.agents.tools.broker import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 #: (topic, outcome) -> count, summed over the scraped workers

@@ -40,10 +40,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from cxpulse.agents.tools.replay import CART_TYPES, TICKET_TYPES, DemoTraffic
-from cxpulse.agents.tools.traffic import SurveyTraffic
 
 from benchmarks.expected import DAY0, IndependentCounts
+from cxpulse.agents.tools.replay import CART_TYPES, TICKET_TYPES, DemoTraffic
+from cxpulse.agents.tools.traffic import SurveyTraffic
 
 PARTITIONS = 4
 START_MS = DAY0 + 3_600_000

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
 from cxpulse.schemas.input import Headers, InputRecord
 from cxpulse.schemas.timestamps import format_ts
 

@@ -9,6 +9,7 @@ reference decoder, so dead-letter reasons and messages never depend on this path
 from __future__ import annotations
 
 import msgspec
+
 from cxpulse.schemas.event_types import (
     CART_TYPES,
     CHANNEL_REQUIRED,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+
 from cxpulse.schemas.timestamps import format_ts
 from cxpulse.streams.merge import WindowKpi
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
+
 from cxpulse.schemas.event_types import (
     CART_TYPES,
     CHANNEL_REQUIRED,

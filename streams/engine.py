@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
 from cxpulse.schemas.deadletter import DeadLetter, dead_letter
 from cxpulse.schemas.events import Heartbeat, Invalid
 from cxpulse.schemas.input import InputRecord

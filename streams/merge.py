@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
 from cxpulse.streams.encoding import dumps_kept
 from cxpulse.streams.family import Family, Kpi
 from cxpulse.streams.series import Bucket, Series

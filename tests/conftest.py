@@ -11,6 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
 from cxpulse.agents.tools.broker import EmbeddedBroker
 
 

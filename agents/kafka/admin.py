@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
 from cxpulse.agents.kafka.security import client_options
 from cxpulse.streams.settings import BrokerSettings, Settings
 

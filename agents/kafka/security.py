@@ -24,6 +24,7 @@ from typing import Any
 from aiokafka import errors as kafka_errors
 from aiokafka.conn import create_conn
 from aiokafka.helpers import create_ssl_context
+
 from cxpulse.streams.settings import BrokerSettings
 
 __all__ = [

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.partitioner import DefaultPartitioner
+
 from cxpulse.schemas.input import Headers
 
 #: topic, key, value, partition (``None``: by key, as the producer's partitioner decides)

@@ -12,8 +12,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from cxpulse.schemas.timestamps import parse_ts
-from cxpulse.streams.catalogue import Gauge, all_metrics
 from prometheus_client import (
     CollectorRegistry,
     Info,
@@ -23,6 +21,9 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from cxpulse.schemas.timestamps import parse_ts
+from cxpulse.streams.catalogue import Gauge, all_metrics
 
 #: Per window: the end of the window its KPI gauges describe (SPEC §4.2).
 WINDOW_END = "cx_kpi_window_end_timestamp_seconds"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
 from cxpulse.agents.publish.gauges import KpiCollector, register_process_metrics
 from cxpulse.agents.worker.runtime import Runtime
-from prometheus_client import CollectorRegistry, Counter, Gauge
 
 #: The outcomes of an input record counted by ``cx_events_total`` (SPEC §4.2).
 OUTCOMES = ("accepted", "invalid", "duplicate", "late")

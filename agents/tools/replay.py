@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
+
 from cxpulse.agents.kafka.security import client_options
 from cxpulse.agents.tools.traffic import (
     ACQUISITION as CUSTOMER_CHANNELS,

@@ -18,12 +18,13 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer
-from cxpulse.streams.settings import Settings
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
+
+from cxpulse.streams.settings import Settings
 
 _SPARK = "▁▂▃▄▅▆▇█"
 

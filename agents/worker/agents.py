@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 from typing import cast
 
+from faust.types import EventT, StreamT
+
 from cxpulse.agents.kafka.store import LazyView
 from cxpulse.agents.worker.context import Worker
 from cxpulse.agents.worker.runtime import now_ms
 from cxpulse.schemas.input import InputRecord
-from faust.types import EventT, StreamT
 
 log = logging.getLogger("cxpulse")
 

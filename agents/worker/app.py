@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from faust.types import TransportT
+
 from cxpulse.agents.kafka.security import faust_credentials
 from cxpulse.agents.kafka.transport import BatchingTransport
 from cxpulse.agents.logs import configure_logging
 from cxpulse.streams.settings import Settings
-from faust.types import TransportT
 
 
 @dataclass(frozen=True, slots=True)

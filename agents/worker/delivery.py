@@ -16,12 +16,13 @@ from typing import Any, cast
 
 import faust
 import orjson
+from faust.types import TP, EventT
+
 from cxpulse.agents.kafka.sender import BatchSender, Delivery, app_producer
 from cxpulse.agents.kafka.transport import BatchingConsumer
 from cxpulse.agents.worker.collector import CollectionPolicy
 from cxpulse.agents.worker.health import Health
 from cxpulse.agents.worker.runtime import Send, Write
-from faust.types import TP, EventT
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import faust
+
 from cxpulse.agents.worker.runtime import now_ms
 
 

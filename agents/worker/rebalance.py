@@ -6,10 +6,11 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from faust.types import TP
+
 from cxpulse.agents.kafka.store import LazyView
 from cxpulse.agents.worker.context import Worker
 from cxpulse.agents.worker.runtime import now_ms
-from faust.types import TP
 
 log = logging.getLogger("cxpulse")
 

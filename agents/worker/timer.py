@@ -6,12 +6,13 @@ import asyncio
 import logging
 
 import faust
+from faust.types import TP
+
 from cxpulse.agents.kafka.sender import app_client
 from cxpulse.agents.publish.metrics import Metrics
 from cxpulse.agents.worker.context import Worker
 from cxpulse.agents.worker.health import Health
 from cxpulse.agents.worker.runtime import Runtime, now_ms
-from faust.types import TP
 
 log = logging.getLogger("cxpulse")
 

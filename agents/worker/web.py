@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from cxpulse.agents.worker.context import Worker
 from faust.web import Request, Response, View
 from prometheus_client import generate_latest
+
+from cxpulse.agents.worker.context import Worker
 
 
 def add_pages(w: Worker) -> None:

@@ -35,8 +35,6 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
-from cxpulse.agents.tools.broker import EmbeddedBroker, ensure_topics
-from cxpulse.schemas.timestamps import parse_ts
 
 from benchmarks import throughput
 from benchmarks.kafka_io import produce_records
@@ -52,6 +50,8 @@ from benchmarks.peers.workload import (
 )
 from benchmarks.workers import Worker, peak_rss_mb, topic_names, worker_env
 from benchmarks.workloads import FAMILIES
+from cxpulse.agents.tools.broker import EmbeddedBroker, ensure_topics
+from cxpulse.schemas.timestamps import parse_ts
 
 HERE = Path(__file__).resolve().parent
 PARTITIONS = 4

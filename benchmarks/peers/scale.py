@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from cxpulse.agents.tools.broker import EmbeddedBroker, ensure_topics
 
 from benchmarks import report as bench_report
 from benchmarks.kafka_io import produce_records
 from benchmarks.peers.report import CONTENDERS
 from benchmarks.peers.run import CXPULSE, run_cxpulse
 from benchmarks.peers.workload import EVENTS, build
+from cxpulse.agents.tools.broker import EmbeddedBroker, ensure_topics
 
 
 def _fmt(value: Any, spec: str) -> str:

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from cxpulse.agents.tools.demo_prometheus import (
     demo_prometheus,
     project_rule_files,
     prometheus_binary,
     prometheus_config,
 )
-
 from tests.deploy.helpers import ALERTING_RULES, RECORDING_RULES, run_promtool
 
 

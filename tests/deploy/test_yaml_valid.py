@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cxpulse.streams.settings import load_settings
 
+from cxpulse.streams.settings import load_settings
 from tests.deploy.helpers import (
     DEPLOY,
     PROMETHEUS,

@@ -15,11 +15,11 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
+
+from benchmarks.workers import Worker
 from cxpulse.agents.kafka.transport import probe_true_ends
 from cxpulse.agents.worker.app import topic_names
 from cxpulse.streams.settings import load_settings
-
-from benchmarks.workers import Worker
 
 
 @dataclass

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
 from cxpulse.agents.kafka.security import EXIT_UNREACHABLE, BrokerError
 from cxpulse.agents.tools.broker import EmbeddedBroker, ensure_topics, free_port, wait_for_kafka
 

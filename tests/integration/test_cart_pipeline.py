@@ -20,12 +20,12 @@ from typing import Any
 
 import orjson
 import pytest
+
 from cxpulse.agents.tools.broker import EmbeddedBroker
 from cxpulse.agents.tools.replay import closing_heartbeat_ts
 from cxpulse.agents.tools.traffic import CartTraffic
 from cxpulse.schemas.timestamps import format_ts
 from cxpulse.streams.settings import load_settings
-
 from tests.integration.harness import (
     WorkerProcess,
     check_finals,

@@ -13,9 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cxpulse.agents.tools.broker import EmbeddedBroker
 
 from benchmarks.long_run import run
+from cxpulse.agents.tools.broker import EmbeddedBroker
 from tests.integration.harness import worker_env
 
 pytestmark = pytest.mark.integration

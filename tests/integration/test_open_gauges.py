@@ -23,8 +23,8 @@ from typing import cast
 
 import orjson
 import pytest
-from cxpulse.agents.tools.broker import EmbeddedBroker
 
+from cxpulse.agents.tools.broker import EmbeddedBroker
 from tests.integration import test_cart_pipeline as cart
 from tests.integration import test_ticket_pipeline as ticket
 from tests.integration.harness import WorkerProcess, produce, worker_env

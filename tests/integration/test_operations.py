@@ -23,9 +23,9 @@ import orjson
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
 from cxpulse.agents.kafka.admin import EXIT_TOPICS_DIFFER, ensure_topics
 from cxpulse.agents.tools.broker import EmbeddedBroker
-
 from tests.integration.harness import worker_env
 
 pytestmark = pytest.mark.integration

@@ -24,8 +24,8 @@ from typing import Any
 
 import orjson
 import pytest
-from cxpulse.agents.tools.broker import EmbeddedBroker, free_port
 
+from cxpulse.agents.tools.broker import EmbeddedBroker, free_port
 from tests.deploy.helpers import ALERTING_RULES, RECORDING_RULES, promtool
 from tests.integration.harness import WorkerProcess, produce, worker_env
 from tests.oracle import Produced, classify, survey_finals

@@ -26,9 +26,9 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord, TopicPartition
-from cxpulse.agents.tools.broker import EmbeddedBroker
 from prometheus_client.parser import text_string_to_metric_families
 
+from cxpulse.agents.tools.broker import EmbeddedBroker
 from tests.deploy.helpers import promtool
 from tests.integration.harness import (
     WorkerProcess,

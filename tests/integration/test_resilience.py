@@ -19,8 +19,8 @@ from pathlib import Path
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from cxpulse.agents.tools.broker import EmbeddedBroker
 
+from cxpulse.agents.tools.broker import EmbeddedBroker
 from tests.integration.harness import (
     WorkerProcess,
     check_finals,

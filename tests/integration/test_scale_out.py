@@ -18,8 +18,8 @@ from typing import Any, cast
 
 import orjson
 import pytest
-from cxpulse.agents.tools.broker import EmbeddedBroker
 
+from cxpulse.agents.tools.broker import EmbeddedBroker
 from tests.integration.harness import (
     WorkerProcess,
     check_finals,

@@ -22,12 +22,12 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
+
 from cxpulse.agents.tools.broker import EmbeddedBroker
 from cxpulse.agents.tools.replay import closing_heartbeat_ts
 from cxpulse.agents.tools.traffic import SurveyTraffic
 from cxpulse.schemas.timestamps import format_ts
 from cxpulse.streams.settings import load_settings
-
 from tests.integration.harness import (
     WorkerProcess,
     check_finals,

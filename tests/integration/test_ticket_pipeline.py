@@ -20,10 +20,10 @@ from typing import Any
 
 import orjson
 import pytest
+
 from cxpulse.agents.tools.broker import EmbeddedBroker
 from cxpulse.agents.tools.traffic import TicketTraffic
 from cxpulse.schemas.timestamps import format_ts
-
 from tests.integration.harness import (
     WorkerProcess,
     check_finals,

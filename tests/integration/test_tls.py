@@ -34,6 +34,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
+
 from cxpulse.agents.kafka.security import (
     EXIT_SECURITY,
     EXIT_UNREACHABLE,
@@ -42,7 +43,6 @@ from cxpulse.agents.kafka.security import (
 )
 from cxpulse.agents.tools.broker import EmbeddedBroker, _port_open, free_port
 from cxpulse.streams.settings import BrokerSettings, load_settings
-
 from tests.integration.harness import WorkerProcess, check_finals, worker_env
 from tests.integration.test_survey_pipeline import (
     build_dataset,

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from cxpulse.agents.publish.alerts import RESOLVE_AFTER, AlertState, evaluate, z_score
-from cxpulse.streams.settings import load_settings
 from hypothesis import given
 from hypothesis import strategies as st
+
+from cxpulse.agents.publish.alerts import RESOLVE_AFTER, AlertState, evaluate, z_score
+from cxpulse.streams.settings import load_settings
 
 RULES = {r.name: r for r in load_settings(env={}).alerts}
 

@@ -18,13 +18,14 @@ import tempfile
 from typing import Any
 
 from aiokafka.structs import ConsumerRecord
+from faust.types import TP
+from hypothesis import given
+from hypothesis import strategies as st
+
 from cxpulse.agents.kafka.transport import DoneRanges
 from cxpulse.agents.worker.app import create_app
 from cxpulse.agents.worker.pipeline import register
 from cxpulse.streams.settings import load_settings
-from faust.types import TP
-from hypothesis import given
-from hypothesis import strategies as st
 
 #: The apps' data dirs (never written: no worker runs), removed when the session ends.
 _DATA = tempfile.TemporaryDirectory(prefix="cxpulse-test-")

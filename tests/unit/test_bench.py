@@ -11,7 +11,6 @@ from typing import Any
 
 import orjson
 import pytest
-from cxpulse.schemas.timestamps import format_ts
 
 from benchmarks import report
 from benchmarks.expected import (
@@ -35,6 +34,7 @@ from benchmarks.workloads import (
     step_for,
     survey_events,
 )
+from cxpulse.schemas.timestamps import format_ts
 from tests.oracle import cart_finals, survey_finals, ticket_finals
 
 DAY = 86_400_000

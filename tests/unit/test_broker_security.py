@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 from aiokafka import errors as kafka_errors
+from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
+
 from cxpulse.agents.kafka.admin import DEADLETTER_MAX_MESSAGE_BYTES, topic_plan
 from cxpulse.agents.kafka.security import (
     EXIT_SECURITY,
@@ -22,7 +24,6 @@ from cxpulse.agents.kafka.security import (
 from cxpulse.agents.worker.app import changelog_topics, create_app, internal_topics
 from cxpulse.agents.worker.pipeline import register
 from cxpulse.streams.settings import ConfigError, Secret, Settings, load_settings
-from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
 URL = {"CXPULSE_BROKER_URL": "kafka://k1:9093"}
 

@@ -7,10 +7,11 @@ import time
 import zoneinfo
 
 import pytest
-from cxpulse.streams.families.ticket.business_time import BusinessCalendar
-from cxpulse.streams.settings import BusinessHours
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from cxpulse.streams.families.ticket.business_time import BusinessCalendar
+from cxpulse.streams.settings import BusinessHours
 
 MINUTE = 60_000
 HOUR = 60 * MINUTE

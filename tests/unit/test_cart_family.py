@@ -15,14 +15,14 @@ from itertools import pairwise
 from typing import Any
 
 import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from cxpulse.schemas.input import RawRecord
 from cxpulse.streams.engine import EngineConfig, PartitionProcessor
 from cxpulse.streams.families.cart.family import CartFamily
 from cxpulse.streams.watermarks import TimePolicy
 from cxpulse.streams.windows import parse_window
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from tests.oracle import Produced, cart_finals, classify
 from tests.simulation import Simulation
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+
 from cxpulse.agents import cli
 from cxpulse.agents.logs import configure_logging
 from cxpulse.agents.tools.config_toml import settings_to_toml

@@ -20,6 +20,9 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from cxpulse.schemas.input import RawRecord
 from cxpulse.streams.engine import EngineConfig
 from cxpulse.streams.families.survey.family import SurveyFamily
@@ -33,9 +36,6 @@ from cxpulse.streams.families.survey.metrics import (
 )
 from cxpulse.streams.watermarks import TimePolicy
 from cxpulse.streams.windows import parse_window
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from tests.oracle import Produced, classify, correlation_pairs, survey_finals
 from tests.simulation import Simulation
 

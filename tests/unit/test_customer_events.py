@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 import pytest
+
 from cxpulse.schemas.events import (
     CustomerEvent,
     Heartbeat,

@@ -17,15 +17,15 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
 from cxpulse.schemas.input import RawRecord
 from cxpulse.streams.engine import EngineConfig
 from cxpulse.streams.families.customer.family import CustomerFamily
 from cxpulse.streams.settings import ConfigError, load_settings
 from cxpulse.streams.watermarks import TimePolicy
 from cxpulse.streams.windows import parse_window
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import strategies as st
-
 from tests.oracle import Produced, classify, customer_finals
 from tests.simulation import Simulation
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 import pytest
+
 from cxpulse.schemas.deadletter import dead_letter, dead_letter_record
 from cxpulse.schemas.events import MAX_RECORD_BYTES, Invalid, parse_survey
 from cxpulse.schemas.input import RawRecord

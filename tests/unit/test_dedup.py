@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from cxpulse.streams.dedup import DedupIndex
 from hypothesis import given
 from hypothesis import strategies as st
+
+from cxpulse.streams.dedup import DedupIndex
 
 H = 1_000
 

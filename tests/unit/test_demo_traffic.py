@@ -7,6 +7,9 @@ import statistics
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from cxpulse.agents.tools.demo import DEMO_CART_PACE, DEMO_TICKET_PACE
 from cxpulse.agents.tools.replay import CUSTOMER_TYPES, TICKET_STEPS, DemoTraffic
 from cxpulse.agents.tools.traffic import (
@@ -22,8 +25,6 @@ from cxpulse.schemas.events import (
     parse_survey,
     parse_ticket,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 T0 = 1_795_046_400_000
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 import pytest
+
 from cxpulse.schemas.events import (
     MAX_RECORD_BYTES,
     PARSERS,

@@ -12,6 +12,10 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from benchmarks.workloads import build
 from cxpulse.schemas import events
 from cxpulse.schemas.events import (
     CART_TYPES,
@@ -32,10 +36,6 @@ from cxpulse.schemas.events import (
     parse_ticket_reference,
 )
 from cxpulse.schemas.timestamps import MAX_TS_MS, format_ts
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from benchmarks.workloads import build
 
 Parser = Callable[[bytes | None], Any]
 PAIRS: dict[str, tuple[Parser, Parser]] = {

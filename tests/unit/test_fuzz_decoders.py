@@ -6,6 +6,9 @@ import dataclasses
 from typing import Any
 
 import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from cxpulse.schemas.events import (
     CART_TYPES,
     MAX_RECORD_BYTES,
@@ -24,8 +27,6 @@ from cxpulse.schemas.events import (
     parse_ticket,
 )
 from cxpulse.schemas.timestamps import MAX_TS_MS, MIN_TS_MS, format_ts
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 PARSE_REASONS = {"invalid_json", "schema", "out_of_range", "too_large"}
 EVENT_CLASS: dict[Any, type[SurveyEvent | CartEvent | TicketEvent]] = {

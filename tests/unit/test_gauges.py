@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from cxpulse.agents.publish.gauges import KpiCollector, build_version, register_process_metrics
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+
+from cxpulse.agents.publish.gauges import KpiCollector, build_version, register_process_metrics
 
 
 def _scrape(records: list[dict[str, Any]], open_gauges: Any = None) -> dict[Any, float]:

@@ -6,6 +6,7 @@ import importlib.metadata
 
 import pytest
 from aiokafka.partitioner import murmur2
+
 from cxpulse.agents.cli import main
 from cxpulse.agents.kafka import compat
 from cxpulse.agents.kafka.sender import BatchSender

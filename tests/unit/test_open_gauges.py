@@ -19,6 +19,9 @@ from itertools import pairwise
 from typing import Any
 
 import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from cxpulse.agents.worker.runtime import Runtime
 from cxpulse.schemas.input import RawRecord
 from cxpulse.streams.engine import EngineConfig, PartitionProcessor
@@ -27,9 +30,6 @@ from cxpulse.streams.families.ticket.family import TicketFamily
 from cxpulse.streams.family import Family
 from cxpulse.streams.settings import load_settings
 from cxpulse.streams.watermarks import TimePolicy
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from tests.oracle import Produced, open_now
 
 LATENESS = 120_000

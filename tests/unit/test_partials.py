@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from cxpulse.schemas import partials
 from hypothesis import given
 from hypothesis import strategies as st
+
+from cxpulse.schemas import partials
 
 ints = st.integers(min_value=0, max_value=2**53)
 

@@ -17,6 +17,10 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
+
 from cxpulse.schemas import events
 from cxpulse.schemas.alerts import alert_record
 from cxpulse.schemas.deadletter import dead_letter_record
@@ -32,10 +36,6 @@ from cxpulse.schemas.events import (
     Invalid,
 )
 from cxpulse.schemas.timestamps import parse_ts
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from jsonschema import Draft202012Validator
-
 from tests.record_schemas import SCHEMAS, TOPIC_OF, validator
 from tests.unit.test_fast_decoders import EDGE_VALUES, FIELDS, VALID, records
 

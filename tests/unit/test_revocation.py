@@ -13,10 +13,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from faust.types import TP
+
 from cxpulse.agents.worker.app import create_app
 from cxpulse.agents.worker.pipeline import register
 from cxpulse.streams.settings import load_settings
-from faust.types import TP
 
 
 def _app(tmp_path: Path) -> tuple[Any, Any]:

@@ -7,9 +7,10 @@ import string
 from types import SimpleNamespace
 
 import pytest
-from cxpulse.streams.segments import ALL, OTHER, UNKNOWN, SegmentCap
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from cxpulse.streams.segments import ALL, OTHER, UNKNOWN, SegmentCap
 
 
 def _cache_bound(cap: SegmentCap) -> int:

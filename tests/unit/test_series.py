@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from cxpulse.streams.aggregates import AggregateSpec
-from cxpulse.streams.series import Bucket, Series
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+
+from cxpulse.streams.aggregates import AggregateSpec
+from cxpulse.streams.series import Bucket, Series
 
 SUMS = AggregateSpec.sums(3)
 MIXED = AggregateSpec(["sum", "max", "hist"])

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from cxpulse.streams.settings import (
     METRICS,
     AlertRule,

@@ -6,10 +6,11 @@ import math
 from typing import Any
 
 import pytest
-from cxpulse.streams.families.survey.metrics import SLOTS, S, answer_deltas, nps, ratio, survey_kpis
-from cxpulse.streams.family import Kpi
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from cxpulse.streams.families.survey.metrics import SLOTS, S, answer_deltas, nps, ratio, survey_kpis
+from cxpulse.streams.family import Kpi
 
 QUESTIONS = ("nps", "csat", "ces", "switch", "repurchase", "overall")
 SCORE_RANGE = {

@@ -14,6 +14,9 @@ from itertools import pairwise
 from typing import Any
 
 import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from cxpulse.schemas.input import RawRecord
 from cxpulse.streams.engine import EngineConfig, PartitionProcessor
 from cxpulse.streams.families.ticket.business_time import BusinessCalendar
@@ -21,9 +24,6 @@ from cxpulse.streams.families.ticket.family import TicketFamily
 from cxpulse.streams.settings import BusinessHours
 from cxpulse.streams.watermarks import TimePolicy
 from cxpulse.streams.windows import parse_window
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from tests.oracle import Produced, WallSchedule, classify, ticket_finals
 from tests.simulation import Simulation
 

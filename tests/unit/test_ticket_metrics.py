@@ -5,6 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from cxpulse.streams.families.ticket.metrics import (
     MAPPING,
     ZERO_KEY,
@@ -13,8 +16,6 @@ from cxpulse.streams.families.ticket.metrics import (
     quantiles_ms,
     ticket_kpis,
 )
-from hypothesis import given
-from hypothesis import strategies as st
 
 
 def brute_force(bins: dict[str, int], q: float) -> float:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from cxpulse.streams.watermarks import (
     PartitionStatus,
     TimePolicy,
@@ -10,8 +13,6 @@ from cxpulse.streams.watermarks import (
     partition_watermark,
     topic_watermark,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 SEC = 1_000
 POLICY = TimePolicy(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from cxpulse.streams.windows import (
     WindowSpec,
     bucket_start,
@@ -11,8 +14,6 @@ from cxpulse.streams.windows import (
     parse_window,
     window_ends_for,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 SEC = 1_000
 MIN = 60 * SEC

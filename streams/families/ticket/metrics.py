@@ -15,9 +15,10 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
+from ddsketch.mapping import LogarithmicMapping
+
 from cxpulse.streams.aggregates import AggregateSpec, Kind
 from cxpulse.streams.family import Kpi
-from ddsketch.mapping import LogarithmicMapping
 
 MAPPING = LogarithmicMapping(relative_accuracy=0.01)
 ZERO_KEY = -(10**9)  # the bin of zero durations (a reply outside hours, in business time)
