@@ -32,24 +32,10 @@ from cxpulse.agents.tools.traffic import (
     TicketTraffic,
     is_first_response,
 )
+from cxpulse.schemas.event_types import CART_TYPES, CUSTOMER_TYPES, TICKET_TYPES
 from cxpulse.schemas.timestamps import parse_ts
 from cxpulse.streams.settings import BrokerSettings, Settings
 
-SURVEY_TYPES = frozenset({"invitation_sent", "answer"})
-CART_TYPES = frozenset({"item_added", "item_removed", "checkout_started", "purchased"})
-TICKET_TYPES = frozenset(
-    {"created", "agent_reply", "customer_reply", "solved", "reopened", "closed", "merged"}
-)
-CUSTOMER_TYPES = frozenset(
-    {
-        "lead_created",
-        "signed_up",
-        "subscription_started",
-        "subscription_changed",
-        "subscription_cancelled",
-        "acquisition_spend",
-    }
-)
 #: demo customer lives: one per this many steps; their days last this many ms of demo time
 CUSTOMER_STEPS = 5
 CUSTOMER_PACE = 30_000 / 86_400_000  # a customer's day passes in 30 s
