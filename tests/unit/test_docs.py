@@ -187,4 +187,4 @@ def test_history_pattern_matches_what_it_must() -> None:
     assert HISTORY.search("found in Session " + "8")
     assert HISTORY.search("(issue " + "7 item 2)")
     assert not HISTORY.search("cart sessions, issues and tickets")
-    assert not HISTORY.search("sessions 3 and issues 4")
+    assert not HISTORY.search("sessions " + "3 and issues " + "4")
