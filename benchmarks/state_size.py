@@ -73,10 +73,12 @@ def measure(carts: int, kind: str = "cart") -> dict[str, float]:
     table_bytes = 0
     for i in range(0, carts, 5_000):
         out = proc.process(records[i : i + 5_000], WALL, None)
-        table_bytes += sum(len(k) + len(v or b"") for k, v in out.writes if k.split("|")[1] == "e")
+        table_bytes += sum(len(k) + len(v or b"") for k, v in out.writes if k.split("|")[1] == "c")
     out = proc.process([heartbeat], WALL, None)  # sessions open: every cart applied, none ended
-    last = {k: v for k, v in out.writes if k.split("|")[1] == "e"}
-    record = sum(len(k) + len(v or b"") for k, v in last.items()) / max(len(last), 1)
+    # entity chunks (cxpulse.streams.entitylog): the bytes of the batch's chunk per entity in it
+    last = {k: v for k, v in out.writes if k.split("|")[1] == "c" and v is not None}
+    entries = sum(len(orjson.loads(v)["e"]) for v in last.values())
+    record = sum(len(k) + len(v) for k, v in last.items()) / max(entries, 1)
     del out, last
     records.clear()
     gc.collect()

@@ -10,8 +10,10 @@ batch of raw records into
 * snapshots of the buckets the batch changed, for the merge stage.
 
 Exactly-once without broker transactions. Every persisted record carries the
-sequence number ``s`` of the batch that wrote it and the value it replaced
-(``pv``); the partition's meta record (:attr:`BatchOutput.commit`) names the
+sequence number ``s`` of the batch that wrote it; a bucket record also the value
+it replaced (``pv``), while dedup ids and entities go to append-only per-batch
+chunks (:mod:`cxpulse.streams.entitylog`) that a rollback simply ignores. The
+partition's meta record (:attr:`BatchOutput.commit`) names the
 last complete batch and the input offset it reached. It is written *last*, once
 every other effect of the batch (its table writes, snapshots, status and dead
 letters) is acknowledged by the broker: a batch whose state reached the
@@ -19,7 +21,7 @@ changelog while its snapshots were lost would otherwise count as done, and its
 buckets, expired at the next batch's start, would never reach the merge stage.
 A changelog partition is written by one producer in order, so after a crash it
 holds complete batches plus at most the writes of one more without its meta:
-:meth:`PartitionProcessor.restore` rolls those back to ``pv`` and the records
+:meth:`PartitionProcessor.restore` rolls those back and the records
 after the meta offset are simply processed again (records at or below it are
 skipped). Snapshots carry the input
 offset as a version, so the merge stage keeps the newest one whatever the
@@ -47,6 +49,7 @@ from cxpulse.schemas.events import Heartbeat, Invalid
 from cxpulse.schemas.input import InputRecord
 from cxpulse.streams.dedup import DedupIndex
 from cxpulse.streams.encoding import dumps_kept
+from cxpulse.streams.entitylog import EntityLog
 from cxpulse.streams.family import Deltas, Family
 from cxpulse.streams.segments import SegmentCap
 from cxpulse.streams.watermarks import PartitionStatus, TimePolicy, is_late, partition_watermark
@@ -127,8 +130,9 @@ class PartitionProcessor:
         self._gauges_of = getattr(family, "gauges", None)
         self.dedup = DedupIndex(config.dedup_horizon_ms)
         self._wake: dict[int, set[str]] = {}  # coarse event time -> entities to wake then
-        self._pending: dict[str, bytes | None] = {}  # rewrites owed after a rollback
-        self._tombstones: set[str] = set()  # soft-deleted last batch: tombstone them now
+        self._pending: dict[str, bytes | None] = {}  # deletes owed after a rollback
+        #: which chunk records hold the entities (:mod:`cxpulse.streams.entitylog`)
+        self.entity_log = EntityLog()
         # per-batch scratch
         self._fine: dict[tuple[int, str], list[Any]] = {}
         self._entity_prev: dict[str, Any] = {}
@@ -161,19 +165,28 @@ class PartitionProcessor:
             proc.ack = meta.get("a")
             proc.segments = SegmentCap(config.dimensions, config.max_segment_values, meta["seg"])
         chunks: list[tuple[int, dict[str, int]]] = []
+        entity_parts: list[tuple[int, str, dict[str, Any]]] = []
         for key, raw in records.items():
             if not key.startswith(prefix) or key == proc.meta_key:
                 continue
             rec = orjson.loads(raw)
             stale = rec["s"] > proc.seq
             kind, _, rest = key[len(prefix) :].partition("|")
-            if kind == "d":
+            if kind == "d" or kind == "c":
                 if stale:
                     proc._pending[key] = None
-                else:
+                elif kind == "d":
                     chunks.append((rec["s"], rec["ids"]))
+                else:
+                    entity_parts.append((rec["s"], key, rec["e"]))
                 continue
             value = rec["pv"] if stale else rec["v"]
+            if kind == "e":  # one record per entity (earlier format): moved into chunks
+                if value is None:
+                    proc._pending[key] = None
+                else:
+                    entity_parts.append((0, key, {rest: value}))
+                continue
             if stale:
                 proc._pending[key] = (
                     None if value is None else _dumps({"s": proc.seq, "v": value, "pv": value})
@@ -184,10 +197,12 @@ class PartitionProcessor:
             if kind == "b":
                 grid, start, label = rest.split("|", 2)
                 proc.buckets[(int(grid), int(start), label)] = family.aggregate.fit(value)
-            elif kind == "e":
-                proc.entities[rest] = value
-                proc._schedule(rest, value)
-                proc._count(value, 1)
+        proc.entities = proc.entity_log.restore(entity_parts)
+        for key, value in proc.entities.items():
+            proc._schedule(key, value)
+            proc._count(value, 1)
+        for key in proc.entity_log.keys_in(0):  # the earlier format's: written anew
+            proc._entity_prev[key] = proc.entities[key]
         proc.dedup.restore(chunks)
         return proc
 
@@ -294,10 +309,7 @@ class PartitionProcessor:
         if self._pending:
             writes.extend(self._pending.items())
             self._pending.clear()
-        for key in self._tombstones:
-            if key not in self.entities:
-                writes.append((self._key("e", key), None))
-        self._tombstones.clear()
+        writes.extend((key, None) for key in self.entity_log.tombstones())
         self._expire(writes)
         seq = self.seq + 1
         applied = last_offset = self.offset
@@ -373,13 +385,9 @@ class PartitionProcessor:
             return out  # nothing new (a replayed batch, or a tick that changes nothing)
         self.ack = ack
         self._fold(out, seq)
-        entity_prefix = self._key("e", "")  # one key per changed entity: no join each time
-        entities = self.entities
-        for key, prev in self._entity_prev.items():
-            value = entities.get(key)
-            writes.append((entity_prefix + key, _dumps({"s": seq, "v": value, "pv": prev})))
-            if value is None:
-                self._tombstones.add(key)
+        writes.extend(
+            self.entity_log.write(seq, self._entity_prev, self.entities, self._key("c", ""))
+        )
         self._entity_prev.clear()
         chunk = self.dedup.take_chunk(seq)
         if chunk is not None:

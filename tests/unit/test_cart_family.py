@@ -182,7 +182,9 @@ def test_state_is_gone_once_it_can_change_no_metric(items: list[dict[str, Any]])
     sim.feed([])  # soft deletes become tombstones at the next batch
     assert sim.proc.entities == {}
     assert not any(sim.proc.gauges.values())
-    assert all(key.split("|")[1] != "e" for key in sim.table), "entity records left behind"
+    assert all(key.split("|")[1] not in ("e", "c") for key in sim.table), (
+        "entity records left behind"
+    )
 
 
 def test_the_topic_watermark_drives_timeouts_only_on_an_idle_partition() -> None:

@@ -1,0 +1,172 @@
+"""The entity chunk log: what a restore after a crash anywhere gives, and what it leaves.
+
+A model worker keeps a dict of entities and a table (the changelog after compaction).
+Each batch sets and drops random keys; its records (the deletes owed by earlier
+batches, then its chunk) reach the table in order, and a crash keeps any prefix
+of one batch's records. A restore from the committed records must give exactly
+the entities of the last committed batch, and once every entity is dropped no
+record may be left behind.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cxpulse.streams import entitylog
+from cxpulse.streams.entitylog import EntityLog
+
+PREFIX = "0|c|"
+
+#: one batch: (key, value or None to drop) changes, applied in order
+batch_strategy = st.lists(
+    st.tuples(st.integers(0, 12).map(lambda i: f"k{i}"), st.one_of(st.none(), st.integers(0, 9))),
+    max_size=8,
+)
+
+
+class Model:
+    """A worker's entities, its log and the table its records reached."""
+
+    def __init__(self) -> None:
+        self.entities: dict[str, Any] = {}
+        self.log = EntityLog()
+        self.table: dict[str, bytes] = {}
+        self.seq = 0  # the last committed batch
+        self.pending: list[str] = []  # stale records to delete (a restore found them)
+
+    def batch(self, changes: list[tuple[str, int | None]]) -> list[tuple[str, bytes | None]]:
+        """The records of the next batch, applied to the model (not to the table)."""
+        before: dict[str, Any] = {}
+        for key, value in changes:
+            before.setdefault(key, self.entities.get(key))
+            if value is None:
+                self.entities.pop(key, None)
+            else:
+                self.entities[key] = [value]
+        writes: list[tuple[str, bytes | None]] = [(k, None) for k in self.pending]
+        self.pending = []
+        writes += [(k, None) for k in self.log.tombstones()]
+        writes += self.log.write(self.seq + 1, before, self.entities, PREFIX)
+        return writes
+
+    def apply(self, writes: list[tuple[str, bytes | None]]) -> None:
+        for key, value in writes:
+            if value is None:
+                self.table.pop(key, None)
+            else:
+                self.table[key] = value
+
+    def restore(self) -> EntityLog:
+        """A fresh log from the table, as :meth:`PartitionProcessor.restore` builds it."""
+        parts = []
+        self.pending = []
+        for key, raw in self.table.items():
+            rec = orjson.loads(raw)
+            if rec["s"] > self.seq:
+                self.pending.append(key)
+            else:
+                parts.append((rec["s"], key, rec["e"]))
+        log = EntityLog()
+        self.entities = log.restore(parts)
+        self.log = log
+        return log
+
+
+@settings(max_examples=1_000, deadline=None)
+@given(
+    batches=st.lists(batch_strategy, min_size=1, max_size=30),
+    crashes=st.lists(st.tuples(st.integers(0, 29), st.integers(0, 60)), max_size=4),
+    part=st.sampled_from([1, 2, 3, 4_096]),
+)
+def test_a_restore_after_a_crash_anywhere_gives_the_committed_entities(
+    batches: list[list[tuple[str, int | None]]],
+    crashes: list[tuple[int, int]],
+    part: int,
+) -> None:
+    entitylog.PART_ENTRIES = part  # several records per chunk, too
+    try:
+        model = Model()
+        crash_at = dict(crashes)
+        for i, changes in enumerate(batches):
+            committed = dict(model.entities)
+            writes = model.batch(changes)
+            if i in crash_at:
+                model.apply(writes[: crash_at[i] % (len(writes) + 1)])
+                model.restore()
+                assert model.entities == committed
+                writes = model.batch(changes)  # the batch again, after the restart
+            model.apply(writes)
+            model.seq += 1
+            expected = dict(model.entities)
+            model.restore()
+            assert model.entities == expected
+        # everything dropped: two batches later no record is left
+        model.apply(model.batch([(k, None) for k in list(model.entities)]))
+        model.seq += 1
+        model.apply(model.batch([]))
+        model.seq += 1
+        assert model.entities == {}
+        assert model.table == {}, sorted(model.table)
+    finally:
+        entitylog.PART_ENTRIES = 4_096
+
+
+def test_one_long_lived_entity_does_not_keep_every_later_chunk() -> None:
+    """Compaction: the sparse oldest chunk's live values move forward, so the
+    marker chunks behind it can go."""
+    model = Model()
+    model.apply(model.batch([("keep", 1)] + [(f"a{i}", 1) for i in range(5)]))
+    model.seq += 1
+    for n in range(50):
+        changes = [(f"b{n}-{i}", 1) for i in range(4)]
+        changes += [(f"b{n - 1}-{i}", None) for i in range(4)] if n else []
+        changes += [(f"a{i}", None) for i in range(5)] if n == 0 else []
+        model.apply(model.batch(changes))
+        model.seq += 1
+    chunks = {key.split("|")[2] for key in model.table}
+    assert len(chunks) <= 3, sorted(chunks)
+    model.restore()
+    assert set(model.entities) == {"keep", *(f"b49-{i}" for i in range(4))}
+
+
+def test_a_chunk_larger_than_a_record_is_split() -> None:
+    log = EntityLog()
+    big = {f"k{i}": ["x" * 200] for i in range(5_000)}
+    writes = log.write(1, dict.fromkeys(big), big, PREFIX)
+    assert len(writes) > 2
+    assert all(len(raw) <= entitylog.MAX_RECORD_BYTES for _, raw in writes)
+    parts = [(1, key, orjson.loads(raw)["e"]) for key, raw in writes]
+    assert EntityLog().restore(parts) == big
+
+
+def test_records_written_by_the_earlier_one_record_per_entity_format_are_converted() -> None:
+    """Restore reads ``<p>|e|<key>`` records and rewrites them as a chunk; the old
+    records are deleted by the batch after."""
+    from cxpulse.streams.engine import EngineConfig, PartitionProcessor
+    from cxpulse.streams.families.survey.family import SurveyFamily
+    from cxpulse.streams.watermarks import TimePolicy
+
+    config = EngineConfig(
+        "survey", (60_000,), TimePolicy(120_000, 10**12, 300_000), 86_400_000, ("channel",), 20
+    )
+    family = SurveyFamily(86_400_000)
+    value = [1_000, ["all", "channel=web"]]
+    records = {
+        "0|m": orjson.dumps({"s": 3, "o": 10, "mx": 1_000, "a": None, "seg": {}}),
+        "0|e|r1": orjson.dumps({"s": 2, "v": value, "pv": None}),
+        "0|e|r2": orjson.dumps({"s": 3, "v": None, "pv": value}),  # a soft delete
+        "0|e|r3": orjson.dumps({"s": 4, "v": value, "pv": None}),  # stale: rolled back
+    }
+    proc = PartitionProcessor.restore(family, config, 0, records, 2_000)
+    assert proc.entities == {"r1": value}
+    first = proc.process([], 2_000, None)
+    written = dict(first.writes)
+    assert written["0|e|r2"] is None and written["0|e|r3"] is None
+    chunk = [orjson.loads(v) for k, v in first.writes if k.startswith("0|c|") and v]
+    assert chunk == [{"s": 4, "e": {"r1": value}}]
+    second = proc.process([], 2_000, None)
+    assert ("0|e|r1", None) in second.writes
