@@ -123,19 +123,26 @@ class EntityLog:
         where, chunks = self._where, self._chunks
         chunk = _Chunk()
         entries: dict[str, Any] = {}
-        for key, before in changed.items():
+        live = marks = 0
+        for key, before in changed.items():  # once per changed entity: calls inlined
             value = entities.get(key)
-            if value is None and before is None:
-                continue  # absent before and after: its latest entry (if any) says so
+            if value is None:
+                if before is None:
+                    continue  # absent before and after: its latest entry (if any) says so
+                marks += 1
+            else:
+                live += 1
             old = where.get(key)
             if old is not None:
-                self._release(old, before is None)
+                held = chunks[old]
+                if before is None:
+                    held.marks -= 1
+                else:
+                    held.live -= 1
+                if held.live == 0 and held.marks == 0:
+                    self._die(old)
             where[key] = seq
             entries[key] = value
-            if value is None:
-                chunk.marks += 1
-            else:
-                chunk.live += 1
         budget = max(1_024, 2 * len(entries))
         for old, oldest in list(chunks.items()):
             if oldest.live == 0:
@@ -153,31 +160,36 @@ class EntityLog:
                     else:
                         where[key] = seq
                         entries[key] = value
-                        chunk.live += 1
+                        live += 1
             self._die(old)
         if not entries:
             return []
+        chunk.live, chunk.marks = live, marks
         chunk.keys = list(entries)
-        items = list(entries.items())
         out: list[tuple[str, bytes]] = []
-        for start in range(0, len(items), PART_ENTRIES):
-            self._encode(seq, items[start : start + PART_ENTRIES], prefix, out)
+        if len(entries) <= PART_ENTRIES:
+            self._encode(seq, entries, prefix, out)
+        else:
+            items = list(entries.items())
+            for start in range(0, len(items), PART_ENTRIES):
+                self._encode(seq, dict(items[start : start + PART_ENTRIES]), prefix, out)
         chunk.records = [record for record, _ in out]
         chunks[seq] = chunk
-        if chunk.live == 0 and next(iter(chunks)) == seq:
+        if live == 0 and next(iter(chunks)) == seq:
             self._drop_markers(seq, chunk)  # only markers, nothing older: they shadow nothing
             self._die(seq)  # deleted by the next batch
         return out
 
     # ------------------------------------------------------------ internals
     def _encode(
-        self, seq: int, items: list[tuple[str, Any]], prefix: str, out: list[tuple[str, bytes]]
+        self, seq: int, entries: dict[str, Any], prefix: str, out: list[tuple[str, bytes]]
     ) -> None:
-        raw = dumps_kept({"s": seq, "e": dict(items)})
-        if len(raw) > MAX_RECORD_BYTES and len(items) > 1:
+        raw = dumps_kept({"s": seq, "e": entries})
+        if len(raw) > MAX_RECORD_BYTES and len(entries) > 1:
+            items = list(entries.items())
             half = len(items) // 2
-            self._encode(seq, items[:half], prefix, out)
-            self._encode(seq, items[half:], prefix, out)
+            self._encode(seq, dict(items[:half]), prefix, out)
+            self._encode(seq, dict(items[half:]), prefix, out)
             return
         out.append((f"{prefix}{seq}|{len(out)}", raw))
 
