@@ -15,11 +15,14 @@ from collections.abc import Iterable
 class DedupIndex:
     """The first-copy event time of every id still inside the horizon."""
 
-    __slots__ = ("_chunks", "_first", "_pending", "horizon_ms")
+    __slots__ = ("_again", "_chunks", "_first", "_pending", "horizon_ms")
 
     def __init__(self, horizon_ms: int) -> None:
         self.horizon_ms = horizon_ms
-        self._first: dict[str, tuple[int, int]] = {}  # event_id -> (ts, chunk seq)
+        self._first: dict[str, int] = {}  # event_id -> ts of its first copy
+        #: ids registered again past the horizon -> the chunk of their latest registration
+        #: (rare: only those need it; every other id is in exactly one chunk)
+        self._again: dict[str, int] = {}
         self._chunks: dict[int, tuple[int, list[str]]] = {}  # seq -> (max ts, ids), oldest first
         self._pending: dict[str, int] = {}  # ids registered by the batch in progress
 
@@ -35,11 +38,14 @@ class DedupIndex:
     def is_duplicate(self, event_id: str, watermark: int | None) -> bool:
         """Whether ``event_id`` was first seen no more than the horizon behind ``watermark``."""
         first = self._first.get(event_id)
-        return first is not None and (watermark is None or first[0] >= watermark - self.horizon_ms)
+        return first is not None and (watermark is None or first >= watermark - self.horizon_ms)
 
     def register(self, event_id: str, ts: int, seq: int) -> None:
         """Record the first copy of ``event_id`` (or a new first copy past the horizon)."""
-        self._first[event_id] = (ts, seq)
+        first = self._first
+        if event_id in first:
+            self._again[event_id] = seq
+        first[event_id] = ts
         self._pending[event_id] = ts
 
     def has_pending(self) -> bool:
@@ -55,9 +61,12 @@ class DedupIndex:
 
     def restore(self, chunks: Iterable[tuple[int, dict[str, int]]]) -> None:
         """Load persisted chunks (any order); the latest registration of an id wins."""
+        first, again = self._first, self._again
         for seq, ids in sorted(chunks, key=lambda c: c[0]):
             for event_id, ts in ids.items():
-                self._first[event_id] = (ts, seq)
+                if event_id in first:
+                    again[event_id] = seq
+                first[event_id] = ts
             self._chunks[seq] = (max(ids.values(), default=0), list(ids))
 
     def expire(self, watermark: int) -> list[int]:
@@ -68,9 +77,14 @@ class DedupIndex:
             if newest >= horizon_wm:
                 break
             expired.append(seq)
+        first, again = self._first, self._again
         for seq in expired:
             for event_id in self._chunks.pop(seq)[1]:
-                entry = self._first.get(event_id)
-                if entry is not None and entry[1] == seq:
-                    del self._first[event_id]
+                if again:
+                    latest = again.get(event_id)
+                    if latest is not None:
+                        if latest != seq:
+                            continue  # registered again: a later chunk holds it
+                        del again[event_id]
+                first.pop(event_id, None)
         return expired

@@ -111,23 +111,23 @@ class EntityLog:
     def write(
         self,
         seq: int,
-        changed: Mapping[str, Any],
+        changed: Mapping[str, bool],
         entities: Mapping[str, Any],
         prefix: str,
     ) -> list[tuple[str, bytes]]:
         """Batch ``seq``'s chunk records (keys ``prefix + "<seq>|<part>"``).
 
-        ``changed`` maps each key the batch touched to its value before the batch
-        (``None``: absent); ``entities`` holds the values after it.
+        ``changed`` maps each key the batch touched to whether it existed before the
+        batch; ``entities`` holds the values after it.
         """
         where, chunks = self._where, self._chunks
         chunk = _Chunk()
         entries: dict[str, Any] = {}
         live = marks = 0
-        for key, before in changed.items():  # once per changed entity: calls inlined
+        for key, existed in changed.items():  # once per changed entity: calls inlined
             value = entities.get(key)
             if value is None:
-                if before is None:
+                if not existed:
                     continue  # absent before and after: its latest entry (if any) says so
                 marks += 1
             else:
@@ -135,7 +135,7 @@ class EntityLog:
             old = where.get(key)
             if old is not None:
                 held = chunks[old]
-                if before is None:
+                if not existed:
                     held.marks -= 1
                 else:
                     held.live -= 1

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from cxpulse.streams import entitylog
 from cxpulse.streams.entitylog import EntityLog
+from cxpulse.streams.families.survey.family import SurveyFamily
 
 PREFIX = "0|c|"
 
@@ -40,9 +41,9 @@ class Model:
 
     def batch(self, changes: list[tuple[str, int | None]]) -> list[tuple[str, bytes | None]]:
         """The records of the next batch, applied to the model (not to the table)."""
-        before: dict[str, Any] = {}
+        before: dict[str, bool] = {}
         for key, value in changes:
-            before.setdefault(key, self.entities.get(key))
+            before.setdefault(key, key in self.entities)
             if value is None:
                 self.entities.pop(key, None)
             else:
@@ -136,7 +137,7 @@ def test_one_long_lived_entity_does_not_keep_every_later_chunk() -> None:
 def test_a_chunk_larger_than_a_record_is_split() -> None:
     log = EntityLog()
     big = {f"k{i}": ["x" * 200] for i in range(5_000)}
-    writes = log.write(1, dict.fromkeys(big), big, PREFIX)
+    writes = log.write(1, dict.fromkeys(big, False), big, PREFIX)
     assert len(writes) > 2
     assert all(len(raw) <= entitylog.MAX_RECORD_BYTES for _, raw in writes)
     parts = [(1, key, orjson.loads(raw)["e"]) for key, raw in writes]
@@ -170,3 +171,47 @@ def test_records_written_by_the_earlier_one_record_per_entity_format_are_convert
     assert chunk == [{"s": 4, "e": {"r1": value}}]
     second = proc.process([], 2_000, None)
     assert ("0|e|r1", None) in second.writes
+
+
+class _TwoStepFamily(SurveyFamily):
+    """Each response wakes twice, 1 ms apart (the same wake step): first it is set
+    to its second state, then dropped."""
+
+    def observe(self, event: Any, ctx: Any) -> None:
+        ctx.set_entity(event.response_id, [event.ts, 0])
+
+    def wake_at(self, value: Any) -> int | None:
+        return int(value[0]) + 1_000
+
+    def on_wake(self, key: str, value: Any, watermark: int, ctx: Any) -> None:
+        if value[1] == 0:
+            ctx.set_entity(key, [value[0] + 1, 1])
+        else:
+            ctx.drop_entity(key)
+
+
+def test_an_entity_set_anew_while_it_wakes_wakes_again_in_the_same_step() -> None:
+    from cxpulse.schemas.input import RawRecord
+    from cxpulse.streams.engine import EngineConfig, PartitionProcessor
+    from cxpulse.streams.watermarks import TimePolicy
+
+    config = EngineConfig(
+        "survey", (60_000,), TimePolicy(0, 10**12, 300_000), 86_400_000, ("channel",), 20
+    )
+    proc = PartitionProcessor(_TwoStepFamily(86_400_000), config, 0, 2_000_000)
+    answer = {
+        "type": "answer",
+        "event_id": "e1",
+        "ts": 1_000_000,
+        "survey_id": "s",
+        "response_id": "r1",
+        "customer_id": "c",
+        "question": "nps",
+        "score": 9,
+    }
+    proc.process([RawRecord(0, None, orjson.dumps(answer))], 2_000_000, None)
+    beat = {"type": "heartbeat", "ts": 1_030_000}
+    proc.process([RawRecord(1, None, orjson.dumps(beat))], 2_000_000, None)
+    assert proc.entities == {"r1": [1_000_001, 1]}  # its first wake set it anew
+    proc.process([], 2_000_000, None)
+    assert proc.entities == {}  # and the second, in the same step, dropped it
