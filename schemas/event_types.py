@@ -1,15 +1,19 @@
 """The typed input events of the four topics (SPEC §1), their enums and limits.
 
-Plain frozen dataclasses (slots, no validation of their own): the decoders in
-:mod:`cxpulse.schemas.validation` and :mod:`cxpulse.schemas.fastpath` build them;
-:mod:`cxpulse.schemas.events` is the entry point.
+The four event types are frozen msgspec structs without validation of their own
+(the decoders in :mod:`cxpulse.schemas.validation` and :mod:`cxpulse.schemas.fastpath`
+build them; :mod:`cxpulse.schemas.events` is the entry point): built positionally in
+C, ~55 ns for a survey event against ~530 ns for a frozen slots dataclass, once per
+input record. ``gc=False``: they hold strings, numbers and tuples of strings only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
-from typing import Any, Literal, TypeVar
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import msgspec
 
 Reason = Literal["invalid_json", "schema", "out_of_range", "too_large", "late"]
 #: Every dead-letter reason, in precedence order (``late`` is decided by the watermark).
@@ -34,8 +38,7 @@ class Heartbeat:
     ts: int
 
 
-@dataclass(frozen=True, slots=True)
-class SurveyEvent:
+class SurveyEvent(msgspec.Struct, frozen=True, gc=False):
     event_id: str
     type: str  # "invitation_sent" | "answer"
     ts: int
@@ -47,8 +50,7 @@ class SurveyEvent:
     score: int | None  # None for invitation_sent
 
 
-@dataclass(frozen=True, slots=True)
-class CartEvent:
+class CartEvent(msgspec.Struct, frozen=True, gc=False):
     event_id: str
     type: str  # "item_added" | "item_removed" | "checkout_started" | "purchased"
     ts: int
@@ -58,8 +60,7 @@ class CartEvent:
     cart_value: float
 
 
-@dataclass(frozen=True, slots=True)
-class TicketEvent:
+class TicketEvent(msgspec.Struct, frozen=True, gc=False):
     event_id: str
     type: str  # created, agent_reply, customer_reply, solved, reopened, closed, merged
     ts: int
@@ -72,8 +73,7 @@ class TicketEvent:
     into: str | None  # None unless merged
 
 
-@dataclass(frozen=True, slots=True)
-class CustomerEvent:
+class CustomerEvent(msgspec.Struct, frozen=True, gc=False):
     event_id: str
     type: str  # one of CUSTOMER_TYPES
     ts: int
@@ -88,31 +88,11 @@ class CustomerEvent:
 
 Event = SurveyEvent | CartEvent | TicketEvent | CustomerEvent
 
-_T = TypeVar("_T")
-
-
-def _builder(cls: type[_T]) -> Callable[..., _T]:
-    """A positional constructor for a frozen slots dataclass, about twice as fast.
-
-    A frozen dataclass ``__init__`` goes through ``object.__setattr__`` per field (1.4 us
-    for a survey event, the largest single cost of a parse). This writes the slots through
-    their descriptors instead; the instance is identical (same class, equal, still frozen).
-    The generated code is the same shape as the one :mod:`dataclasses` itself generates.
-    """
-    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
-    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
-    for name in names:
-        namespace[f"_set_{name}"] = getattr(cls, name).__set__
-    body = "".join(f"    _set_{name}(o, {name})\n" for name in names)
-    exec(f"def build({', '.join(names)}):\n    o = _new(_cls)\n{body}    return o\n", namespace)
-    build: Callable[..., _T] = namespace["build"]
-    return build
-
-
-survey_event = _builder(SurveyEvent)
-cart_event = _builder(CartEvent)
-ticket_event = _builder(TicketEvent)
-customer_event = _builder(CustomerEvent)
+#: positional constructors, in field order (the decoders' names for them)
+survey_event = SurveyEvent
+cart_event = CartEvent
+ticket_event = TicketEvent
+customer_event = CustomerEvent
 
 SURVEY_TYPES = frozenset({"invitation_sent", "answer"})
 CART_TYPES = frozenset({"item_added", "item_removed", "checkout_started", "purchased"})

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SHARED_SPEC = ROOT.parent / "shared" / "SPEC.md"
 #: directories that are not the repository's text: git, the venv, caches and build output
 SKIP_DIRS = frozenset(
-    {".git", ".venv", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache",
+    {".git", ".venv", ".venvs", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache",
      ".hypothesis", "build", "dist", "cxpulse-data"}
 )  # fmt: skip
 HISTORY = re.compile(r"session [0-9]|issue [0-9]", re.IGNORECASE)

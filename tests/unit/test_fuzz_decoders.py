@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
+import msgspec
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -36,7 +36,7 @@ EVENT_CLASS: dict[Any, type[SurveyEvent | CartEvent | TicketEvent]] = {
 }
 PARSERS = st.sampled_from([parse_survey, parse_cart, parse_ticket])
 FIELDS = sorted(
-    {f.name for cls in (SurveyEvent, CartEvent, TicketEvent) for f in dataclasses.fields(cls)}
+    {f.name for cls in (SurveyEvent, CartEvent, TicketEvent) for f in msgspec.structs.fields(cls)}
 )
 ALL_TYPES = sorted(SURVEY_TYPES | CART_TYPES | TICKET_TYPES | {"heartbeat"})
 
@@ -62,7 +62,7 @@ def check(parse: Any, value: bytes | None) -> Any:
         assert type(result.ts) is int
         assert MIN_TS_MS <= result.ts <= MAX_TS_MS
         assert type(result.channel) is str
-        orjson.dumps(dataclasses.asdict(result))  # downstream can always re-serialize it
+        orjson.dumps(msgspec.structs.asdict(result))  # downstream can always re-serialize it
     return result
 
 
