@@ -82,13 +82,19 @@ class Model:
     batches=st.lists(batch_strategy, min_size=1, max_size=30),
     crashes=st.lists(st.tuples(st.integers(0, 29), st.integers(0, 60)), max_size=4),
     part=st.sampled_from([1, 2, 3, 4_096]),
+    max_chunks=st.sampled_from([1, 2, 4, 256]),
+    min_compaction=st.sampled_from([1, 2, 512]),
 )
 def test_a_restore_after_a_crash_anywhere_gives_the_committed_entities(
     batches: list[list[tuple[str, int | None]]],
     crashes: list[tuple[int, int]],
     part: int,
+    max_chunks: int,
+    min_compaction: int,
 ) -> None:
-    entitylog.PART_ENTRIES = part  # several records per chunk, too
+    # several records per chunk, and compaction of dense chunks a few entries at a time
+    entitylog.PART_ENTRIES = part
+    entitylog.MAX_CHUNKS, entitylog.MIN_COMPACTION = max_chunks, min_compaction
     try:
         model = Model()
         crash_at = dict(crashes)
@@ -112,8 +118,9 @@ def test_a_restore_after_a_crash_anywhere_gives_the_committed_entities(
         model.seq += 1
         assert model.entities == {}
         assert model.table == {}, sorted(model.table)
+        assert len(model.log) == 0
     finally:
-        entitylog.PART_ENTRIES = 4_096
+        entitylog.PART_ENTRIES, entitylog.MAX_CHUNKS, entitylog.MIN_COMPACTION = 4_096, 256, 512
 
 
 def test_one_long_lived_entity_does_not_keep_every_later_chunk() -> None:
@@ -132,6 +139,39 @@ def test_one_long_lived_entity_does_not_keep_every_later_chunk() -> None:
     assert len(chunks) <= 3, sorted(chunks)
     model.restore()
     assert set(model.entities) == {"keep", *(f"b49-{i}" for i in range(4))}
+
+
+def test_a_dense_old_chunk_is_compacted_once_too_many_chunks_survive() -> None:
+    """A chunk whose values all stay alive (open tickets, say) is moved forward a
+    budget at a time once more than MAX_CHUNKS chunks survive behind it."""
+    model = Model()
+    model.apply(model.batch([(f"old{i}", 1) for i in range(2_000)]))
+    model.seq += 1
+    most = 0
+    for n in range(1_200):
+        changes = [(f"n{n}", 1)] + ([(f"n{n - 1}", None)] if n else [])
+        model.apply(model.batch(changes))
+        model.seq += 1
+        most = max(most, len(model.log))
+    # the front chunk moves MIN_COMPACTION values per batch: 4 batches for 2,000
+    assert most <= entitylog.MAX_CHUNKS + 2_000 // entitylog.MIN_COMPACTION + 1
+    assert not any(key.startswith(f"{PREFIX}1|") for key in model.table)  # moved forward
+    expected = dict(model.entities)
+    model.restore()
+    assert model.entities == expected
+
+
+def test_a_marker_outlives_a_later_drop_in_its_chunk_while_an_older_chunk_survives() -> None:
+    """``j``'s marker shadows its stale value in the first chunk, which stays (dense):
+    the marker's chunk must stay too, even once its own value is dropped."""
+    model = Model()
+    for changes in ([("j", 1), ("a", 1), ("b", 1)], [("j", None), ("k", 1)], [("k", None)]):
+        model.apply(model.batch(changes))
+        model.seq += 1
+    model.apply(model.batch([]))
+    model.seq += 1
+    model.restore()
+    assert model.entities == {"a": [1], "b": [1]}
 
 
 def test_a_chunk_larger_than_a_record_is_split() -> None:
