@@ -129,8 +129,7 @@ class PartitionProcessor:
         #: the family's gauge function, if it has one (looked up once: entities change often)
         self._gauges_of = getattr(family, "gauges", None)
         self.dedup = DedupIndex(config.dedup_horizon_ms)
-        self._wake: dict[int, list[str]] = {}  # coarse event time -> entities to wake then
-        self._waking = False
+        self._wake: dict[int, set[str]] = {}  # coarse event time -> entities to wake then
         self._pending: dict[str, bytes | None] = {}  # deletes owed after a rollback
         #: which chunk records hold the entities (:mod:`cxpulse.streams.entitylog`)
         self.entity_log = EntityLog()
@@ -250,18 +249,13 @@ class PartitionProcessor:
                 self._count(old, -1)
             self._count(value, 1)
         entities[key] = value
-        wake_at = self.family.wake_at
-        at = wake_at(value)  # as _schedule does, without the call: a hot path
+        at = self.family.wake_at(value)  # as _schedule does, without the call: a hot path
         if at is not None:
             step = at - at % _WAKE_STEP_MS
-            if old is not None and not self._waking:
-                was = wake_at(old)
-                if was is not None and was - was % _WAKE_STEP_MS == step:
-                    return  # already due at that step
             keys = self._wake.get(step)
             if keys is None:
-                keys = self._wake[step] = []
-            keys.append(key)
+                keys = self._wake[step] = set()
+            keys.add(key)
 
     def drop_entity(self, key: str) -> None:
         old = self.entities.pop(key, None)
@@ -281,31 +275,22 @@ class PartitionProcessor:
         if at is not None:
             step = at - at % _WAKE_STEP_MS
             keys = self._wake.get(step)
-            if keys is None:  # not ``setdefault``: no empty list built per call
-                keys = self._wake[step] = []
-            keys.append(key)
+            if keys is None:  # not ``setdefault``: no empty set built per call
+                keys = self._wake[step] = set()
+            keys.add(key)
 
     def _wake_up(self, watermark: int) -> None:
-        """Give every entity whose wake time the watermark reached its turn, in key order.
-
-        A step lists every key scheduled there since it was last looked at (a list, not
-        a set: 8 bytes per entity); a key whose wake time moved to another step since is
-        listed there too, and skipped here.
-        """
-        self._waking = True  # a step's list is popped: set_entity must list anew
-        try:
-            for step in sorted(t for t in self._wake if t <= watermark):
-                for key in sorted(set(self._wake.pop(step))):
-                    value = self.entities.get(key)
-                    at = None if value is None else self.family.wake_at(value)
-                    if at is None or at - at % _WAKE_STEP_MS != step:
-                        continue  # gone, or listed at the step it moved to
-                    if at <= watermark:
-                        self.family.on_wake(key, value, watermark, self)
-                    else:
-                        self._schedule(key, value)
-        finally:
-            self._waking = False
+        """Give every entity whose wake time the watermark reached its turn, in key order."""
+        for step in sorted(t for t in self._wake if t <= watermark):
+            for key in sorted(self._wake.pop(step)):
+                value = self.entities.get(key)
+                at = None if value is None else self.family.wake_at(value)
+                if at is None:
+                    continue
+                if at <= watermark:
+                    self.family.on_wake(key, value, watermark, self)
+                else:
+                    self._schedule(key, value)
 
     # ----------------------------------------------------------- processing
     def process(
