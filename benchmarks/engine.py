@@ -1,6 +1,10 @@
 """The stages alone, no broker: ``python -m benchmarks.engine survey 200000 [--merge] [--profile]
 [--event-time-rate=N]``.
 
+``answers`` instead of ``survey`` runs the peers' workload (``benchmarks.peers.workload``:
+one nps answer per response, closing heartbeats after), with the windows the peers
+compare with (``1m/1m``).
+
 Runs the throughput backlog of ``benchmarks.workloads`` through
 :meth:`cxpulse.agents.worker.runtime.Runtime.process_source` in batches of 5,000 per partition
 (what a worker draining a backlog mostly gets), collecting garbage as a worker
@@ -20,6 +24,7 @@ import pstats
 import sys
 import time
 
+from benchmarks.peers.workload import build as answers_workload
 from benchmarks.workloads import EVENT_TIME_RATE, build
 from cxpulse.agents.worker.collector import CollectionPolicy
 from cxpulse.agents.worker.runtime import Runtime
@@ -34,7 +39,11 @@ def batches(
 ) -> list[Batch]:
     """The backlog as the consumer would hand it over: per partition, in order."""
     parts: dict[tuple[str, int], list[InputRecord]] = {}
-    for record in build(workload_name, events, 0, event_time_rate=event_time_rate).backlog:
+    if workload_name == "answers":
+        backlog = answers_workload(events, event_time_rate).records
+    else:
+        backlog = build(workload_name, events, 0, event_time_rate=event_time_rate).backlog
+    for record in backlog:
         recs = parts.setdefault((record.family, record.partition), [])
         recs.append(RawRecord(len(recs), record.key, record.value, None))
     return [
@@ -44,14 +53,15 @@ def batches(
     ]
 
 
-def run_once(work: list[Batch], merge: bool = False) -> float:
+def run_once(work: list[Batch], merge: bool = False, windows: str | None = None) -> float:
     """CPU seconds to process every batch with a fresh runtime (default settings).
 
     With ``merge``, each source batch's partials (snapshots and statuses) also go
     through the merge stage, one merge batch per partials partition, as a worker
     with every partition would do; the time is then both stages'.
     """
-    runtime = Runtime(load_settings(env={}), "partials")
+    env = {} if windows is None else {"CXPULSE_WINDOWS_LIST": windows}
+    runtime = Runtime(load_settings(env=env), "partials")
     offsets: dict[int, int] = {}
     collector = CollectionPolicy()  # collected as a worker is (cxpulse.agents.worker.collector)
     collector.batches_begin()
@@ -95,12 +105,13 @@ def main(
 ) -> None:
     work = batches(workload_name, events, event_time_rate=event_time_rate)
     n = sum(len(records) for _, _, records in work)
+    windows = '["1m/1m"]' if workload_name == "answers" else None
     if profile:
         profiler = cProfile.Profile()
-        profiler.runcall(run_once, work, merge)
+        profiler.runcall(run_once, work, merge, windows)
         pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
         return
-    best = min(run_once(work, merge) for _ in range(5))
+    best = min(run_once(work, merge, windows) for _ in range(5))
     stages = "source + merge" if merge else "source"
     print(
         f"{workload_name} ({stages}, {event_time_rate:g} events/s of event time):"

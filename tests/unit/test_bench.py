@@ -434,3 +434,26 @@ def test_bench_takes_the_paced_share() -> None:
 
     assert build_parser().parse_args(["bench"]).paced_share == 0.5
     assert build_parser().parse_args(["bench", "--paced-share", "0.2"]).paced_share == 0.2
+
+
+def test_the_engine_bench_runs_the_peers_answers_through_the_source_stage() -> None:
+    """``python -m benchmarks.engine answers``: every answer accepted, once, in 1m/1m buckets."""
+    from collections import Counter
+
+    from benchmarks.engine import batches
+    from benchmarks.peers.workload import build as answers
+    from cxpulse.agents.worker.runtime import Runtime
+    from cxpulse.streams.settings import load_settings
+
+    work = batches("answers", 2_000, size=500, event_time_rate=28)
+    workload = answers(2_000, 28)
+    assert sum(len(recs) for _, _, recs in work) == len(workload.records)
+    assert {family for family, _, _ in work} == {"survey"}
+    assert all(len(recs) <= 500 for _, _, recs in work)
+    for _, _, recs in work:  # in order within each partition, as a consumer hands them
+        assert [r.offset for r in recs] == sorted(r.offset for r in recs)
+    runtime = Runtime(load_settings(env={"CXPULSE_WINDOWS_LIST": '["1m/1m"]'}), "partials")
+    outcomes: Counter[str] = Counter()
+    for family, partition, recs in work:
+        outcomes.update(runtime.process_source(family, partition, recs, {}).outcomes)
+    assert outcomes == {"accepted": 2_000}  # the heartbeats count nowhere
