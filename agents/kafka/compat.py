@@ -33,6 +33,7 @@ class Private:
 _FAUST_CONSUMER = "faust.transport.drivers.aiokafka:Consumer"
 _FAUST_BASE_CONSUMER = "faust.transport.consumer:Consumer"
 _FAUST_THREAD = "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread"
+_FETCHER_RECORDS = "aiokafka.consumer.fetcher:PartitionRecords"
 
 PRIVATE: tuple[Private, ...] = (
     # transport.BatchingConsumer: batches acked only once processed, its own commit account
@@ -59,6 +60,10 @@ PRIVATE: tuple[Private, ...] = (
     # transport.probe_true_ends: a probe consumer with the worker consumer's servers
     Private("aiokafka.consumer.consumer:AIOKafkaConsumer", "_client", "the consumer's client"),
     Private("aiokafka.client:AIOKafkaClient", "_bootstrap_servers", "its bootstrap servers"),
+    # transport._record: batched topics' records handed over as aiokafka decodes them
+    Private(_FETCHER_RECORDS, "_consumer_record", "the per-record copy, skipped for batches"),
+    Private(_FETCHER_RECORDS, "_key_deserializer", "raw only without deserializers"),
+    Private(_FETCHER_RECORDS, "_value_deserializer", "raw only without deserializers"),
 )
 
 
