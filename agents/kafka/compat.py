@@ -60,7 +60,7 @@ PRIVATE: tuple[Private, ...] = (
     # transport.probe_true_ends: a probe consumer with the worker consumer's servers
     Private("aiokafka.consumer.consumer:AIOKafkaConsumer", "_client", "the consumer's client"),
     Private("aiokafka.client:AIOKafkaClient", "_bootstrap_servers", "its bootstrap servers"),
-    # transport._record: batched topics' records handed over as aiokafka decodes them
+    # transport._init: batched topics' records handed over as aiokafka decodes them
     Private(_FETCHER_RECORDS, "_consumer_record", "the per-record copy, skipped for batches"),
     Private(_FETCHER_RECORDS, "_key_deserializer", "raw only without deserializers"),
     Private(_FETCHER_RECORDS, "_value_deserializer", "raw only without deserializers"),

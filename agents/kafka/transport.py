@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any, ClassVar, cast
 
 from aiokafka import AIOKafkaConsumer
@@ -67,28 +67,36 @@ log = logging.getLogger("cxpulse")
 
 #: topics whose fetched records are handed over as aiokafka decodes them (module docstring)
 _RAW_TOPICS: set[str] = set()
-_consumer_record = PartitionRecords._consumer_record
+_partition_records_init = PartitionRecords.__init__
 
 
-def _record(self: PartitionRecords, tp: Any, record: Any) -> Any:
-    """aiokafka 0.14.0 ``PartitionRecords._consumer_record``, without the copy for raw topics.
+def _as_decoded(tp: Any, record: Any) -> Any:
+    """A raw topic's record as it is (the stand-in for ``_consumer_record``)."""
+    return record
+
+
+def _init(self: PartitionRecords, tp: Any, *args: Any, **kwargs: Any) -> None:
+    """aiokafka 0.14.0 ``PartitionRecords.__init__``, then, for a raw topic's fetched
+    batch, its per-record copy (``_consumer_record``) replaced by the record itself:
+    decided once per fetched batch, not per record.
 
     Raw only without deserializers (Faust's consumer has none): with one, the record's
     bytes would not be what the deserializer makes of them.
     """
+    _partition_records_init(self, tp, *args, **kwargs)
     if (
         tp.topic in _RAW_TOPICS
         and self._key_deserializer is None
         and self._value_deserializer is None
     ):
-        return record
-    return _consumer_record(self, tp, record)
+        self._consumer_record = _as_decoded
 
 
-PartitionRecords._consumer_record = _record
+_init.__wrapped__ = _partition_records_init  # type: ignore[attr-defined]  # compat.py reads its source
+PartitionRecords.__init__ = _init
 
 
-def raw_records_for(topics: frozenset[str] | set[str]) -> None:
+def raw_records_for(topics: Iterable[str]) -> None:
     """Hand the records of ``topics`` over as aiokafka decodes them (module docstring)."""
     _RAW_TOPICS.update(topics)
 

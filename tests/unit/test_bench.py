@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+from collections import Counter
 from typing import Any
 
 import orjson
 import pytest
 
 from benchmarks import report
+from benchmarks.engine import batches
 from benchmarks.expected import (
     DAY0,
     WINDOW,
@@ -22,6 +24,7 @@ from benchmarks.expected import (
 )
 from benchmarks.kafka_io import is_checked_final
 from benchmarks.latency import MARKER_SHARE, _send_paced, marker_latencies, percentile, summarize
+from benchmarks.peers.workload import build as answers
 from benchmarks.throughput import Sample, crossing, drain_figures
 from benchmarks.workers import parse_event_counts
 from benchmarks.workloads import (
@@ -34,7 +37,9 @@ from benchmarks.workloads import (
     step_for,
     survey_events,
 )
+from cxpulse.agents.worker.runtime import Runtime
 from cxpulse.schemas.timestamps import format_ts
+from cxpulse.streams.settings import load_settings
 from tests.oracle import cart_finals, survey_finals, ticket_finals
 
 DAY = 86_400_000
@@ -438,13 +443,6 @@ def test_bench_takes_the_paced_share() -> None:
 
 def test_the_engine_bench_runs_the_peers_answers_through_the_source_stage() -> None:
     """``python -m benchmarks.engine answers``: every answer accepted, once, in 1m/1m buckets."""
-    from collections import Counter
-
-    from benchmarks.engine import batches
-    from benchmarks.peers.workload import build as answers
-    from cxpulse.agents.worker.runtime import Runtime
-    from cxpulse.streams.settings import load_settings
-
     work = batches("answers", 2_000, size=500, event_time_rate=28)
     workload = answers(2_000, 28)
     assert sum(len(recs) for _, _, recs in work) == len(workload.records)
