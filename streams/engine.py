@@ -129,7 +129,11 @@ class PartitionProcessor:
         #: the family's gauge function, if it has one (looked up once: entities change often)
         self._gauges_of = getattr(family, "gauges", None)
         self.dedup = DedupIndex(config.dedup_horizon_ms)
-        self._wake: dict[int, set[str]] = {}  # coarse event time -> entities to wake then
+        #: coarse event time -> entities to wake then. Lists, not sets (8 bytes a key, not
+        #: ~70): a key is added again only when its wake step moves, or when it comes back
+        #: after a drop, and a repeat is harmless (:meth:`_wake_up` wakes each key once)
+        self._wake: dict[int, list[str]] = {}
+        self._waking = False  # in :meth:`_wake_up`: the steps woken are no longer listed
         self._pending: dict[str, bytes | None] = {}  # deletes owed after a rollback
         #: which chunk records hold the entities (:mod:`cxpulse.streams.entitylog`)
         self.entity_log = EntityLog()
@@ -199,7 +203,8 @@ class PartitionProcessor:
             if kind == "b":
                 grid, start, label = rest.split("|", 2)
                 proc.buckets[(int(grid), int(start), label)] = family.aggregate.fit(value)
-        proc.entities = proc.entity_log.restore(entity_parts)
+        floor = 0 if meta_raw is None else meta.get("cf", 0)
+        proc.entities = proc.entity_log.restore(entity_parts, floor)
         for key, value in proc.entities.items():
             proc._schedule(key, value)
             proc._count(value, 1)
@@ -249,13 +254,18 @@ class PartitionProcessor:
                 self._count(old, -1)
             self._count(value, 1)
         entities[key] = value
-        at = self.family.wake_at(value)  # as _schedule does, without the call: a hot path
+        wake_at = self.family.wake_at
+        at = wake_at(value)  # as _schedule does, without the call: a hot path
         if at is not None:
             step = at - at % _WAKE_STEP_MS
+            if old is not None and not self._waking:
+                was = wake_at(old)
+                if was is not None and was - was % _WAKE_STEP_MS == step:
+                    return  # already listed at that step (a step being woken is not)
             keys = self._wake.get(step)
             if keys is None:
-                keys = self._wake[step] = set()
-            keys.add(key)
+                keys = self._wake[step] = []
+            keys.append(key)
 
     def drop_entity(self, key: str) -> None:
         old = self.entities.pop(key, None)
@@ -275,22 +285,26 @@ class PartitionProcessor:
         if at is not None:
             step = at - at % _WAKE_STEP_MS
             keys = self._wake.get(step)
-            if keys is None:  # not ``setdefault``: no empty set built per call
-                keys = self._wake[step] = set()
-            keys.add(key)
+            if keys is None:  # not ``setdefault``: no empty list built per call
+                keys = self._wake[step] = []
+            keys.append(key)
 
     def _wake_up(self, watermark: int) -> None:
         """Give every entity whose wake time the watermark reached its turn, in key order."""
-        for step in sorted(t for t in self._wake if t <= watermark):
-            for key in sorted(self._wake.pop(step)):
-                value = self.entities.get(key)
-                at = None if value is None else self.family.wake_at(value)
-                if at is None:
-                    continue
-                if at <= watermark:
-                    self.family.on_wake(key, value, watermark, self)
-                else:
-                    self._schedule(key, value)
+        self._waking = True
+        try:
+            for step in sorted(t for t in self._wake if t <= watermark):
+                for key in sorted(set(self._wake.pop(step))):
+                    value = self.entities.get(key)
+                    at = None if value is None else self.family.wake_at(value)
+                    if at is None:
+                        continue
+                    if at <= watermark:
+                        self.family.on_wake(key, value, watermark, self)
+                    else:
+                        self._schedule(key, value)
+        finally:
+            self._waking = False
 
     # ----------------------------------------------------------- processing
     def process(
@@ -397,6 +411,7 @@ class PartitionProcessor:
         self.seq, self.offset = seq, last_offset
         meta: dict[str, Any] = {"s": seq, "o": last_offset, "mx": max_ts, "a": ack}
         meta["seg"] = self.segments.snapshot()
+        meta["cf"] = self.entity_log.floor
         out.commit = (self.meta_key, _dumps(meta))
         return out
 

@@ -23,6 +23,13 @@ still be rolled back, and restoring the state before it needs the chunk. Deleted
 chunks go out oldest first, so after a crash between two of those deletes every
 surviving chunk is still shadowed as before.
 
+Chunks only ever die from the front, so the dead ones are exactly those below
+the *floor* (:attr:`EntityLog.floor`), which the partition's meta record carries
+with the batch: a restore ignores (and deletes again) the records of chunks below
+it. So a dropped entity needs a marker only while its value's chunk survives the
+batch: when the drop kills that chunk (entities that go in the order they came,
+such as survey responses at the end of their horizon), no marker is written.
+
 Memory per entity: one slot in a ``key -> chunk`` map and a reference in its
 chunk's key list; the values themselves live in the engine.
 """
@@ -60,22 +67,35 @@ class _Chunk:
 class EntityLog:
     """Which chunk holds each entity's value, and which chunks can go."""
 
-    __slots__ = ("_chunks", "_dead", "_where")
+    __slots__ = ("_chunks", "_dead", "_where", "floor")
 
     def __init__(self) -> None:
         self._where: dict[str, int] = {}  # key -> chunk of its value (absent: dropped)
         self._chunks: dict[int, _Chunk] = {}  # surviving chunks, oldest first
         self._dead: list[tuple[int, list[str]]] = []  # died, not yet deleted
+        #: every chunk below this sequence number is dead (to be persisted with the batch)
+        self.floor = 0
 
     def __len__(self) -> int:
         return len(self._chunks)
 
     # ------------------------------------------------------------ restore
-    def restore(self, parts: Iterable[tuple[int, str, Mapping[str, Any]]]) -> dict[str, Any]:
-        """Load committed chunk records ``(seq, record key, entries)``; the entities."""
+    def restore(
+        self, parts: Iterable[tuple[int, str, Mapping[str, Any]]], floor: int = 0
+    ) -> dict[str, Any]:
+        """Load committed chunk records ``(seq, record key, entries)``; the entities.
+
+        ``floor`` is the committed :attr:`floor`: records of chunks below it are dead
+        (their deletes were lost in a crash), ignored and deleted again.
+        """
         values: dict[str, Any] = {}
         where, chunks = self._where, self._chunks
+        self.floor = floor
+        dead: dict[int, list[str]] = {}
         for seq, record, entries in sorted(parts, key=lambda p: (p[0], p[1])):
+            if seq < floor:
+                dead.setdefault(seq, []).append(record)
+                continue
             chunk = chunks.get(seq)
             if chunk is None:
                 chunk = chunks[seq] = _Chunk([], 0, [])
@@ -91,6 +111,7 @@ class EntityLog:
                     where[key] = seq
                     chunk.keys.append(key)
                     chunk.live += 1
+        self._dead.extend(dead.items())
         self._drop_front()
         return values
 
@@ -123,6 +144,7 @@ class EntityLog:
         where, chunks = self._where, self._chunks
         entries: dict[str, Any] = {}
         keys: list[str] = []
+        dropped: list[tuple[str, int]] = []  # (key, its value's chunk): a marker if it survives
         for key, existed in changed.items():  # once per changed entity: calls inlined
             value = entities.get(key)
             if value is None and not existed:
@@ -130,11 +152,14 @@ class EntityLog:
             old = where.get(key)
             if old is not None:
                 chunks[old].live -= 1
-            entries[key] = value
             if value is None:
                 if old is not None:
                     del where[key]
+                    dropped.append((key, old))
+                else:
+                    entries[key] = None
             else:
+                entries[key] = value
                 where[key] = seq
                 keys.append(key)
         self._drop_front()
@@ -158,6 +183,9 @@ class EntityLog:
                 break
             self._die(old)
             self._drop_front()
+        for key, old in dropped:
+            if old in chunks:  # its value's chunk survives this batch: shadow the value
+                entries[key] = None
         if not entries:
             return []
         out: list[tuple[str, bytes]] = []
@@ -196,3 +224,4 @@ class EntityLog:
     def _die(self, seq: int) -> None:
         chunk = self._chunks.pop(seq)
         self._dead.append((seq, chunk.records))
+        self.floor = max(self.floor, seq + 1)

@@ -16,6 +16,7 @@ from typing import Any, cast
 
 import faust
 import orjson
+from faust.stores.memory import Store as MemoryStore
 from faust.types import TP, EventT
 
 from cxpulse.agents.kafka.sender import BatchSender, Delivery, app_producer
@@ -95,10 +96,11 @@ class Deliverer:
         """
         for changelog in changelogs:
             store = changelog.table.data
+            keeps_values = not isinstance(store, MemoryStore)
             for key, value in changelog.writes:
                 if value is None:
                     store.pop(key, None)
-                else:
+                elif keeps_values:
                     store[key] = value
             for delivery in changelog.deliveries:
                 last = delivery.last_offset()

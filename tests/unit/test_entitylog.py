@@ -3,9 +3,9 @@
 A model worker keeps a dict of entities and a table (the changelog after compaction).
 Each batch sets and drops random keys; its records (the deletes owed by earlier
 batches, then its chunk) reach the table in order, and a crash keeps any prefix
-of one batch's records. A restore from the committed records must give exactly
-the entities of the last committed batch, and once every entity is dropped no
-record may be left behind.
+of one batch's records. A restore from the committed records (and the committed
+floor) must give exactly the entities of the last committed batch, and once every
+entity is dropped no record may be left behind.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class Model:
         self.log = EntityLog()
         self.table: dict[str, bytes] = {}
         self.seq = 0  # the last committed batch
+        self.floor = 0  # its log's floor, as the meta record carries it
         self.pending: list[str] = []  # stale records to delete (a restore found them)
 
     def batch(self, changes: list[tuple[str, int | None]]) -> list[tuple[str, bytes | None]]:
@@ -53,6 +54,11 @@ class Model:
         writes += [(k, None) for k in self.log.tombstones()]
         writes += self.log.write(self.seq + 1, before, self.entities, PREFIX)
         return writes
+
+    def commit(self) -> None:
+        """The batch's records all reached the table: its meta record is written."""
+        self.seq += 1
+        self.floor = self.log.floor
 
     def apply(self, writes: list[tuple[str, bytes | None]]) -> None:
         for key, value in writes:
@@ -72,7 +78,7 @@ class Model:
             else:
                 parts.append((rec["s"], key, rec["e"]))
         log = EntityLog()
-        self.entities = log.restore(parts)
+        self.entities = log.restore(parts, self.floor)
         self.log = log
         return log
 
@@ -107,15 +113,15 @@ def test_a_restore_after_a_crash_anywhere_gives_the_committed_entities(
                 assert model.entities == committed
                 writes = model.batch(changes)  # the batch again, after the restart
             model.apply(writes)
-            model.seq += 1
+            model.commit()
             expected = dict(model.entities)
             model.restore()
             assert model.entities == expected
         # everything dropped: two batches later no record is left
         model.apply(model.batch([(k, None) for k in list(model.entities)]))
-        model.seq += 1
+        model.commit()
         model.apply(model.batch([]))
-        model.seq += 1
+        model.commit()
         assert model.entities == {}
         assert model.table == {}, sorted(model.table)
         assert len(model.log) == 0
@@ -128,13 +134,13 @@ def test_one_long_lived_entity_does_not_keep_every_later_chunk() -> None:
     marker chunks behind it can go."""
     model = Model()
     model.apply(model.batch([("keep", 1)] + [(f"a{i}", 1) for i in range(5)]))
-    model.seq += 1
+    model.commit()
     for n in range(50):
         changes = [(f"b{n}-{i}", 1) for i in range(4)]
         changes += [(f"b{n - 1}-{i}", None) for i in range(4)] if n else []
         changes += [(f"a{i}", None) for i in range(5)] if n == 0 else []
         model.apply(model.batch(changes))
-        model.seq += 1
+        model.commit()
     chunks = {key.split("|")[2] for key in model.table}
     assert len(chunks) <= 3, sorted(chunks)
     model.restore()
@@ -146,12 +152,12 @@ def test_a_dense_old_chunk_is_compacted_once_too_many_chunks_survive() -> None:
     budget at a time once more than MAX_CHUNKS chunks survive behind it."""
     model = Model()
     model.apply(model.batch([(f"old{i}", 1) for i in range(2_000)]))
-    model.seq += 1
+    model.commit()
     most = 0
     for n in range(1_200):
         changes = [(f"n{n}", 1)] + ([(f"n{n - 1}", None)] if n else [])
         model.apply(model.batch(changes))
-        model.seq += 1
+        model.commit()
         most = max(most, len(model.log))
     # the front chunk moves MIN_COMPACTION values per batch: 4 batches for 2,000
     assert most <= entitylog.MAX_CHUNKS + 2_000 // entitylog.MIN_COMPACTION + 1
@@ -167,9 +173,9 @@ def test_a_marker_outlives_a_later_drop_in_its_chunk_while_an_older_chunk_surviv
     model = Model()
     for changes in ([("j", 1), ("a", 1), ("b", 1)], [("j", None), ("k", 1)], [("k", None)]):
         model.apply(model.batch(changes))
-        model.seq += 1
+        model.commit()
     model.apply(model.batch([]))
-    model.seq += 1
+    model.commit()
     model.restore()
     assert model.entities == {"a": [1], "b": [1]}
 
@@ -255,3 +261,28 @@ def test_an_entity_set_anew_while_it_wakes_wakes_again_in_the_same_step() -> Non
     assert proc.entities == {"r1": [1_000_001, 1]}  # its first wake set it anew
     proc.process([], 2_000_000, None)
     assert proc.entities == {}  # and the second, in the same step, dropped it
+
+
+def test_entities_dropped_in_the_order_they_came_need_no_markers() -> None:
+    """Drops that kill the front chunk write nothing for it but its deletes; a crash
+    before those deletes is covered by the committed floor, not by markers."""
+    model = Model()
+    for n in range(3):
+        model.apply(model.batch([(f"r{n}-{i}", n) for i in range(3)]))
+        model.commit()
+    writes = model.batch([(f"r0-{i}", None) for i in range(3)] + [("late", 7)])
+    chunk = [orjson.loads(v)["e"] for k, v in writes if v is not None]
+    assert chunk == [{"late": [7]}]  # no marker for r0-*: their chunk 1 died with them
+    model.apply(writes)
+    model.commit()
+    assert model.floor == 2
+    assert any(k.startswith(f"{PREFIX}1|") for k in model.table)  # not deleted yet: a crash
+    expected = dict(model.entities)
+    model.restore()
+    assert model.entities == expected and "r0-0" not in model.entities
+    tombstones = model.batch([])
+    assert all(k.startswith(f"{PREFIX}1|") and v is None for k, v in tombstones)
+    assert tombstones
+    model.apply(tombstones)
+    model.commit()
+    assert not any(k.startswith(f"{PREFIX}1|") for k in model.table)
