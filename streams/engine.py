@@ -411,7 +411,7 @@ class PartitionProcessor:
         self.seq, self.offset = seq, last_offset
         meta: dict[str, Any] = {"s": seq, "o": last_offset, "mx": max_ts, "a": ack}
         meta["seg"] = self.segments.snapshot()
-        meta["cf"] = self.entity_log.floor
+        meta["cf"] = self.entity_log.floor(seq)
         out.commit = (self.meta_key, _dumps(meta))
         return out
 

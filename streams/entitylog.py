@@ -24,7 +24,7 @@ chunks go out oldest first, so after a crash between two of those deletes every
 surviving chunk is still shadowed as before.
 
 Chunks only ever die from the front, so the dead ones are exactly those below
-the *floor* (:attr:`EntityLog.floor`), which the partition's meta record carries
+the *floor* (:meth:`EntityLog.floor`), which the partition's meta record carries
 with the batch: a restore ignores (and deletes again) the records of chunks below
 it. So a dropped entity needs a marker only while its value's chunk survives the
 batch: when the drop kills that chunk (entities that go in the order they came,
@@ -67,14 +67,12 @@ class _Chunk:
 class EntityLog:
     """Which chunk holds each entity's value, and which chunks can go."""
 
-    __slots__ = ("_chunks", "_dead", "_where", "floor")
+    __slots__ = ("_chunks", "_dead", "_where")
 
     def __init__(self) -> None:
         self._where: dict[str, int] = {}  # key -> chunk of its value (absent: dropped)
         self._chunks: dict[int, _Chunk] = {}  # surviving chunks, oldest first
         self._dead: list[tuple[int, list[str]]] = []  # died, not yet deleted
-        #: every chunk below this sequence number is dead (to be persisted with the batch)
-        self.floor = 0
 
     def __len__(self) -> int:
         return len(self._chunks)
@@ -85,12 +83,11 @@ class EntityLog:
     ) -> dict[str, Any]:
         """Load committed chunk records ``(seq, record key, entries)``; the entities.
 
-        ``floor`` is the committed :attr:`floor`: records of chunks below it are dead
+        ``floor`` is the committed :meth:`floor`: records of chunks below it are dead
         (their deletes were lost in a crash), ignored and deleted again.
         """
         values: dict[str, Any] = {}
         where, chunks = self._where, self._chunks
-        self.floor = floor
         dead: dict[int, list[str]] = {}
         for seq, record, entries in sorted(parts, key=lambda p: (p[0], p[1])):
             if seq < floor:
@@ -120,6 +117,11 @@ class EntityLog:
         chunk = self._chunks.get(seq)
         where = self._where
         return [] if chunk is None else [k for k in chunk.keys if where.get(k) == seq]
+
+    def floor(self, seq: int) -> int:
+        """After batch ``seq``: every chunk below this sequence number is dead (the
+        oldest surviving chunk's, or ``seq + 1`` when none survives)."""
+        return next(iter(self._chunks), seq + 1)
 
     # -------------------------------------------------------------- batches
     def tombstones(self) -> list[str]:
@@ -224,4 +226,3 @@ class EntityLog:
     def _die(self, seq: int) -> None:
         chunk = self._chunks.pop(seq)
         self._dead.append((seq, chunk.records))
-        self.floor = max(self.floor, seq + 1)

@@ -91,8 +91,10 @@ class Deliverer:
         a write it held that never reached the changelog would be state no other
         worker could recover. The persisted offset is what Faust records when its
         own table path sends; without it a restarted worker re-reads the whole
-        changelog into a store that already holds it. For ``memory://`` the offset
-        is ignored (the store is rebuilt from the changelog).
+        changelog into a store that already holds it. A ``memory://`` store gets the
+        deletes only: it is read just after Faust's recovery replayed the changelog
+        into it, so a copy of the values the engine holds would only cost memory
+        (docs/design.md); its offset is ignored.
         """
         for changelog in changelogs:
             store = changelog.table.data

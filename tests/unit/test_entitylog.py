@@ -58,7 +58,7 @@ class Model:
     def commit(self) -> None:
         """The batch's records all reached the table: its meta record is written."""
         self.seq += 1
-        self.floor = self.log.floor
+        self.floor = self.log.floor(self.seq)
 
     def apply(self, writes: list[tuple[str, bytes | None]]) -> None:
         for key, value in writes:
