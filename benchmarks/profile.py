@@ -2,8 +2,10 @@
 
 ``python -m benchmarks.profile answers 200000 28`` profiles the peers' workload
 instead (``benchmarks.peers.workload``: nps answers at 28 per second of event
-time). The worker inherits the environment, so ``CXPULSE_WINDOWS_LIST='["1m/1m"]'``
-profiles the windows the peers compare with.
+time); a third argument sets the event-time density of any workload (``python -m
+benchmarks.profile mixed 200000 28``; by default 28 for ``answers``, the bench's
+for the others). The worker inherits the environment, so
+``CXPULSE_WINDOWS_LIST='["1m/1m"]'`` profiles the windows the peers compare with.
 
 Starts the embedded broker, produces the workload (``benchmarks.workloads``),
 starts one worker and attaches ``py-spy record --gil`` (install it into the venv
@@ -26,7 +28,7 @@ from pathlib import Path
 from benchmarks.kafka_io import produce_records
 from benchmarks.peers.workload import build as answers_workload
 from benchmarks.workers import Worker, topic_names, total, worker_env
-from benchmarks.workloads import FAMILIES, PARTITIONS, build
+from benchmarks.workloads import EVENT_TIME_RATE, FAMILIES, PARTITIONS, build
 from cxpulse.agents.tools.broker import EmbeddedBroker, ensure_topics
 
 
@@ -53,12 +55,16 @@ def summarize(collapsed: Path, top: int = 40) -> str:
     return "\n".join(out)
 
 
-def main(workload_name: str = "survey", events: int = 200_000, density: float = 28.0) -> None:
+def main(
+    workload_name: str = "survey", events: int = 200_000, density: float | None = None
+) -> None:
     if workload_name == "answers":
-        backlog = answers_workload(events, density).records
+        backlog = answers_workload(events, density or 28.0).records
         n = events  # the closing heartbeats are not counted
     else:
-        backlog = build(workload_name, events, 0).backlog
+        backlog = build(
+            workload_name, events, 0, event_time_rate=density or EVENT_TIME_RATE
+        ).backlog
         n = len(backlog)
     with (
         tempfile.TemporaryDirectory(prefix="cxpulse-profile-") as tmp,
@@ -111,5 +117,5 @@ if __name__ == "__main__":
     main(
         sys.argv[1] if len(sys.argv) > 1 else "survey",
         int(sys.argv[2]) if len(sys.argv) > 2 else 200_000,
-        float(sys.argv[3]) if len(sys.argv) > 3 else 28.0,
+        float(sys.argv[3]) if len(sys.argv) > 3 else None,
     )

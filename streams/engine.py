@@ -126,8 +126,10 @@ class PartitionProcessor:
         self.entities: dict[str, Any] = {}
         #: live gauges of the family (e.g. open carts per segment), kept up to date
         self.gauges: Counter[tuple[str, str]] = Counter()
-        #: the family's gauge function, if it has one (looked up once: entities change often)
-        self._gauges_of = getattr(family, "gauges", None)
+        #: the family's open-entity gauge: its name and the function giving an entity's
+        #: labels in it (looked up once: entities change often), if the family has one
+        self._gauge: str = getattr(family, "open_gauge", "")
+        self._open_of = getattr(family, "open_labels", None) if self._gauge else None
         self.dedup = DedupIndex(config.dedup_horizon_ms)
         #: coarse event time -> entities to wake then. Lists, not sets (8 bytes a key, not
         #: ~70): a key is added again only when its wake step moves, or when it comes back
@@ -207,7 +209,7 @@ class PartitionProcessor:
         proc.entities = proc.entity_log.restore(entity_parts, floor)
         for key, value in proc.entities.items():
             proc._schedule(key, value)
-            proc._count(value, 1)
+            proc._count(proc._labels_open(value), 1)
         for key in proc.entity_log.keys_in(0):  # the earlier format's: written anew
             proc._entity_prev[key] = True
         proc.dedup.restore(chunks)
@@ -249,10 +251,13 @@ class PartitionProcessor:
         old = entities.get(key)
         if key not in self._entity_prev:
             self._entity_prev[key] = old is not None
-        if self._gauges_of is not None:
-            if old is not None:
-                self._count(old, -1)
-            self._count(value, 1)
+        open_of = self._open_of
+        if open_of is not None:
+            was = None if old is None else open_of(old)
+            now = open_of(value)
+            if was is not now and was != now:  # labels are shared tuples: mostly ``is``
+                self._count(was, -1)
+                self._count(now, 1)
         entities[key] = value
         wake_at = self.family.wake_at
         at = wake_at(value)  # as _schedule does, without the call: a hot path
@@ -272,13 +277,17 @@ class PartitionProcessor:
         if old is not None:
             if key not in self._entity_prev:
                 self._entity_prev[key] = True
-            self._count(old, -1)
+            self._count(self._labels_open(old), -1)
 
-    def _count(self, value: Any, sign: int) -> None:
-        gauges = self._gauges_of
-        if gauges is not None:
-            for name_label in gauges(value):
-                self.gauges[name_label] += sign
+    def _labels_open(self, value: Any) -> Sequence[str] | None:
+        """The labels an entity counts under in the family's open gauge, if it is open."""
+        return None if self._open_of is None else self._open_of(value)
+
+    def _count(self, labels: Sequence[str] | None, sign: int) -> None:
+        if labels:
+            name, gauges = self._gauge, self.gauges
+            for label in labels:
+                gauges[(name, label)] += sign
 
     def _schedule(self, key: str, value: Any) -> None:
         at = self.family.wake_at(value)

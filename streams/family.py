@@ -50,7 +50,13 @@ class ObserveContext(Protocol):
 
 
 class Family(Protocol):
-    """A metric family plugged into the engine."""
+    """A metric family plugged into the engine.
+
+    A family with an open-entity gauge (carts, tickets) also has ``open_gauge``, the
+    gauge's name, and ``open_labels(value)``: the segments the entity counts under
+    as open now, or ``None``. The engine keeps the counts, touched only when an
+    entity's labels change (the families return shared tuples, so mostly an ``is``).
+    """
 
     name: str
     #: The slots of one bucket aggregate and how each merges.

@@ -15,17 +15,18 @@ time comes after it.
 The open-carts gauge does not wait for the watermark: it counts a cart as open
 when the events that arrived so far, in event-time order, leave a session open
 (a ``purchased`` closes it at once), abandonment alone being the watermark's
-(:meth:`CartFamily.gauges`, docs/gauges.md).
+(:meth:`CartFamily.open_labels`, docs/gauges.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from cxpulse.schemas.events import CartEvent, parse_cart
 from cxpulse.streams.aggregates import AggregateSpec
 from cxpulse.streams.families.cart.metrics import SLOTS, C, cart_kpis, to_micros
+from cxpulse.streams.families.queue import enqueue
 from cxpulse.streams.family import Kpi, ObserveContext
 
 CHECKOUT_TYPES = frozenset({"checkout_started", "purchased"})
@@ -36,6 +37,7 @@ class CartFamily:
     """Cart sessions; see the module docstring for the state kept per cart."""
 
     name = "cart"
+    open_gauge = OPEN_GAUGE
     aggregate = AggregateSpec.sums(SLOTS)
     parse = staticmethod(parse_cart)
 
@@ -59,19 +61,22 @@ class CartFamily:
             to_micros(event.cart_value),
             self._intern(ctx.labels(event)),
         ]
-        queue = sorted([*(queue or ()), item], key=lambda e: (e[0], e[1]))
-        ctx.set_entity(event.cart_id, [queue, arrivals + 1, session, abandoned])
+        ctx.set_entity(event.cart_id, [enqueue(queue, item), arrivals + 1, session, abandoned])
 
     def wake_at(self, value: Any) -> int | None:
         queue, _, session, abandoned = value
-        times = []
+        at = None
         if queue:
-            times.append(queue[0][0] + 1)  # applied once the watermark is past it
+            at = queue[0][0] + 1  # applied once the watermark is past it
         if session is not None:
-            times.append(session[1] + self.abandon_after_ms)
+            due = session[1] + self.abandon_after_ms
+            if at is None or due < at:
+                at = due
         if abandoned is not None:
-            times.append(abandoned[0] + self.recovery_window_ms + 1)
-        return min(times) if times else 0
+            gone = abandoned[0] + self.recovery_window_ms + 1
+            if at is None or gone < at:
+                at = gone
+        return 0 if at is None else at
 
     def on_wake(self, key: str, value: Any, watermark: int, ctx: ObserveContext) -> None:
         queue = list(value[0] or ())
@@ -134,8 +139,8 @@ class CartFamily:
         ctx.add(at, session[0], deltas)
 
     # ----------------------------------------------------------- outputs
-    def gauges(self, value: Any) -> Iterable[tuple[str, str]]:
-        """An open session now counts in ``cx_carts_open`` under its segments.
+    def open_labels(self, value: Any) -> Sequence[str] | None:
+        """The segments an open session counts under now in ``cx_carts_open``, else ``None``.
 
         "Open now" (docs/gauges.md): the cart's events that arrived so far, applied
         in event-time order, leave a session open. The applied state is replayed
@@ -153,9 +158,7 @@ class CartFamily:
                 labels = None
             elif labels is None:
                 labels = item[4]
-        if labels is None:
-            return ()
-        return [(OPEN_GAUGE, label) for label in labels]
+        return labels
 
     def kpis(self, counts: Sequence[int]) -> list[Kpi]:
         return cart_kpis(counts)

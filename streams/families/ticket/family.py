@@ -29,15 +29,16 @@ way — the bound that keeps a long-running worker's memory flat.
 The open-tickets gauge does not wait for the watermark: a ticket counts as open
 when the events that arrived so far, in event-time order, leave it open (a
 ``solved``, ``closed`` or ``merged`` closes it as it arrives), forgetting alone
-being the watermark's (:meth:`TicketFamily.gauges`, docs/gauges.md).
+being the watermark's (:meth:`TicketFamily.open_labels`, docs/gauges.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cxpulse.schemas.events import TicketEvent, parse_ticket
+from cxpulse.streams.families.queue import enqueue
 from cxpulse.streams.families.ticket.business_time import BusinessCalendar
 from cxpulse.streams.families.ticket.metrics import Layout, ticket_kpis
 from cxpulse.streams.family import Kpi, ObserveContext
@@ -52,6 +53,7 @@ class TicketFamily:
     """Ticket lifecycles; see the module docstring for the state kept per ticket."""
 
     name = "ticket"
+    open_gauge = OPEN_GAUGE
     parse = staticmethod(parse_ticket)
 
     def __init__(
@@ -86,8 +88,7 @@ class TicketFamily:
             event.public and event.via == "human",
             complaint,
         ]
-        queue = sorted([*(queue or ()), item], key=lambda e: (e[0], e[1]))
-        ctx.set_entity(event.ticket_id, [queue, arrivals + 1, state])
+        ctx.set_entity(event.ticket_id, [enqueue(queue, item), arrivals + 1, state])
 
     def wake_at(self, value: Any) -> int | None:
         queue, _, st = value
@@ -245,7 +246,7 @@ class TicketFamily:
             ctx.add(at, st["lb"], self.layout.duration(metric + "_business", business))
 
     # ----------------------------------------------------------- outputs
-    def gauges(self, value: Any) -> Iterable[tuple[str, str]]:
+    def open_labels(self, value: Any) -> Sequence[str] | None:
         """``cx_tickets_open``: created, not solved, closed or merged (a reopen reopens).
 
         "Open now" (docs/gauges.md): the ticket's events that arrived so far, applied
@@ -276,9 +277,9 @@ class TicketFamily:
                 is_open, closed = False, True
             elif kind == "merged":
                 merged = True
-        if not (created and is_open and not merged) or labels is None:
-            return ()
-        return [(OPEN_GAUGE, label) for label in labels]
+        if not (created and is_open and not merged):
+            return None
+        return labels
 
     def kpis(self, counts: Sequence[Any]) -> list[Kpi]:
         return ticket_kpis(self.layout, counts)
