@@ -130,6 +130,13 @@ def create_app(settings: Settings, broker_url: str, *, embedded: bool) -> CxApp:
         "broker_max_poll_records": 20_000,
         "consumer_max_fetch_size": 8 << 20,
         "stream_wait_empty": False,
+        # Faust's per-agent queue, in messages, and one message is a fetched batch: with its
+        # default (4,096) a live worker prefetched hundreds of small batches and paid a
+        # delivery (two acknowledged produce round trips) for each, so it fell behind a
+        # stream at a quarter of its drain rate. A short queue stalls the fetch instead,
+        # and the records waiting in the broker come in the next fetch as one batch
+        # (docs/performance.md, "Latency")
+        "stream_buffer_maxsize": 4,
         "value_serializer": "raw",
         "key_serializer": "raw",
     }
