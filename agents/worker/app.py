@@ -135,7 +135,7 @@ def create_app(settings: Settings, broker_url: str, *, embedded: bool) -> CxApp:
         # delivery (two acknowledged produce round trips) for each, so it fell behind a
         # stream at a quarter of its drain rate. A short queue stalls the fetch instead,
         # and the records waiting in the broker come in the next fetch as one batch
-        # (docs/performance.md, "Latency")
+        # (docs/peers.md, "Latency")
         "stream_buffer_maxsize": 4,
         "value_serializer": "raw",
         "key_serializer": "raw",
