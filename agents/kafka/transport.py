@@ -202,6 +202,20 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         #: offset it was sought to): where the next batch's account begins
         self._next: dict[TP, int] = {}
 
+    def on_buffer_full(self, tp: TP) -> None:
+        """Keep fetching ``tp`` when its agent's queue is under pressure.
+
+        Faust would take the partition out of the fetch until the queue drains;
+        with every partition out, faust-streaming 0.15.3's fetch loop sleeps a
+        full second (``Consumer._wait_next_records``), and with some out, a
+        fetch waits up to its 1 s timeout for the others while the resumed ones'
+        records sit buffered. A worker draining a backlog stalled that way for
+        0.7-1.5 s near its end in about half the runs. Without it the queue's
+        bound (``stream_buffer_maxsize``) still holds: a full queue blocks the
+        delivery of the next batch to it, so the fetch loop waits for the agent,
+        and what the broker holds meanwhile comes as one batch.
+        """
+
     async def perform_seek(self) -> None:
         """Seek to the committed offsets and, unlike Faust, rewind partitions without one.
 
