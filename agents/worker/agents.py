@@ -1,7 +1,9 @@
 """The Faust agents of a worker: one source agent per metric family, and the merge agent.
 
 Both are fed whole batches by :mod:`cxpulse.agents.kafka.transport` and hand each
-to the runtime, then deliver its effects (:mod:`cxpulse.agents.worker.delivery`).
+to the runtime, then its effects to the agent's
+:class:`~cxpulse.agents.worker.delivery.Handover`, which delivers them in order
+while the next batch is processed.
 An unexpected exception crashes the worker instead of escaping ``async for``
 (where Faust would ack the batch and lose it): state is rebuilt from the tables
 on restart and the batch is processed again.
@@ -10,13 +12,15 @@ on restart and the batch is processed again.
 from __future__ import annotations
 
 import logging
-from typing import cast
+from collections.abc import Callable, Coroutine
+from typing import Any, cast
 
 from faust.types import EventT, StreamT
 
 from cxpulse.agents.kafka.store import LazyView
 from cxpulse.agents.worker.context import Worker
-from cxpulse.agents.worker.runtime import now_ms
+from cxpulse.agents.worker.delivery import DeliveryFailed, Handover
+from cxpulse.agents.worker.runtime import SourceResult, now_ms
 from cxpulse.schemas.input import InputRecord
 
 log = logging.getLogger("cxpulse")
@@ -34,6 +38,32 @@ async def _crash(w: Worker, where: str, exc: BaseException) -> None:
     await w.app.crash(exc)
 
 
+async def _run_agent(
+    w: Worker, where: str, stream: StreamT, process: Callable[[EventT], Coroutine[Any, Any, None]]
+) -> None:
+    """Every batch processed in order, its delivery handed over (:class:`Handover`).
+
+    A batch counts as in flight from before its processing until its delivery
+    ends, so a revocation waits for both.
+    """
+
+    async def crash(exc: BaseException) -> None:
+        await _crash(w, where, exc)
+
+    handover = Handover(w.in_flight, crash)
+    try:
+        async for event in stream.events():
+            with w.in_flight:
+                await handover.put(process(event))
+        await handover.drain()
+    except DeliveryFailed:
+        return
+    except Exception as exc:  # noqa: BLE001 - see the module docstring
+        await crash(exc)
+    finally:
+        handover.cancel()
+
+
 def add_source_agent(w: Worker, family: str, topic_name: str) -> None:
     """The agent of one family: its input topic and the ticks topic, one writer per partition."""
     table = w.tables[family]
@@ -45,7 +75,8 @@ def add_source_agent(w: Worker, family: str, topic_name: str) -> None:
         value_serializer="raw",
     )
 
-    async def process(event: EventT) -> None:
+    def process(event: EventT) -> Coroutine[Any, Any, None]:
+        """Apply the batch now; its delivery (a coroutine) goes to the handover."""
         partition = event.message.partition
         tick = event.message.topic == w.names.ticks
         w.health.doing(family, f"processing partition {partition}")
@@ -56,6 +87,9 @@ def add_source_agent(w: Worker, family: str, topic_name: str) -> None:
             LazyView(table, partition),
             tick=tick,
         )
+        return deliver(event, result)
+
+    async def deliver(event: EventT, result: SourceResult) -> None:
         # the commit record last: a durable one implies durable snapshots and dead
         # letters (cxpulse.streams.engine, "Exactly-once")
         last = [] if result.commit is None else [result.commit]
@@ -65,13 +99,7 @@ def add_source_agent(w: Worker, family: str, topic_name: str) -> None:
         w.health.last_batch_ms = now_ms()
 
     async def source(stream: StreamT) -> None:
-        async for event in stream.events():
-            try:
-                with w.in_flight:
-                    await process(event)
-            except Exception as exc:  # noqa: BLE001 - see the module docstring
-                await _crash(w, f"{family} source", exc)
-                return
+        await _run_agent(w, f"{family} source", stream, process)
 
     source.__name__ = f"{family}_source"
     w.app.agent(topic, name=f"cxpulse.{family}-source", concurrency=1)(source)
@@ -80,24 +108,18 @@ def add_source_agent(w: Worker, family: str, topic_name: str) -> None:
 def add_merge_agent(w: Worker, partials: object) -> None:
     """The merge agent: partials of every source partition → windows → final KPI records."""
 
-    async def merge_batch(event: EventT) -> None:
+    def merge_batch(event: EventT) -> Coroutine[Any, Any, None]:
         partition = event.message.partition
         w.health.doing("merge", f"processing partition {partition}")
         result = w.runtime.process_merge(
             partition, records_of(event), LazyView(w.merge_table, partition)
         )
         # the watermark last: a durable one implies durable finals (cxpulse.streams.merge)
-        await w.deliverer.deliver(
+        return w.deliverer.deliver(
             "merge", event, w.merge_table, result.writes, result.finals, result.wm_writes
         )
 
     async def merge(stream: StreamT) -> None:
-        async for event in stream.events():
-            try:
-                with w.in_flight:
-                    await merge_batch(event)
-            except Exception as exc:  # noqa: BLE001 - see the module docstring
-                await _crash(w, "merge", exc)
-                return
+        await _run_agent(w, "merge", stream, merge_batch)
 
     w.app.agent(partials, name="cxpulse.merge", concurrency=1)(merge)  # type: ignore[arg-type]

@@ -56,14 +56,22 @@ class InFlight:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def __enter__(self) -> None:
+    def begin(self) -> None:
+        """A batch was taken: from before its processing until its delivery ends."""
         self._count += 1
         self._idle.clear()
 
-    def __exit__(self, *exc: object) -> None:
+    def end(self) -> None:
+        """A batch's delivery ended (confirmed, failed or cancelled)."""
         self._count -= 1
         if not self._count:
             self._idle.set()
+
+    def __enter__(self) -> None:
+        self.begin()
+
+    def __exit__(self, *exc: object) -> None:
+        self.end()
 
     @property
     def busy(self) -> bool:
