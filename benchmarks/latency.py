@@ -13,9 +13,9 @@ reaching ``base + k`` means marker ``k`` is done; a marker shares its batch with
 ordinary events, so its latency is theirs.
 
 Meanwhile ``/metrics`` of every worker is scraped in rounds, one every
-``poll_s`` (100 ms). Not more often: a scrape costs a worker about 15 ms of CPU
-(measured with the mixed workload's ~760 series), so 10 rounds/s already take
-~15 % of a core from the worker being measured. Marker ``k``, first counted
+``poll_s`` (100 ms), restricted to ``cx_events_total`` (``EVENTS_PATH``) so a
+scrape's cost does not grow with the KPI series (a full one cost a worker ~15 ms
+of CPU with the mixed workload's ~760 series). Marker ``k``, first counted
 in round ``r``, took effect after round ``r − 1`` started (or after it was
 produced, if later) and before round ``r``'s answers were back: its latency is
 the midpoint of that interval minus its produce time, and the interval's width
@@ -41,7 +41,7 @@ from typing import Any
 import aiohttp
 from aiokafka import AIOKafkaProducer
 
-from benchmarks.workers import parse_event_counts
+from benchmarks.workers import EVENTS_PATH, parse_event_counts
 from benchmarks.workloads import Record
 
 #: The largest share of the paced rate that markers may take (see ``_send_paced``).
@@ -162,7 +162,7 @@ class _Scraper:
 
     @staticmethod
     async def _get(session: aiohttp.ClientSession, url: str) -> str:
-        async with session.get(f"{url}/metrics") as r:
+        async with session.get(f"{url}{EVENTS_PATH}") as r:
             return await r.text()
 
     async def run(self, session: aiohttp.ClientSession) -> None:

@@ -10,10 +10,12 @@ land in the same group generation and share the partitions from the start.
 
 The measured window opens at the first scrape where every worker has counted
 something (``cx_events_total``, all outcomes) and closes when their sum reaches
-the backlog's size — interpolated between the two scrapes around it, since the
-workers run at full speed until the backlog is done; so polling every 500 ms
-costs them little (a scrape is ~15 ms of a worker's CPU) and still times the end
-to a few ms. Events/s = events counted in the window / its length; CPU µs/event
+the backlog's size. Scrapes come every 500 ms while the end is far, then, once
+the rate so far puts it within two intervals, every 20 ms (:func:`next_poll_s`):
+the count stops at the backlog's size, so the end is the first scrape that sees
+it, and with 500 ms scrapes throughout that was up to half a second late on a
+drain of ~1.5 s. A scrape asks for ``cx_events_total`` only, so the few fine
+ones cost the workers little. Events/s = events counted in the window / its length; CPU µs/event
 = the workers' CPU time (``/proc``) over the window / those events. If a worker
 only started counting more than a second after the first one (it joined late),
 or never did, the run is marked ``staggered_start``.
@@ -28,6 +30,8 @@ from typing import Any
 from benchmarks.workers import Worker, proc_cpu_s, total
 
 MIN_LEFT = 0.25
+#: scrape interval once the end is near (:func:`next_poll_s`)
+FINE_POLL_S = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +66,19 @@ def crossing(before: Sample, after: Sample, n: float) -> float:
         return after.t
     share = (n - before.events) / (after.events - before.events)
     return before.t + (after.t - before.t) * min(max(share, 0.0), 1.0)
+
+
+def next_poll_s(start: Sample, last: Sample, n: float, poll_s: float) -> float:
+    """How long to wait before the next scrape: ``poll_s``, or less as the end nears.
+
+    The end is estimated from the rate since ``start``; within two intervals of it
+    the wait shrinks to half the estimate, down to :data:`FINE_POLL_S`.
+    """
+    done, elapsed = last.events - start.events, last.t - start.t
+    if done <= 0 or elapsed <= 0:
+        return poll_s
+    eta = (n - last.events) / (done / elapsed)
+    return poll_s if eta > 2 * poll_s else max(FINE_POLL_S, min(poll_s, eta / 2))
 
 
 def drain_figures(start: Sample, before: Sample, after: Sample, n: float) -> dict[str, float]:
@@ -111,7 +128,7 @@ def measure(
     before = after = start
     while after.events < n:
         check()
-        time.sleep(poll_s)
+        time.sleep(next_poll_s(start, after, n, poll_s))
         before, (after, _) = after, sample(workers)
     figures = drain_figures(start, before, after, n)
     figures["staggered_start"] = staggered

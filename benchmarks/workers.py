@@ -57,6 +57,10 @@ def worker_env(tag: str, broker_url: str, topics: dict[str, str]) -> dict[str, s
     }
 
 
+#: ``/metrics`` restricted to ``cx_events_total``: a scrape the worker answers cheaply
+EVENTS_PATH = "/metrics?name[]=cx_events_total"
+
+
 def parse_event_counts(text: str) -> Counts:
     """``cx_events_total`` samples of an exposition, without a full Prometheus parse.
 
@@ -131,7 +135,7 @@ class Worker:
             return False
 
     def counts(self) -> Counts:
-        with urllib.request.urlopen(f"{self.url}/metrics", timeout=10) as r:
+        with urllib.request.urlopen(f"{self.url}{EVENTS_PATH}", timeout=10) as r:
             return parse_event_counts(r.read().decode())
 
     def get(self, path: str) -> tuple[int, bytes]:

@@ -146,6 +146,14 @@ def _check_exposition(text: str, windows: set[str]) -> None:
     assert "quantile=" not in text
 
 
+def _check_restricted(worker: WorkerProcess) -> None:
+    """``/metrics?name[]=…`` holds exactly the named series, as client_python's exposition."""
+    status, body = worker.get("/metrics?name[]=cx_events_total&name[]=cx_build_info")
+    assert status == 200, status
+    names = {s.name for f in text_string_to_metric_families(body.decode()) for s in f.samples}
+    assert names == {"cx_events_total", "cx_build_info"}, names
+
+
 def test_a_real_worker_meets_the_record_and_metric_contracts(
     broker: EmbeddedBroker, unique: str, tmp_path: Path
 ) -> None:
@@ -159,6 +167,7 @@ def test_a_real_worker_meets_the_record_and_metric_contracts(
             asyncio.run(produce_parts(broker.bootstrap, env, part))
         asyncio.run(_produce_bad(broker.bootstrap, env["CXPULSE_TOPICS_TICKET"]))
         _check_exposition(_scrape_with_durations(worker), windows)
+        _check_restricted(worker)
 
         asyncio.run(produce_parts(broker.bootstrap, env, data.closing))
         finals = asyncio.run(

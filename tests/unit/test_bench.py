@@ -25,7 +25,7 @@ from benchmarks.expected import (
 from benchmarks.kafka_io import is_checked_final
 from benchmarks.latency import MARKER_SHARE, _send_paced, marker_latencies, percentile, summarize
 from benchmarks.peers.workload import build as answers
-from benchmarks.throughput import Sample, crossing, drain_figures
+from benchmarks.throughput import FINE_POLL_S, Sample, crossing, drain_figures, next_poll_s
 from benchmarks.workers import parse_event_counts
 from benchmarks.workloads import (
     PARTITIONS,
@@ -120,6 +120,17 @@ def test_the_drain_end_is_interpolated_between_scrapes() -> None:
     assert figures["events_per_s"] == pytest.approx(1000 / 2.25)
     assert figures["cpu_us_per_event"] == pytest.approx(2.4 / 1200 * 1e6)
     assert figures["measured_events"] == 1000
+
+
+def test_scrapes_come_faster_as_the_drain_nears_its_end() -> None:
+    start = Sample(0.0, 0.0, 0.0)
+    # 100k events/s so far: 800k left is 8 s away, 100k left 1 s, 40k 0.4 s, 1k 10 ms
+    assert next_poll_s(start, Sample(1.0, 100_000.0, 1.0), 900_000.0, 0.5) == 0.5
+    assert next_poll_s(start, Sample(1.0, 100_000.0, 1.0), 200_000.0, 0.5) == 0.5
+    assert next_poll_s(start, Sample(1.0, 100_000.0, 1.0), 140_000.0, 0.5) == pytest.approx(0.2)
+    assert next_poll_s(start, Sample(1.0, 100_000.0, 1.0), 101_000.0, 0.5) == FINE_POLL_S
+    # nothing counted since the start yet: no rate to go by
+    assert next_poll_s(start, Sample(1.0, 0.0, 1.0), 1000.0, 0.5) == 0.5
 
 
 def test_event_counts_are_read_from_an_exposition() -> None:
