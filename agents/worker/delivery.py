@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
+from inspect import CORO_CREATED, getcoroutinestate
 from typing import Any, cast
 
 import faust
@@ -160,14 +161,19 @@ class Handover:
         self._in_flight = in_flight
         self._on_error = on_error
         self._pending: asyncio.Task[bool] | None = None
+        self._delivery: Coroutine[Any, Any, None] | None = None
 
     async def put(self, delivery: Coroutine[Any, Any, None]) -> None:
         """Start ``delivery`` once the previous one is confirmed."""
-        await self.drain()
+        try:
+            await self.drain()
+        except BaseException:
+            delivery.close()  # never started: the batch is read again after the restart
+            raise
         self._in_flight.begin()
         task = asyncio.ensure_future(self._run(delivery))
         task.add_done_callback(lambda _: self._in_flight.end())
-        self._pending = task
+        self._pending, self._delivery = task, delivery
 
     async def drain(self) -> None:
         """Return once every delivery handed over is confirmed; raise if one failed."""
@@ -179,7 +185,9 @@ class Handover:
         """Cancel the delivery in flight, if any (its agent is stopping)."""
         if self._pending is not None:
             self._pending.cancel()
-            self._pending = None
+            if self._delivery is not None and getcoroutinestate(self._delivery) == CORO_CREATED:
+                self._delivery.close()  # cancelled before it started
+            self._pending = self._delivery = None
 
     async def _run(self, delivery: Coroutine[Any, Any, None]) -> bool:
         try:
