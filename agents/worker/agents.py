@@ -38,6 +38,28 @@ async def _crash(w: Worker, where: str, exc: BaseException) -> None:
     await w.app.crash(exc)
 
 
+def hold(event: EventT) -> None:
+    """Keep Faust's stream from acknowledging a batch whose delivery is still to come.
+
+    The stream acks the batch it handed out as the agent asks for the next one,
+    and with the handover that comes before the batch is delivered: the
+    consumer would take it for a skipped batch, forget what it covers and read
+    the partition again, and the commits would stop at it. One more reference on
+    the message makes the stream's ack only drop that reference; the last one is
+    :func:`acked_after`'s, once the delivery ended (faust-streaming 0.15.3
+    ``Message.incref`` / ``Message.ack``).
+    """
+    event.message.incref()
+
+
+async def acked_after(event: EventT, delivery: Coroutine[Any, Any, None]) -> None:
+    """Run ``delivery``, then acknowledge its batch (see :func:`hold`)."""
+    try:
+        await delivery
+    finally:
+        event.ack()  # not processed (a failed delivery): read again, as a skipped batch
+
+
 async def _run_agent(
     w: Worker,
     where: str,
@@ -65,7 +87,9 @@ async def _run_agent(
     try:
         async for event in stream.events():
             with w.in_flight:
-                await handover.put(process(event))
+                delivery = process(event)
+                hold(event)
+                await handover.put(acked_after(event, delivery))
                 if not overlap:
                     await handover.drain()
         await handover.drain()

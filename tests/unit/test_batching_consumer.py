@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import tempfile
+from types import SimpleNamespace
 from typing import Any
 
 from aiokafka.structs import ConsumerRecord
@@ -23,6 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cxpulse.agents.kafka.transport import DoneRanges
+from cxpulse.agents.worker.agents import hold
 from cxpulse.agents.worker.app import create_app
 from cxpulse.agents.worker.pipeline import register
 from cxpulse.streams.settings import load_settings
@@ -154,6 +156,37 @@ async def test_one_commit_covers_every_batch_processed_since_the_last() -> None:
     assert _commit(consumer, tp) == first
     assert not consumer._acked.get(tp) and not consumer._gap.get(tp), "nothing accumulates"
     assert consumer.done[tp].ranges == []
+
+
+async def test_a_batch_acked_by_the_stream_before_its_delivery_is_committed_after_it() -> None:
+    # an agent processes its next batch while one is delivered, so the stream acks
+    # the batch it handed out before the delivery ends; the agent's hold turns that
+    # ack into a dropped reference, and its own ack after the delivery counts
+    _, consumer = _consumer()
+    tp = TP("cx.survey.events", 2)
+    _sought(consumer, tp, 100)
+    message = await _read(consumer, tp, 100, 149)
+    message.incref()  # as the conductor does for the agent's channel
+    event: Any = SimpleNamespace(message=message, ack=lambda: message.ack(consumer))
+    hold(event)
+    assert not event.ack(), "the stream's ack only drops the hold"
+    assert not consumer.reseek and _commit(consumer, tp) is None
+    consumer.processed(message)  # the delivery ends
+    assert event.ack(), "the agent's ack is the last one"
+    assert not consumer.reseek
+    assert _commit(consumer, tp) == 150, "the whole batch is committed"
+
+
+async def test_without_the_hold_an_early_ack_looks_like_a_skipped_batch() -> None:
+    # why the hold: the same early ack on a message nobody holds
+    _, consumer = _consumer()
+    tp = TP("cx.survey.events", 3)
+    _sought(consumer, tp, 100)
+    message = await _read(consumer, tp, 100, 149)
+    message.incref()
+    assert not message.ack(consumer) and consumer.reseek
+    consumer.processed(message)
+    assert _commit(consumer, tp) is None, "what the batch covered was forgotten"
 
 
 async def test_a_skipped_batch_stops_the_commit_and_is_read_again() -> None:
