@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
+
+from cxpulse.schemas.timestamps import MAX_TS_MS, MIN_TS_MS
 
 Reason = Literal["invalid_json", "schema", "out_of_range", "too_large", "late"]
 #: Every dead-letter reason, in precedence order (``late`` is decided by the watermark).
@@ -21,6 +23,8 @@ REASONS: tuple[Reason, ...] = ("too_large", "invalid_json", "schema", "out_of_ra
 
 #: A record value strictly larger than this (1 MiB) is ``too_large``.
 MAX_RECORD_BYTES = 1 << 20
+#: the longest ``event_id`` accepted, in characters
+MAX_EVENT_ID_CHARS = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,16 +42,28 @@ class Heartbeat:
     ts: int
 
 
-class SurveyEvent(msgspec.Struct, frozen=True, gc=False):
-    event_id: str
-    type: str  # "invitation_sent" | "answer"
-    ts: int
-    channel: str
-    survey_id: str
-    response_id: str
-    customer_id: str
-    question: str | None  # None for invitation_sent
-    score: int | None  # None for invitation_sent
+#: a required string field that may not be empty (checked only when msgspec decodes)
+_NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class SurveyEvent(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=True):
+    """A survey event; msgspec also decodes a plain valid record straight into it.
+
+    The annotations' constraints and defaults apply only when msgspec decodes (the
+    fast path, :mod:`cxpulse.schemas.fastpath`): they accept a subset of the valid
+    records (integer ``ts``, no unknown field, ``channel`` absent or a string), never
+    an invalid one. Built in code, the fields take whatever they are given.
+    """
+
+    event_id: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_EVENT_ID_CHARS)]
+    type: str  # "invitation_sent" | "answer" (the fast path checks it)
+    ts: Annotated[int, msgspec.Meta(ge=MIN_TS_MS, le=MAX_TS_MS)]
+    survey_id: _NonEmpty
+    response_id: _NonEmpty
+    customer_id: _NonEmpty
+    channel: str = "unknown"
+    question: str | None = None  # None for invitation_sent
+    score: int | None = None  # None for invitation_sent
 
 
 class CartEvent(msgspec.Struct, frozen=True, gc=False):
@@ -125,4 +141,3 @@ SCORE_RANGES: Mapping[str, tuple[int, int]] = {
 }
 PRIORITIES = frozenset({"urgent", "high", "normal", "low"})
 VIAS = frozenset({"human", "bot", "automation"})
-MAX_EVENT_ID_CHARS = 128

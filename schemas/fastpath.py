@@ -2,8 +2,12 @@
 
 A typed msgspec struct per topic accepts only the plain shape of a valid record
 (no unknown fields, one type per field); a few checks then build the same event
-the reference decoder would. Anything else returns ``None`` and goes to the
-reference decoder, so dead-letter reasons and messages never depend on this path.
+the reference decoder would. Survey records, the most numerous, are decoded straight
+into :class:`SurveyEvent`, whose annotations carry the record's rules: one struct per
+record instead of two (``python -m benchmarks.engine answers 200000
+--event-time-rate=1000``: 6.0-6.1 → 5.5-5.6 µs per event, back to back).
+Anything else returns ``None`` and goes to the reference decoder, so dead-letter
+reasons and messages never depend on this path.
 """
 
 from __future__ import annotations
@@ -27,7 +31,6 @@ from cxpulse.schemas.event_types import (
     TicketEvent,
     cart_event,
     customer_event,
-    survey_event,
     ticket_event,
 )
 from cxpulse.schemas.timestamps import parse_ts
@@ -47,14 +50,6 @@ class _Wire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     event_id: str | None = None
     ts: int | str | None = None
     channel: str | None = None
-
-
-class _SurveyWire(_Wire, forbid_unknown_fields=True, gc=False):
-    survey_id: str | None = None
-    response_id: str | None = None
-    customer_id: str | None = None
-    question: str | None = None
-    score: int | None = None
 
 
 class _CartWire(_Wire, forbid_unknown_fields=True, gc=False):
@@ -81,7 +76,7 @@ class _CustomerWire(_Wire, forbid_unknown_fields=True, gc=False):
     amount: float | None = None
 
 
-_survey_wire = msgspec.json.Decoder(_SurveyWire).decode
+_survey_event = msgspec.json.Decoder(SurveyEvent).decode
 _cart_wire = msgspec.json.Decoder(_CartWire).decode
 _ticket_wire = msgspec.json.Decoder(_TicketWire).decode
 _customer_wire = msgspec.json.Decoder(_CustomerWire).decode
@@ -89,31 +84,23 @@ _WireError = msgspec.DecodeError  # a ValidationError is one too
 
 
 def fast_survey(value: bytes) -> SurveyEvent | None:
-    """The event, when ``value`` is a plain valid survey record; else ``None``."""
+    """The event, when ``value`` is a plain valid survey record; else ``None``.
+
+    Decoded straight into the event (its constraints are the record's rules but the
+    score's range, which depends on the question): one struct, no copy. An invitation
+    carrying a question or a score goes to the reference, which drops them.
+    """
     try:
-        w = _survey_wire(value)
+        ev = _survey_event(value)
     except _WireError:
         return None
-    event_id, ts = w.event_id, parse_ts(w.ts)
-    if ts is None or event_id is None or not 0 < len(event_id) <= MAX_EVENT_ID_CHARS:
+    if ev.type == "answer":
+        bounds, score = SCORE_RANGES.get(ev.question), ev.score  # type: ignore[arg-type]
+        if bounds is None or score is None or not bounds[0] <= score <= bounds[1]:
+            return None
+    elif ev.type != "invitation_sent" or ev.question is not None or ev.score is not None:
         return None
-    survey_id, response_id, customer_id = w.survey_id, w.response_id, w.customer_id
-    if not survey_id or not response_id or not customer_id:
-        return None
-    channel = "unknown" if w.channel is None else w.channel
-    if w.type == "invitation_sent":
-        return survey_event(
-            event_id, w.type, ts, channel, survey_id, response_id, customer_id, None, None
-        )
-    question, score = w.question, w.score
-    if w.type != "answer" or question is None or score is None:
-        return None
-    bounds = SCORE_RANGES.get(question)
-    if bounds is None or not bounds[0] <= score <= bounds[1]:
-        return None
-    return survey_event(
-        event_id, w.type, ts, channel, survey_id, response_id, customer_id, question, score
-    )
+    return ev
 
 
 def fast_cart(value: bytes) -> CartEvent | None:

@@ -174,9 +174,7 @@ def parse_survey_reference(value: bytes | None) -> SurveyEvent | Heartbeat | Inv
     if type(customer_id) is not str or not customer_id:
         return _bad_string("customer_id", customer_id)
     if etype == "invitation_sent":
-        return survey_event(
-            event_id, etype, ts, channel, survey_id, response_id, customer_id, None, None
-        )
+        return survey_event(event_id, etype, ts, survey_id, response_id, customer_id, channel)
     question = obj.get("question")
     if type(question) is not str or question not in SCORE_RANGES:
         return _bad_enum("question", question, SCORE_RANGES)
@@ -197,7 +195,7 @@ def parse_survey_reference(value: bytes | None) -> SurveyEvent | Heartbeat | Inv
             "out_of_range", f"score: {score} is out of range {low}-{high} for {question}"
         )
     return survey_event(
-        event_id, etype, ts, channel, survey_id, response_id, customer_id, question, score
+        event_id, etype, ts, survey_id, response_id, customer_id, channel, question, score
     )
 
 

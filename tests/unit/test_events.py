@@ -94,7 +94,7 @@ def test_survey_answer_full() -> None:
 
 def test_survey_invitation_minimal_defaults() -> None:
     assert parse_survey(enc(INVITATION)) == SurveyEvent(
-        "e-2", "invitation_sent", TS, "unknown", "s-1", "r-1", "c-1", None, None
+        "e-2", "invitation_sent", TS, "s-1", "r-1", "c-1", "unknown", None, None
     )
 
 
