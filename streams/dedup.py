@@ -35,6 +35,11 @@ class DedupIndex:
     def ids(self) -> set[str]:
         return set(self._first)
 
+    @property
+    def first_seen(self) -> dict[str, int]:
+        """Each id's first-copy ``ts``, read-only: the engine's hot loop tests it inline."""
+        return self._first
+
     def is_duplicate(self, event_id: str, watermark: int | None) -> bool:
         """Whether ``event_id`` was first seen no more than the horizon behind ``watermark``."""
         first = self._first.get(event_id)

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,10 +120,14 @@ class PartitionProcessor:
         self.ack: int | None = None
         self.last_arrival_wall_ms = now_wall_ms
         self.segments = SegmentCap(config.dimensions, config.max_segment_values)
+        #: ObserveContext's ``labels`` and ``entity``: the bound methods themselves, not
+        #: wrappers (once or twice per event each); rebound where their owners are replaced
+        self.labels: Callable[[object], tuple[str, ...]] = self.segments.labels
         #: the finest grid step, once: ``add`` runs per accepted event and label
         self._fine_step = config.fine_grid
         self.buckets: dict[tuple[int, int, str], list[Any]] = {}
         self.entities: dict[str, Any] = {}
+        self.entity: Callable[[str], Any] = self.entities.get
         #: live gauges of the family (e.g. open carts per segment), kept up to date
         self.gauges: Counter[tuple[str, str]] = Counter()
         #: the family's open-entity gauge: its name and the function giving an entity's
@@ -136,6 +140,7 @@ class PartitionProcessor:
         #: after a drop, and a repeat is harmless (:meth:`_wake_up` wakes each key once)
         self._wake: dict[int, list[str]] = {}
         self._waking = False  # in :meth:`_wake_up`: the steps woken are no longer listed
+        self._wake_at = family.wake_at  # once per entity change
         self._pending: dict[str, bytes | None] = {}  # deletes owed after a rollback
         #: which chunk records hold the entities (:mod:`cxpulse.streams.entitylog`)
         self.entity_log = EntityLog()
@@ -172,6 +177,7 @@ class PartitionProcessor:
             proc.seq, proc.offset, proc.max_ts = meta["s"], meta["o"], meta["mx"]
             proc.ack = meta.get("a")
             proc.segments = SegmentCap(config.dimensions, config.max_segment_values, meta["seg"])
+            proc.labels = proc.segments.labels
         chunks: list[tuple[int, dict[str, int]]] = []
         entity_parts: list[tuple[int, str, dict[str, Any]]] = []
         for key, raw in records.items():
@@ -207,6 +213,7 @@ class PartitionProcessor:
                 proc.buckets[(int(grid), int(start), label)] = family.aggregate.fit(value)
         floor = 0 if meta_raw is None else meta.get("cf", 0)
         proc.entities = proc.entity_log.restore(entity_parts, floor)
+        proc.entity = proc.entities.get
         for key, value in proc.entities.items():
             proc._schedule(key, value)
             proc._count(proc._labels_open(value), 1)
@@ -231,26 +238,24 @@ class PartitionProcessor:
         return [BucketSnapshot(lb, g, st, copy(c)) for (g, st, lb), c in self.buckets.items()]
 
     # ---------------------------------------------------- ObserveContext API
-    def labels(self, source: object) -> tuple[str, ...]:
-        return self.segments.labels(source)
-
     def add(self, ts: int, labels: Sequence[str], deltas: Deltas) -> None:
         start = ts - ts % self._fine_step
         fine = self._fine
+        spec = self._spec
         for label in labels:
             acc = fine.get((start, label))
             if acc is None:
-                acc = fine[(start, label)] = self._spec.zero()
-            self._spec.apply(acc, deltas)
-
-    def entity(self, key: str) -> Any:
-        return self.entities.get(key)
+                acc = fine[(start, label)] = spec.zero()
+            if spec.simple:  # AggregateSpec.apply's all-sum case, without the call: a hot path
+                for slot, delta in deltas:
+                    acc[slot] += delta
+            else:
+                spec.apply(acc, deltas)
 
     def set_entity(self, key: str, value: Any) -> None:
         entities = self.entities
         old = entities.get(key)
-        if key not in self._entity_prev:
-            self._entity_prev[key] = old is not None
+        self._entity_prev.setdefault(key, old is not None)
         open_of = self._open_of
         if open_of is not None:
             was = None if old is None else open_of(old)
@@ -259,7 +264,7 @@ class PartitionProcessor:
                 self._count(was, -1)
                 self._count(now, 1)
         entities[key] = value
-        wake_at = self.family.wake_at
+        wake_at = self._wake_at
         at = wake_at(value)  # as _schedule does, without the call: a hot path
         if at is not None:
             step = at - at % _WAKE_STEP_MS
@@ -275,9 +280,9 @@ class PartitionProcessor:
     def drop_entity(self, key: str) -> None:
         old = self.entities.pop(key, None)
         if old is not None:
-            if key not in self._entity_prev:
-                self._entity_prev[key] = True
-            self._count(self._labels_open(old), -1)
+            self._entity_prev.setdefault(key, True)
+            if self._open_of is not None:
+                self._count(self._open_of(old), -1)
 
     def _labels_open(self, value: Any) -> Sequence[str] | None:
         """The labels an entity counts under in the family's open gauge, if it is open."""
@@ -299,17 +304,32 @@ class PartitionProcessor:
             keys.append(key)
 
     def _wake_up(self, watermark: int) -> None:
-        """Give every entity whose wake time the watermark reached its turn, in key order."""
+        """Give every entity whose wake time the watermark reached its turn.
+
+        Steps go in time order; within a step, keys in the order they were listed (not
+        sorted: ~0.7 µs per key for random ids). Order does not change a result: a
+        wake touches only its own entity, and its adds and gauge moves commute.
+        """
+        wake = self._wake
+        steps = sorted(t for t in wake if t <= watermark)
+        if not steps:
+            return
+        # once per woken key (every entity passes here once at its end): locals, no calls
+        # but the family's
+        get = self.entities.get
+        wake_at, on_wake = self.family.wake_at, self.family.on_wake
         self._waking = True
         try:
-            for step in sorted(t for t in self._wake if t <= watermark):
-                for key in sorted(set(self._wake.pop(step))):
-                    value = self.entities.get(key)
-                    at = None if value is None else self.family.wake_at(value)
+            for step in steps:
+                for key in dict.fromkeys(wake.pop(step)):  # each once, in listed order
+                    value = get(key)
+                    if value is None:
+                        continue
+                    at = wake_at(value)
                     if at is None:
                         continue
                     if at <= watermark:
-                        self.family.on_wake(key, value, watermark, self)
+                        on_wake(key, value, watermark, self)
                     else:
                         self._schedule(key, value)
         finally:
@@ -344,7 +364,8 @@ class PartitionProcessor:
         # Hot loop (once per record): locals instead of attribute lookups, counts
         # summed into ``outcomes`` after the loop, and the common not-late case
         # decided without a call; the rules are still :func:`is_late`'s.
-        is_duplicate = dedup.is_duplicate
+        seen = dedup.first_seen  # DedupIndex.is_duplicate's test, inlined below
+        horizon = dedup.horizon_ms
         register = dedup.register
         accepted = duplicates = 0
         for rec in records:
@@ -374,7 +395,8 @@ class PartitionProcessor:
                 if pwm is None or ts >= pwm:
                     max_ts = ts if max_ts is None else max(max_ts, ts)
                 continue
-            if is_duplicate(ev.event_id, pwm):
+            first = seen.get(ev.event_id)
+            if first is not None and (pwm is None or first >= pwm - horizon):
                 duplicates += 1
                 continue
             if (was_idle or (pwm is not None and ts < pwm)) and is_late(
@@ -389,7 +411,6 @@ class PartitionProcessor:
             register(ev.event_id, ts, seq)
             if max_ts is None or ts > max_ts:
                 max_ts = ts
-            self.max_ts = max_ts  # families may read the watermark
             observe(ev, self)
         if accepted:
             outcomes["accepted"] += accepted

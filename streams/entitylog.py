@@ -146,21 +146,32 @@ class EntityLog:
         where, chunks = self._where, self._chunks
         entries: dict[str, Any] = {}
         keys: list[str] = []
-        dropped: list[tuple[str, int]] = []  # (key, its value's chunk): a marker if it survives
-        for key, existed in changed.items():  # once per changed entity: calls inlined
-            value = entities.get(key)
-            if value is None and not existed:
-                continue  # absent before and after: its latest entry (if any) says so
-            old = where.get(key)
-            if old is not None:
-                chunks[old].live -= 1
+        #: per chunk, the keys dropped from it: a marker each if that chunk survives
+        dropped: dict[int, list[str]] = {}
+        # Once per changed entity: calls inlined. Consecutive keys mostly share a chunk
+        # (entities end in the order they came), so the last chunk's entries are at hand.
+        get, where_get, where_pop = entities.get, where.get, where.pop
+        last, last_chunk, last_dropped = -1, None, None
+        for key, existed in changed.items():
+            value = get(key)
             if value is None:
-                if old is not None:
-                    del where[key]
-                    dropped.append((key, old))
-                else:
+                if not existed:
+                    continue  # absent before and after: its latest entry (if any) says so
+                old = where_pop(key, None)
+                if old is None:
                     entries[key] = None
+                    continue
+                if old != last:
+                    last, last_chunk = old, chunks[old]
+                    last_dropped = dropped.get(old)
+                    if last_dropped is None:
+                        last_dropped = dropped[old] = []
+                last_chunk.live -= 1  # type: ignore[union-attr]
+                last_dropped.append(key)  # type: ignore[union-attr]
             else:
+                old = where_get(key)
+                if old is not None:
+                    chunks[old].live -= 1
                 entries[key] = value
                 where[key] = seq
                 keys.append(key)
@@ -185,9 +196,9 @@ class EntityLog:
                 break
             self._die(old)
             self._drop_front()
-        for key, old in dropped:
-            if old in chunks:  # its value's chunk survives this batch: shadow the value
-                entries[key] = None
+        for old, gone in dropped.items():
+            if old in chunks:  # the values' chunk survives this batch: shadow them
+                entries.update(dict.fromkeys(gone))
         if not entries:
             return []
         out: list[tuple[str, bytes]] = []

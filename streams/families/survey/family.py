@@ -135,7 +135,7 @@ class SurveyFamily:
             # incarnation stays while an answer of it could still come (it is dropped
             # when the watermark passes its horizon), so such an answer finds it.
             ctx.add(ts, labels, _FIRST_ANSWER[question][score])
-            new: Incarnation = [ts, self._home(labels)]
+            new: Incarnation = [ts, self._homes.get(labels) or self._home(labels)]
             if at is not None:
                 new.extend(_NO_FIRSTS)
                 new[at], new[at + 1] = ts, score
