@@ -140,7 +140,7 @@ class PartitionProcessor:
         #: after a drop, and a repeat is harmless (:meth:`_wake_up` wakes each key once)
         self._wake: dict[int, list[str]] = {}
         self._waking = False  # in :meth:`_wake_up`: the steps woken are no longer listed
-        self._wake_at = family.wake_at  # once per entity change
+        self._wake_at = family.wake_at  # looked up once: called once per entity change
         self._pending: dict[str, bytes | None] = {}  # deletes owed after a rollback
         #: which chunk records hold the entities (:mod:`cxpulse.streams.entitylog`)
         self.entity_log = EntityLog()
@@ -295,7 +295,7 @@ class PartitionProcessor:
                 gauges[(name, label)] += sign
 
     def _schedule(self, key: str, value: Any) -> None:
-        at = self.family.wake_at(value)
+        at = self._wake_at(value)
         if at is not None:
             step = at - at % _WAKE_STEP_MS
             keys = self._wake.get(step)
@@ -317,7 +317,7 @@ class PartitionProcessor:
         # once per woken key (every entity passes here once at its end): locals, no calls
         # but the family's
         get = self.entities.get
-        wake_at, on_wake = self.family.wake_at, self.family.on_wake
+        wake_at, on_wake = self._wake_at, self.family.on_wake
         self._waking = True
         try:
             for step in steps:

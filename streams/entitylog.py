@@ -148,10 +148,7 @@ class EntityLog:
         keys: list[str] = []
         #: per chunk, the keys dropped from it: a marker each if that chunk survives
         dropped: dict[int, list[str]] = {}
-        # Once per changed entity: calls inlined. Consecutive keys mostly share a chunk
-        # (entities end in the order they came), so the last chunk's entries are at hand.
-        get, where_get, where_pop = entities.get, where.get, where.pop
-        last, last_chunk, last_dropped = -1, None, None
+        get, where_get, where_pop = entities.get, where.get, where.pop  # once per changed entity
         for key, existed in changed.items():
             value = get(key)
             if value is None:
@@ -161,13 +158,10 @@ class EntityLog:
                 if old is None:
                     entries[key] = None
                     continue
-                if old != last:
-                    last, last_chunk = old, chunks[old]
-                    last_dropped = dropped.get(old)
-                    if last_dropped is None:
-                        last_dropped = dropped[old] = []
-                last_chunk.live -= 1  # type: ignore[union-attr]
-                last_dropped.append(key)  # type: ignore[union-attr]
+                gone = dropped.get(old)
+                if gone is None:
+                    gone = dropped[old] = []
+                gone.append(key)
             else:
                 old = where_get(key)
                 if old is not None:
@@ -175,6 +169,8 @@ class EntityLog:
                 entries[key] = value
                 where[key] = seq
                 keys.append(key)
+        for old, gone in dropped.items():  # once per chunk, not per dropped key
+            chunks[old].live -= len(gone)
         self._drop_front()
         budget = max(MIN_COMPACTION, 2 * len(entries))
         while chunks and budget > 0:
