@@ -135,9 +135,11 @@ class SurveyFamily:
             # incarnation stays while an answer of it could still come (it is dropped
             # when the watermark passes its horizon), so such an answer finds it.
             ctx.add(ts, labels, _FIRST_ANSWER[question][score])
-            new: Incarnation = [ts, self._homes.get(labels) or self._home(labels)]
-            if at is not None:
-                new.extend(_NO_FIRSTS)
+            home = self._homes.get(labels) or self._home(labels)
+            if at is None:
+                new: Incarnation = [ts, home]
+            else:  # a literal, not ``extend``: an exact 80-byte array, not an over-allocated one
+                new = [ts, home, None, None, None, None, None, None, None, None]
                 new[at], new[at + 1] = ts, score
             ctx.set_entity(key, new if value is None else _compose(new, value))
             return
@@ -158,7 +160,7 @@ class SurveyFamily:
         if len(value) == 2:  # the response's first paired answer: nothing to pair with yet
             if deltas:
                 ctx.add(ts, labels, deltas)
-            new = [*value, *_NO_FIRSTS]
+            new = [value[0], value[1], None, None, None, None, None, None, None, None]
             new[at], new[at + 1] = ts, score
             ctx.set_entity(key, new)
             return
