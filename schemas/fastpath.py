@@ -12,6 +12,11 @@ reasons and messages never depend on this path.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+from itertools import repeat
+from typing import cast
+
 import msgspec
 
 from cxpulse.schemas.event_types import (
@@ -20,6 +25,7 @@ from cxpulse.schemas.event_types import (
     CUSTOMER_KEYED,
     CUSTOMER_TYPES,
     MAX_EVENT_ID_CHARS,
+    MAX_RECORD_BYTES,
     MRR_TYPES,
     PRIORITIES,
     SCORE_RANGES,
@@ -101,6 +107,67 @@ def fast_survey(value: bytes) -> SurveyEvent | None:
     elif ev.type != "invitation_sent" or ev.question is not None or ev.score is not None:
         return None
     return ev
+
+
+_survey_lines = msgspec.json.Decoder(SurveyEvent).decode_lines
+#: where msgspec stopped (``... - at `$[12]```): how many events it had decoded before
+_OPEN, _CLOSE = repeat(b"{"), repeat(b"}")
+_FAILED_AT = re.compile(r"at `\$\[(\d+)\]`$")
+
+
+def fast_surveys(values: Sequence[bytes | None]) -> list[SurveyEvent | None]:
+    """Per value, :func:`fast_survey`'s answer (``None`` for ``None``), in one msgspec call.
+
+    One call for a run of records instead of one each: ~0.4 µs less per record in
+    the engine (``python -m benchmarks.engine answers 200000 --event-time-rate=1000``,
+    pairs run side by side on the two cores), with runs short enough (the engine's
+    ``_DECODE_RUN``) that an event is still in the cache when it is observed.
+
+    Why the events are the records': the values are joined by newlines and decoded
+    as a stream of JSON texts. Each value must start with ``{`` and end with ``}``:
+    after a ``}`` no JSON continues with ``{``, so no event can span two values and
+    each value gives at least one event; as many events as values then means one
+    each. A value that gives more, or fails the boundary test, and every record a
+    check refuses, gets :func:`fast_survey` alone. A record that fails to decode (a
+    heartbeat, an invalid record) does too, and the run is decoded again around it,
+    once; a second failure sends the rest of the run one record at a time.
+    """
+    if (  # C loops over the values, no bytecode per record
+        None in values
+        or max(map(len, values), default=0) > MAX_RECORD_BYTES  # type: ignore[arg-type]
+        or not all(map(bytes.startswith, values, _OPEN))  # type: ignore[arg-type]
+        or not all(map(bytes.endswith, values, _CLOSE))  # type: ignore[arg-type]
+    ):
+        return [None if v is None or len(v) > MAX_RECORD_BYTES else fast_survey(v) for v in values]
+    return _decoded(cast("Sequence[bytes]", values), retries=1)
+
+
+def _decoded(values: Sequence[bytes], retries: int) -> list[SurveyEvent | None]:
+    """:func:`fast_surveys` of values that all passed its boundary test."""
+    if not values:
+        return []
+    try:
+        events = _survey_lines(b"\n".join(values))
+    except _WireError as exc:
+        failed = _FAILED_AT.search(str(exc))
+        if failed is None or not retries or int(failed.group(1)) >= len(values):
+            return [fast_survey(v) for v in values]
+        k = int(failed.group(1))  # events before the failure: the failing value is at most k
+        return [*_decoded(values[:k], 0), fast_survey(values[k]), *_decoded(values[k + 1 :], 0)]
+    if len(events) != len(values):
+        return [fast_survey(v) for v in values]
+    out: list[SurveyEvent | None] = []
+    for ev in events:  # fast_survey's checks
+        if ev.type == "answer":
+            bounds, score = SCORE_RANGES.get(ev.question), ev.score  # type: ignore[arg-type]
+            if bounds is None or score is None or not bounds[0] <= score <= bounds[1]:
+                out.append(None)
+                continue
+        elif ev.type != "invitation_sent" or ev.question is not None or ev.score is not None:
+            out.append(None)
+            continue
+        out.append(ev)
+    return out
 
 
 def fast_cart(value: bytes) -> CartEvent | None:

@@ -56,6 +56,10 @@ class Family(Protocol):
     gauge's name, and ``open_labels(value)``: the segments the entity counts under
     as open now, or ``None``. The engine keeps the counts, touched only when an
     entity's labels change (the families return shared tuples, so mostly an ``is``).
+
+    A family may also have ``decode_many(values)``: per record value of a run, the
+    event :meth:`parse` would give, or ``None`` to let :meth:`parse` decide it. One
+    call per run instead of one per record (surveys: ``schemas.fastpath.fast_surveys``).
     """
 
     name: str

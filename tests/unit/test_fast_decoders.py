@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmarks.workloads import build
-from cxpulse.schemas import events
+from cxpulse.schemas import events, fastpath
 from cxpulse.schemas.events import (
     CART_TYPES,
     CUSTOMER_TYPES,
@@ -319,3 +319,98 @@ def test_every_single_field_change_of_every_valid_record_gives_the_reference_res
                     _same(family, orjson.dumps({**obj, name: value}))
                     checked += 1
     assert checked > 5_000, checked
+
+
+# ------------------------------------------------------------- runs of survey records
+# fast_surveys decodes a run of records in one call; per record it must give exactly
+# fast_survey's answer, whatever the neighbours: the hostile cases are values that are
+# not one whole JSON text (two texts, a text cut in two, blanks, newlines inside).
+
+
+def _one_by_one(values: list[bytes | None]) -> list[Any]:
+    return [None if v is None or len(v) > (1 << 20) else events._fast_survey(v) for v in values]
+
+
+HOSTILE: list[bytes | None] = [
+    None,
+    b"",
+    b" ",
+    b"\n",
+    b"{}",
+    b'{"type":"heartbeat","ts":1795050000000}',
+    VALID["survey"][0] + b" " + VALID["survey"][1],  # two texts in one record
+    VALID["survey"][0] + b"\n" + VALID["survey"][1],
+    VALID["survey"][0] + VALID["survey"][1],
+    b" " + VALID["survey"][0],  # whitespace around a valid record
+    VALID["survey"][0] + b"\r\n",
+    VALID["survey"][0].replace(b",", b",\n"),  # newlines between the tokens
+    VALID["survey"][0][:40],  # a text cut in two, as two records
+    VALID["survey"][0][40:],
+    b'{"a":[{}',  # ends with } but is not closed
+    b'{"b":1}]}',
+]
+
+
+@st.composite
+def survey_runs(draw: st.DrawFn) -> list[bytes | None]:
+    """A run of survey records: valid, mutated, hostile, and cut valid ones."""
+    out: list[bytes | None] = []
+    for _ in range(draw(st.integers(0, 12))):
+        kind = draw(st.integers(0, 5))
+        if kind <= 1:
+            out.append(draw(st.sampled_from(VALID["survey"])))
+        elif kind == 2:
+            out.append(draw(records("survey")))
+        elif kind == 3:
+            out.append(draw(st.sampled_from(HOSTILE)))
+        elif kind == 4:  # a valid record cut anywhere, the two halves as neighbours
+            raw = draw(st.sampled_from(VALID["survey"]))
+            at = draw(st.integers(1, len(raw) - 1))
+            out.extend([raw[:at], raw[at:]])
+        else:
+            out.append(draw(st.binary(max_size=40)))
+    return out
+
+
+@settings(max_examples=1500, deadline=None)
+@given(values=survey_runs())
+def test_a_run_decoded_in_one_call_gives_each_record_its_own_answer(
+    values: list[bytes | None],
+) -> None:
+    assert fastpath.fast_surveys(values) == _one_by_one(values)
+
+
+def test_hostile_neighbours_never_shift_an_event_to_another_record() -> None:
+    """Exhaustive over pairs: a hostile record before and after valid ones."""
+    valid = VALID["survey"][:3]
+    for a in HOSTILE:
+        for b in HOSTILE:
+            values = [*valid, a, valid[0], b, *valid]
+            assert fastpath.fast_surveys(values) == _one_by_one(values), (a, b)
+
+
+def test_a_run_of_valid_records_is_decoded_whole_and_a_heartbeat_costs_one_redecode(
+    monkeypatch: Any,
+) -> None:
+    """Plain valid runs take the one-call path (not a record-by-record fallback that would
+    pass the tests above by construction); one heartbeat in the middle costs a decode of
+    each side, not one call per record."""
+    calls: list[int] = []
+    lines = fastpath._survey_lines
+
+    def counting(blob: bytes) -> Any:
+        calls.append(blob.count(b"\n") + 1)
+        return lines(blob)
+
+    monkeypatch.setattr(fastpath, "_survey_lines", counting)
+    single = fastpath.fast_survey
+    singles: list[bytes] = []
+    monkeypatch.setattr(fastpath, "fast_survey", lambda v: singles.append(v) or single(v))
+    run = [VALID["survey"][i % len(VALID["survey"])] for i in range(200)]
+    assert all(ev is not None for ev in fastpath.fast_surveys(run))
+    assert (calls, singles) == ([200], [])
+    calls.clear()
+    beat = b'{"type":"heartbeat","ts":1795050000000}'
+    decoded = fastpath.fast_surveys([*run[:120], beat, *run[120:]])
+    assert decoded[120] is None and sum(ev is None for ev in decoded) == 1
+    assert calls == [201, 120, 80] and singles == [beat]

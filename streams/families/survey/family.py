@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cxpulse.schemas.events import SCORE_RANGES, SurveyEvent, parse_survey
+from cxpulse.schemas.fastpath import fast_surveys
 from cxpulse.streams.aggregates import AggregateSpec
 from cxpulse.streams.families.survey.metrics import (
     CORRELATIONS,
@@ -105,6 +106,7 @@ class SurveyFamily:
     name = "survey"
     aggregate = AggregateSpec.sums(SLOTS)
     parse = staticmethod(parse_survey)
+    decode_many = staticmethod(fast_surveys)
 
     def __init__(self, horizon_ms: int) -> None:
         self.horizon_ms = horizon_ms
