@@ -414,3 +414,9 @@ def test_a_run_of_valid_records_is_decoded_whole_and_a_heartbeat_costs_one_redec
     decoded = fastpath.fast_surveys([*run[:120], beat, *run[120:]])
     assert decoded[120] is None and sum(ev is None for ev in decoded) == 1
     assert calls == [201, 120, 80] and singles == [beat]
+    calls.clear()
+    singles.clear()
+    bad = orjson.dumps({**orjson.loads(VALID["survey"][0]), "score": "7"})  # fails at $[50].score
+    decoded = fastpath.fast_surveys([*run[:50], bad, *run[50:]])
+    assert [i for i, ev in enumerate(decoded) if ev is None] == [50]
+    assert calls == [201, 50, 150] and singles == [bad]
