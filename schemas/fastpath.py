@@ -97,9 +97,13 @@ def fast_survey(value: bytes) -> SurveyEvent | None:
     carrying a question or a score goes to the reference, which drops them.
     """
     try:
-        ev = _survey_event(value)
+        return _survey_checked(_survey_event(value))
     except _WireError:
         return None
+
+
+def _survey_checked(ev: SurveyEvent) -> SurveyEvent | None:
+    """A decoded survey event if the rules its annotations cannot say hold, else ``None``."""
     if ev.type == "answer":
         bounds, score = SCORE_RANGES.get(ev.question), ev.score  # type: ignore[arg-type]
         if bounds is None or score is None or not bounds[0] <= score <= bounds[1]:
@@ -160,18 +164,7 @@ def _decoded(values: Sequence[bytes], retries: int) -> list[SurveyEvent | None]:
         return [*_decoded(values[:k], 0), fast_survey(values[k]), *_decoded(values[k + 1 :], 0)]
     if len(events) != len(values):
         return [fast_survey(v) for v in values]
-    out: list[SurveyEvent | None] = []
-    for ev in events:  # fast_survey's checks
-        if ev.type == "answer":
-            bounds, score = SCORE_RANGES.get(ev.question), ev.score  # type: ignore[arg-type]
-            if bounds is None or score is None or not bounds[0] <= score <= bounds[1]:
-                out.append(None)
-                continue
-        elif ev.type != "invitation_sent" or ev.question is not None or ev.score is not None:
-            out.append(None)
-            continue
-        out.append(ev)
-    return out
+    return list(map(_survey_checked, events))
 
 
 def fast_cart(value: bytes) -> CartEvent | None:
