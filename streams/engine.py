@@ -146,6 +146,9 @@ class PartitionProcessor:
         self._wake: dict[int, list[str]] = {}
         self._waking = False  # in :meth:`_wake_up`: the steps woken are no longer listed
         self._wake_at = family.wake_at  # looked up once: called once per entity change
+        #: the family's ``forget_at``, if it has one (streams.family.Family): entities past
+        #: it are dropped by :meth:`_wake_up` itself, without a call of ``on_wake``
+        self._forget_at: Callable[[Any], int] | None = getattr(family, "forget_at", None)
         #: the family's run decoder, if it has one (streams.family.Family: one call per run
         #: of records; a ``None`` it gives is decided by ``parse``)
         self._decode_many = getattr(family, "decode_many", None)
@@ -317,6 +320,11 @@ class PartitionProcessor:
         Steps go in time order; within a step, keys in the order they were listed (not
         sorted: ~0.7 µs per key for random ids). Order does not change a result: a
         wake touches only its own entity, and its adds and gauge moves commute.
+
+        An entity the watermark has carried past the family's ``forget_at`` is dropped
+        here, as its ``on_wake`` would (:class:`~cxpulse.streams.family.Family`): every
+        response passes here once at the end of its horizon, and the three calls per
+        key this saves were ~15 % of the engine on the peers' answers.
         """
         wake = self._wake
         steps = sorted(t for t in wake if t <= watermark)
@@ -324,7 +332,11 @@ class PartitionProcessor:
             return
         # once per woken key (every entity passes here once at its end): locals, no calls
         # but the family's
-        get = self.entities.get
+        entities = self.entities
+        get = entities.get
+        prev = self._entity_prev.setdefault
+        forget_at = self._forget_at
+        open_of = self._open_of
         wake_at, on_wake = self._wake_at, self.family.on_wake
         self._waking = True
         try:
@@ -332,6 +344,12 @@ class PartitionProcessor:
                 for key in dict.fromkeys(wake.pop(step)):  # each once, in listed order
                     value = get(key)
                     if value is None:
+                        continue
+                    if forget_at is not None and forget_at(value) <= watermark:
+                        del entities[key]  # drop_entity's work, without the calls
+                        prev(key, True)
+                        if open_of is not None:
+                            self._count(open_of(value), -1)
                         continue
                     at = wake_at(value)
                     if at is None:

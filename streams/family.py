@@ -60,6 +60,11 @@ class Family(Protocol):
     A family may also have ``decode_many(values)``: per record value of a run, the
     event :meth:`parse` would give, or ``None`` to let :meth:`parse` decide it. One
     call per run instead of one per record (surveys: ``schemas.fastpath.fast_surveys``).
+
+    And ``forget_at(value)``: the watermark from which the entity is inert, i.e. from
+    which :meth:`on_wake` would do nothing but drop it. It is never below
+    :meth:`wake_at`; the engine then drops such an entity itself, without calling
+    :meth:`on_wake` (surveys: a response at the end of its horizon).
     """
 
     name: str

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cxpulse.schemas.input import RawRecord
-from cxpulse.streams.engine import EngineConfig
+from cxpulse.streams.engine import EngineConfig, PartitionProcessor
 from cxpulse.streams.families.survey.family import SurveyFamily
 from cxpulse.streams.families.survey.metrics import (
     CORRELATIONS,
@@ -260,6 +260,39 @@ def test_a_response_is_remembered_for_the_horizon_after_its_first_answer(
     assert finals(got) == finals(whole)  # every survey metric: batch boundaries do not matter
     got.feed([])  # tombstones of the last batch's drops
     assert got.proc.entities == {}, "responses outlive their horizon"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    survey_stream(span_ms=50 * MINUTE),
+    st.lists(st.integers(0, 100), max_size=6),
+    st.sampled_from([5 * MINUTE, 20 * MINUTE]),
+    st.sampled_from([MINUTE, 2 * MINUTE, 9 * MINUTE]),
+)
+def test_forgetting_responses_in_the_engine_is_what_on_wake_does(
+    items: list[dict[str, Any]], cuts: list[int], horizon: int, spacing: int
+) -> None:
+    """The engine drops a response past ``forget_at`` itself: every batch's output and
+    state are those of waking it through the family's ``on_wake``."""
+    spread = [{**it, "ts": it["ts"] + int(it["event_id"].split("-")[1]) * spacing} for it in items]
+    rng = random.Random(len(items))
+    spread.sort(key=lambda e: e["ts"] + rng.randrange(LATENESS))
+    last = max((it["ts"] for it in spread), default=T0)
+    closing = [{"type": "heartbeat", "ts": last + k * horizon} for k in (1, 3)]
+    raw = [RawRecord(i, None, orjson.dumps(it), None) for i, it in enumerate([*spread, *closing])]
+    points = sorted({c % (len(raw) + 1) for c in cuts} | {0, len(raw)})
+    fast = PartitionProcessor(SurveyFamily(horizon), config(horizon), 0, NOW)
+    slow = PartitionProcessor(SurveyFamily(horizon), config(horizon), 0, NOW)
+    slow._forget_at = None  # every woken response goes through on_wake
+    forget_at, asked = SurveyFamily(horizon).forget_at, []
+    fast._forget_at = lambda value: asked.append(value) or forget_at(value)
+    for a, b in [*pairwise(points), (len(raw), len(raw))]:  # and one batch after the end
+        got, want = fast.process(raw[a:b], NOW, None), slow.process(raw[a:b], NOW, None)
+        assert (got.writes, got.commit, got.outcomes) == (want.writes, want.commit, want.outcomes)
+        assert got.snapshots == want.snapshots
+        assert fast.entities == slow.entities
+        assert list(fast._wake.items()) == list(slow._wake.items())
+    assert fast.entities == {} and bool(asked) == bool(spread)  # the engine's path was taken
 
 
 def test_an_answer_of_the_previous_response_arriving_after_the_next_began() -> None:

@@ -262,6 +262,10 @@ class SurveyFamily:
         prev = value[_FIRSTS_END] if len(value) > _FIRSTS_END else value
         return prev[0] + self.horizon_ms
 
+    def forget_at(self, value: Any) -> int:
+        """A response is inert once the watermark passes its own horizon: dropped then."""
+        return value[0] + self.horizon_ms
+
     def on_wake(self, key: str, value: Any, watermark: int, ctx: ObserveContext) -> None:
         if value[0] + self.horizon_ms <= watermark:
             ctx.drop_entity(key)
