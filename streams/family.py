@@ -20,7 +20,9 @@ from cxpulse.streams.aggregates import AggregateSpec
 Deltas = Sequence[tuple[int, int]]
 
 
-@dataclass(frozen=True, slots=True)
+# not frozen: a frozen dataclass is built through object.__setattr__ per field, 4x the
+# cost, and one is built per final KPI (never changed after; docs/performance.md)
+@dataclass(slots=True)
 class Kpi:
     """One metric's value over one window and segment (before it becomes a record)."""
 

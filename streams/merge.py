@@ -34,7 +34,9 @@ from cxpulse.streams.watermarks import PartitionStatus, TimePolicy, topic_waterm
 from cxpulse.streams.windows import WindowSpec, current_window_end, ends_closed_between
 
 
-@dataclass(frozen=True, slots=True)
+# not frozen: a frozen dataclass is built through object.__setattr__ per field, 4x the
+# cost, and one is built per final KPI (never changed after; docs/performance.md)
+@dataclass(slots=True)
 class WindowKpi:
     """One KPI value for one (window, segment, end): a KPI record without its envelope."""
 
