@@ -44,6 +44,12 @@ PRIVATE: tuple[Private, ...] = (
     Private(_FAUST_CONSUMER, "_new_consumer_thread", "the consumer thread with true ends"),
     Private(_FAUST_THREAD, "_highwaters", "end offsets checked by a fetch (low ListOffsets)"),
     Private(_FAUST_THREAD, "_ensure_consumer", "the aiokafka consumer behind the thread"),
+    Private(_FAUST_THREAD, "_create_worker_consumer", "the worker consumer's fetch wait"),
+    Private(
+        "aiokafka.consumer.consumer:AIOKafkaConsumer",
+        "_fetch_max_wait_ms",
+        "the fetch wait its fetcher gets at start",
+    ),
     # instance attributes read by BatchingConsumer, set in faust's Consumer.__init__
     Private(_FAUST_BASE_CONSUMER, "_committed_offset", "where a partition's account starts"),
     Private(_FAUST_BASE_CONSUMER, "_acked", "emptied for batched partitions (else it grows)"),

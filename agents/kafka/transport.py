@@ -122,7 +122,17 @@ def consumer_record(tp: TP, record: Any) -> ConsumerRecord[Any, Any]:
 
 
 class TrueEndConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    """Consumer thread whose ``highwaters`` do not trust a low ``ListOffsets`` answer."""
+    """Consumer thread whose ``highwaters`` do not trust a low ``ListOffsets`` answer,
+    and whose fetches wait at most the app's ``fetch_max_wait_ms`` (:func:`fetch_wait`)."""
+
+    def _create_worker_consumer(self, transport: Any) -> AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        wait = getattr(self.app, "fetch_max_wait_ms", None)
+        if wait is not None:
+            # faust-streaming 0.15.3 passes a fixed 1,500 ms; aiokafka 0.14.0 hands this
+            # attribute to the fetcher it creates in start()
+            consumer._fetch_max_wait_ms = wait
+        return cast(AIOKafkaConsumer, consumer)
 
     async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
         reported = dict(await super()._highwaters(partitions))

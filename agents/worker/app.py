@@ -47,11 +47,22 @@ def topic_names(settings: Settings) -> Topics:
     )
 
 
+#: the fetch wait with the embedded broker: at most this is added to an event's latency
+#: when it reaches an idle worker (a fetch every 100 ms while there is nothing to read)
+EMBEDDED_FETCH_WAIT_MS = 100
+
+
 class CxApp(faust.App):
     """Faust app whose consumer hands cxpulse whole batches of :attr:`batched_topics`."""
 
     #: the topics whose fetched batches reach agents whole (inputs, partials, ticks)
     batched_topics: frozenset[str] = frozenset()
+
+    #: the longest a fetch may wait for records, in ms (None: faust-streaming's 1,500). A
+    #: Kafka broker answers a waiting fetch as soon as records arrive; Tansu holds it to
+    #: the end, so with Faust's wait a record produced to an idle worker waited up to
+    #: 1.5 s before it was even fetched (docs/peers.md, "Latency")
+    fetch_max_wait_ms: int | None = None
 
     #: called as every rebalance ends: the tables are recovered for the current
     #: assignment and no batch of it has been handed to an agent yet
@@ -146,4 +157,6 @@ def create_app(settings: Settings, broker_url: str, *, embedded: bool) -> CxApp:
     options = {k: v for k, v in options.items() if v is not None}
     app = CxApp(settings.worker.app_id, **options)
     app.batched_topics = frozenset([*names.sources.values(), names.partials, names.ticks])
+    if embedded:
+        app.fetch_max_wait_ms = EMBEDDED_FETCH_WAIT_MS
     return app
