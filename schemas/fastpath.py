@@ -13,9 +13,9 @@ reasons and messages never depend on this path.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import repeat
-from typing import cast
+from typing import Any, Generic, TypeVar, cast
 
 import msgspec
 
@@ -42,6 +42,7 @@ from cxpulse.schemas.event_types import (
 from cxpulse.schemas.timestamps import parse_ts
 
 _INF = float("inf")
+E = TypeVar("E")
 
 # ---------------------------------------------------------------------------- fast path
 # Every field optional here: a missing or null one is settled by the checks below (a
@@ -113,21 +114,21 @@ def _survey_checked(ev: SurveyEvent) -> SurveyEvent | None:
     return ev
 
 
-_survey_lines = msgspec.json.Decoder(SurveyEvent).decode_lines
 _OPEN, _CLOSE = repeat(b"{"), repeat(b"}")
 #: where msgspec stopped (``... - at `$[12]``` or ``at `$[12].score```): how many events
 #: it had decoded before the one that failed
 _FAILED_AT = re.compile(r"at `\$\[(\d+)\]")
 
 
-def fast_surveys(values: Sequence[bytes | None]) -> list[SurveyEvent | None]:
-    """Per value, :func:`fast_survey`'s answer, in one msgspec call for a run of them.
+class Runs(Generic[E]):
+    """A topic's run decoder: per value, the one-record fast path's answer, in one
+    msgspec call for a run of them (a family's ``decode_many``, streams.family).
 
-    ``None`` for ``None`` and for a value over ``MAX_RECORD_BYTES``, as
-    ``parse_survey`` sends both to the reference decoder.
+    ``None`` for ``None`` and for a value over ``MAX_RECORD_BYTES``, as the ``parse_*``
+    decoders send both to the reference decoder.
 
-    One call for a run of records instead of one each: ~0.4 µs less per record in
-    the engine (``python -m benchmarks.engine answers 200000 --event-time-rate=1000``,
+    One call for a run of records instead of one each: ~0.4 µs less per survey record
+    in the engine (``python -m benchmarks.engine answers 200000 --event-time-rate=1000``,
     pairs run side by side on the two cores), with runs short enough (the engine's
     ``_DECODE_RUN``) that an event is still in the cache when it is observed.
 
@@ -136,43 +137,68 @@ def fast_surveys(values: Sequence[bytes | None]) -> list[SurveyEvent | None]:
     after a ``}`` no JSON continues with ``{``, so no event can span two values and
     each value gives at least one event; as many events as values then means one
     each. A value that gives more, or fails the boundary test, and every record a
-    check refuses, gets :func:`fast_survey` alone. A record that fails to decode (a
-    heartbeat, an invalid record) does too, and the run is decoded again around it,
-    once; a second failure sends the rest of the run one record at a time.
+    check refuses, gets the one-record answer (``one``). A record that fails to decode
+    (a heartbeat, an invalid record) does too, and the run is decoded again around
+    it, once; a second failure sends the rest of the run one record at a time.
     """
-    if (  # C loops over the values, no bytecode per record
-        None in values
-        or max(map(len, values), default=0) > MAX_RECORD_BYTES  # type: ignore[arg-type]
-        or not all(map(bytes.startswith, values, _OPEN))  # type: ignore[arg-type]
-        or not all(map(bytes.endswith, values, _CLOSE))  # type: ignore[arg-type]
-    ):
-        return [None if v is None or len(v) > MAX_RECORD_BYTES else fast_survey(v) for v in values]
-    return _decoded(cast("Sequence[bytes]", values), retries=1)
+
+    __slots__ = ("checked", "lines", "one")
+
+    def __init__(
+        self,
+        struct: type[Any],
+        checked: Callable[[Any], E | None],
+        one: Callable[[bytes], E | None],
+    ) -> None:
+        #: decodes newline-separated records into ``struct``s
+        self.lines: Callable[[bytes], list[Any]] = msgspec.json.Decoder(struct).decode_lines
+        #: a decoded struct's event if the checks the struct cannot say hold, else ``None``
+        self.checked = checked
+        #: the one-record fast path: ``checked`` of one decoded record, ``None`` if it fails
+        self.one = one
+
+    def __call__(self, values: Sequence[bytes | None]) -> list[E | None]:
+        if (  # C loops over the values, no bytecode per record
+            None in values
+            or max(map(len, values), default=0) > MAX_RECORD_BYTES  # type: ignore[arg-type]
+            or not all(map(bytes.startswith, values, _OPEN))  # type: ignore[arg-type]
+            or not all(map(bytes.endswith, values, _CLOSE))  # type: ignore[arg-type]
+        ):
+            one = self.one
+            return [None if v is None or len(v) > MAX_RECORD_BYTES else one(v) for v in values]
+        return self._decoded(cast("Sequence[bytes]", values), retries=1)
+
+    def _decoded(self, values: Sequence[bytes], retries: int) -> list[E | None]:
+        """The answers for values that all passed the boundary test."""
+        if not values:
+            return []
+        try:
+            events = self.lines(b"\n".join(values))
+        except _WireError as exc:
+            failed = _FAILED_AT.search(str(exc))
+            if failed is None or not retries or int(failed.group(1)) >= len(values):
+                return list(map(self.one, values))
+            k = int(failed.group(1))  # events before the failure: the failing value is at most k
+            before, after = self._decoded(values[:k], 0), self._decoded(values[k + 1 :], 0)
+            return [*before, self.one(values[k]), *after]
+        if len(events) != len(values):
+            return list(map(self.one, values))
+        return list(map(self.checked, events))
 
 
-def _decoded(values: Sequence[bytes], retries: int) -> list[SurveyEvent | None]:
-    """:func:`fast_surveys` of values that all passed its boundary test."""
-    if not values:
-        return []
-    try:
-        events = _survey_lines(b"\n".join(values))
-    except _WireError as exc:
-        failed = _FAILED_AT.search(str(exc))
-        if failed is None or not retries or int(failed.group(1)) >= len(values):
-            return [fast_survey(v) for v in values]
-        k = int(failed.group(1))  # events before the failure: the failing value is at most k
-        return [*_decoded(values[:k], 0), fast_survey(values[k]), *_decoded(values[k + 1 :], 0)]
-    if len(events) != len(values):
-        return [fast_survey(v) for v in values]
-    return list(map(_survey_checked, events))
+fast_surveys: Runs[SurveyEvent] = Runs(SurveyEvent, _survey_checked, fast_survey)
 
 
 def fast_cart(value: bytes) -> CartEvent | None:
     """The event, when ``value`` is a plain valid cart record; else ``None``."""
     try:
-        w = _cart_wire(value)
+        return _cart_checked(_cart_wire(value))
     except _WireError:
         return None
+
+
+def _cart_checked(w: _CartWire) -> CartEvent | None:
+    """The event of a decoded cart record if the rest of its rules hold, else ``None``."""
     event_id, ts, cart_id, cart_value = w.event_id, parse_ts(w.ts), w.cart_id, w.cart_value
     if ts is None or event_id is None or not 0 < len(event_id) <= MAX_EVENT_ID_CHARS:
         return None
@@ -184,12 +210,19 @@ def fast_cart(value: bytes) -> CartEvent | None:
     return cart_event(event_id, w.type, ts, channel, cart_id, w.customer_id, cart_value)
 
 
+fast_carts: Runs[CartEvent] = Runs(_CartWire, _cart_checked, fast_cart)
+
+
 def fast_ticket(value: bytes) -> TicketEvent | None:
     """The event, when ``value`` is a plain valid ticket record; else ``None``."""
     try:
-        w = _ticket_wire(value)
+        return _ticket_checked(_ticket_wire(value))
     except _WireError:
         return None
+
+
+def _ticket_checked(w: _TicketWire) -> TicketEvent | None:
+    """The event of a decoded ticket record if the rest of its rules hold, else ``None``."""
     etype, event_id, ts, ticket_id = w.type, w.event_id, parse_ts(w.ts), w.ticket_id
     if ts is None or event_id is None or not 0 < len(event_id) <= MAX_EVENT_ID_CHARS:
         return None
@@ -218,6 +251,9 @@ def fast_ticket(value: bytes) -> TicketEvent | None:
             return None
     channel = "unknown" if w.channel is None else w.channel
     return ticket_event(event_id, etype, ts, channel, ticket_id, priority, tags, public, via, into)
+
+
+fast_tickets: Runs[TicketEvent] = Runs(_TicketWire, _ticket_checked, fast_ticket)
 
 
 def fast_customer(value: bytes) -> CustomerEvent | None:

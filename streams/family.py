@@ -61,7 +61,8 @@ class Family(Protocol):
 
     A family may also have ``decode_many(values)``: per record value of a run, the
     event :meth:`parse` would give, or ``None`` to let :meth:`parse` decide it. One
-    call per run instead of one per record (surveys: ``schemas.fastpath.fast_surveys``).
+    call per run instead of one per record (``schemas.fastpath.Runs``: surveys, carts,
+    tickets).
 
     And ``forget_at(value)``: the watermark from which the entity is inert, i.e. from
     which :meth:`on_wake` would do nothing but drop it. It is never below

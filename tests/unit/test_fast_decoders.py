@@ -321,102 +321,129 @@ def test_every_single_field_change_of_every_valid_record_gives_the_reference_res
     assert checked > 5_000, checked
 
 
-# ------------------------------------------------------------- runs of survey records
-# fast_surveys decodes a run of records in one call; per record it must give exactly
-# fast_survey's answer, whatever the neighbours: the hostile cases are values that are
-# not one whole JSON text (two texts, a text cut in two, blanks, newlines inside).
+# ------------------------------------------------------------- runs of records
+# A topic's run decoder (fastpath.Runs) decodes a run of records in one call; per record
+# it must give exactly the one-record fast path's answer, whatever the neighbours: the
+# hostile cases are values that are not one whole JSON text (two texts, a text cut in
+# two, blanks, newlines inside).
+
+RUNS: dict[str, fastpath.Runs[Any]] = {
+    "survey": fastpath.fast_surveys,
+    "cart": fastpath.fast_carts,
+    "ticket": fastpath.fast_tickets,
+}
 
 
-def _one_by_one(values: list[bytes | None]) -> list[Any]:
-    return [None if v is None or len(v) > (1 << 20) else events._fast_survey(v) for v in values]
+def _one_by_one(values: list[bytes | None], family: str) -> list[Any]:
+    one = FAST[family]
+    return [None if v is None or len(v) > (1 << 20) else one(v) for v in values]
 
 
-HOSTILE: list[bytes | None] = [
-    None,
-    b"",
-    b" ",
-    b"\n",
-    b"{}",
-    b'{"type":"heartbeat","ts":1795050000000}',
-    VALID["survey"][0] + b" " + VALID["survey"][1],  # two texts in one record
-    VALID["survey"][0] + b"\n" + VALID["survey"][1],
-    VALID["survey"][0] + VALID["survey"][1],
-    b" " + VALID["survey"][0],  # whitespace around a valid record
-    VALID["survey"][0] + b"\r\n",
-    VALID["survey"][0].replace(b",", b",\n"),  # newlines between the tokens
-    VALID["survey"][0][:40],  # a text cut in two, as two records
-    VALID["survey"][0][40:],
-    b'{"a":[{}',  # ends with } but is not closed
-    b'{"b":1}]}',
-]
+def hostile(family: str) -> list[bytes | None]:
+    a, b = VALID[family][0], VALID[family][1]
+    return [
+        None,
+        b"",
+        b" ",
+        b"\n",
+        b"{}",
+        b'{"type":"heartbeat","ts":1795050000000}',
+        a + b" " + b,  # two texts in one record
+        a + b"\n" + b,
+        a + b,
+        b" " + a,  # whitespace around a valid record
+        a + b"\r\n",
+        a.replace(b",", b",\n"),  # newlines between the tokens
+        a[:40],  # a text cut in two, as two records
+        a[40:],
+        b'{"a":[{}',  # ends with } but is not closed
+        b'{"b":1}]}',
+    ]
 
 
 @st.composite
-def survey_runs(draw: st.DrawFn) -> list[bytes | None]:
-    """A run of survey records: valid, mutated, hostile, and cut valid ones."""
+def runs(draw: st.DrawFn) -> tuple[str, list[bytes | None]]:
+    """A topic and a run of its records: valid, mutated, hostile, and cut valid ones."""
+    family = draw(st.sampled_from(sorted(RUNS)))
     out: list[bytes | None] = []
     for _ in range(draw(st.integers(0, 12))):
         kind = draw(st.integers(0, 5))
         if kind <= 1:
-            out.append(draw(st.sampled_from(VALID["survey"])))
+            out.append(draw(st.sampled_from(VALID[family])))
         elif kind == 2:
-            out.append(draw(records("survey")))
+            out.append(draw(records(family)))
         elif kind == 3:
-            out.append(draw(st.sampled_from(HOSTILE)))
+            out.append(draw(st.sampled_from(hostile(family))))
         elif kind == 4:  # a valid record cut anywhere, the two halves as neighbours
-            raw = draw(st.sampled_from(VALID["survey"]))
+            raw = draw(st.sampled_from(VALID[family]))
             at = draw(st.integers(1, len(raw) - 1))
             out.extend([raw[:at], raw[at:]])
         else:
             out.append(draw(st.binary(max_size=40)))
-    return out
+    return family, out
 
 
-@settings(max_examples=1500, deadline=None)
-@given(values=survey_runs())
+@settings(max_examples=3000, deadline=None)
+@given(run=runs())
 def test_a_run_decoded_in_one_call_gives_each_record_its_own_answer(
-    values: list[bytes | None],
+    run: tuple[str, list[bytes | None]],
 ) -> None:
-    assert fastpath.fast_surveys(values) == _one_by_one(values)
+    family, values = run
+    assert RUNS[family](values) == _one_by_one(values, family)
 
 
 def test_hostile_neighbours_never_shift_an_event_to_another_record() -> None:
     """Exhaustive over pairs: a hostile record before and after valid ones."""
-    valid = VALID["survey"][:3]
-    for a in HOSTILE:
-        for b in HOSTILE:
-            values = [*valid, a, valid[0], b, *valid]
-            assert fastpath.fast_surveys(values) == _one_by_one(values), (a, b)
+    for family, decode in RUNS.items():
+        valid = VALID[family][:3]
+        for a in hostile(family):
+            for b in hostile(family):
+                values = [*valid, a, valid[0], b, *valid]
+                assert decode(values) == _one_by_one(values, family), (family, a, b)
+
+
+def test_the_families_decode_runs_with_their_topics_decoder() -> None:
+    from cxpulse.streams.families.cart.family import CartFamily
+    from cxpulse.streams.families.survey.family import SurveyFamily
+    from cxpulse.streams.families.ticket.family import TicketFamily
+
+    families = {"survey": SurveyFamily, "cart": CartFamily, "ticket": TicketFamily}
+    assert {name: f.decode_many for name, f in families.items()} == RUNS
 
 
 def test_a_run_of_valid_records_is_decoded_whole_and_a_heartbeat_costs_one_redecode(
     monkeypatch: Any,
 ) -> None:
     """Plain valid runs take the one-call path (not a record-by-record fallback that would
-    pass the tests above by construction); one heartbeat in the middle costs a decode of
-    each side, not one call per record."""
-    calls: list[int] = []
-    lines = fastpath._survey_lines
+    pass the tests above by construction); a record that fails to decode in the middle
+    costs a decode of each side, not one call per record."""
+    for family, decode in RUNS.items():
+        calls: list[int] = []
+        lines = decode.lines
 
-    def counting(blob: bytes) -> Any:
-        calls.append(blob.count(b"\n") + 1)
-        return lines(blob)
+        def counting(blob: bytes, lines: Any = lines, calls: list[int] = calls) -> Any:
+            calls.append(blob.count(b"\n") + 1)
+            return lines(blob)
 
-    monkeypatch.setattr(fastpath, "_survey_lines", counting)
-    single = fastpath.fast_survey
-    singles: list[bytes] = []
-    monkeypatch.setattr(fastpath, "fast_survey", lambda v: singles.append(v) or single(v))
-    run = [VALID["survey"][i % len(VALID["survey"])] for i in range(200)]
-    assert all(ev is not None for ev in fastpath.fast_surveys(run))
-    assert (calls, singles) == ([200], [])
-    calls.clear()
-    beat = b'{"type":"heartbeat","ts":1795050000000}'
-    decoded = fastpath.fast_surveys([*run[:120], beat, *run[120:]])
-    assert decoded[120] is None and sum(ev is None for ev in decoded) == 1
-    assert calls == [201, 120, 80] and singles == [beat]
-    calls.clear()
-    singles.clear()
-    bad = orjson.dumps({**orjson.loads(VALID["survey"][0]), "score": "7"})  # fails at $[50].score
-    decoded = fastpath.fast_surveys([*run[:50], bad, *run[50:]])
-    assert [i for i, ev in enumerate(decoded) if ev is None] == [50]
-    assert calls == [201, 50, 150] and singles == [bad]
+        monkeypatch.setattr(decode, "lines", counting)
+        single = decode.one
+        singles: list[bytes] = []
+        monkeypatch.setattr(decode, "one", lambda v, s=single, o=singles: o.append(v) or s(v))
+        run = [VALID[family][i % len(VALID[family])] for i in range(200)]
+        assert all(ev is not None for ev in decode(run)), family
+        assert (calls, singles) == ([200], []), family
+        calls.clear()
+        beat = b'{"type":"heartbeat","ts":1795050000000}'
+        decoded = decode([*run[:120], beat, *run[120:]])
+        assert decoded[120] is None and sum(ev is None for ev in decoded) == 1
+        if family == "survey":  # its struct refuses a heartbeat: decoded again around it
+            assert calls == [201, 120, 80] and singles == [beat], family
+        else:  # a wire struct takes it; its check refuses it (the reference decides)
+            assert calls == [201] and singles == [], family
+        calls.clear()
+        singles.clear()
+        field = "score" if family == "survey" else "event_id"
+        bad = orjson.dumps({**orjson.loads(VALID[family][0]), field: 7.5})  # fails at $[50].<field>
+        decoded = decode([*run[:50], bad, *run[50:]])
+        assert [i for i, ev in enumerate(decoded) if ev is None] == [50], family
+        assert calls == [201, 50, 150] and singles == [bad], family

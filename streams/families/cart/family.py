@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cxpulse.schemas.events import CartEvent, parse_cart
+from cxpulse.schemas.fastpath import fast_carts
 from cxpulse.streams.aggregates import AggregateSpec
 from cxpulse.streams.families.cart.metrics import SLOTS, C, cart_kpis, to_micros
 from cxpulse.streams.families.queue import enqueue
@@ -40,6 +41,7 @@ class CartFamily:
     open_gauge = OPEN_GAUGE
     aggregate = AggregateSpec.sums(SLOTS)
     parse = staticmethod(parse_cart)
+    decode_many = staticmethod(fast_carts)
 
     def __init__(self, abandon_after_ms: int, recovery_window_ms: int) -> None:
         self.abandon_after_ms = abandon_after_ms

@@ -38,6 +38,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cxpulse.schemas.events import TicketEvent, parse_ticket
+from cxpulse.schemas.fastpath import fast_tickets
 from cxpulse.streams.families.queue import enqueue
 from cxpulse.streams.families.ticket.business_time import BusinessCalendar
 from cxpulse.streams.families.ticket.metrics import Layout, ticket_kpis
@@ -55,6 +56,7 @@ class TicketFamily:
     name = "ticket"
     open_gauge = OPEN_GAUGE
     parse = staticmethod(parse_ticket)
+    decode_many = staticmethod(fast_tickets)
 
     def __init__(
         self,
