@@ -123,7 +123,8 @@ def consumer_record(tp: TP, record: Any) -> ConsumerRecord[Any, Any]:
 
 class TrueEndConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     """Consumer thread whose ``highwaters`` do not trust a low ``ListOffsets`` answer,
-    and whose fetches wait at most the app's ``fetch_max_wait_ms`` (:func:`fetch_wait`)."""
+    and whose fetches wait at most the app's ``fetch_max_wait_ms`` when it has one
+    (:class:`~cxpulse.agents.worker.app.CxApp`: the embedded broker's)."""
 
     def _create_worker_consumer(self, transport: Any) -> AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
