@@ -216,7 +216,11 @@ async def _finals(
             await consumer._client.force_metadata_update()
             partitions = consumer.partitions_for_topic(topic)
             await asyncio.sleep(0.2)
-        consumer.assign([TopicPartition(topic, p) for p in sorted(partitions or [])])
+        tps = [TopicPartition(topic, p) for p in sorted(partitions or [])]
+        consumer.assign(tps)
+        # from the first record: without a committed offset aiokafka starts at the end,
+        # and finals a worker published before this read began would be skipped
+        await consumer.seek_to_beginning(*tps)
         while time.monotonic() < deadline and not all(k in finals for k in expected):
             batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
             for records in batch.values():
