@@ -238,6 +238,15 @@ def test_shuffled_arrival_gives_the_finals_of_event_time_order(
     assert finals(run(items, cuts)) == finals(run(in_order))
 
 
+def spread_over_horizons(items: list[dict[str, Any]], spacing: int) -> list[dict[str, Any]]:
+    """Each response's ``n``-th answer moved ``n * spacing`` later (so one id spans several
+    horizons), then shuffled within the lateness."""
+    spread = [{**it, "ts": it["ts"] + int(it["event_id"].split("-")[1]) * spacing} for it in items]
+    rng = random.Random(len(items))
+    spread.sort(key=lambda e: e["ts"] + rng.randrange(LATENESS))
+    return spread
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     survey_stream(span_ms=50 * MINUTE),
@@ -251,9 +260,7 @@ def test_a_response_is_remembered_for_the_horizon_after_its_first_answer(
     """Answers of one response id span several horizons: pairs form within each
     remembered response, as in event-time order, whatever the arrival order within
     the lateness and the batches (an id answered after the horizon is a new response)."""
-    spread = [{**it, "ts": it["ts"] + int(it["event_id"].split("-")[1]) * spacing} for it in items]
-    rng = random.Random(len(items))
-    spread.sort(key=lambda e: e["ts"] + rng.randrange(LATENESS))
+    spread = spread_over_horizons(items, spacing)
     got = run(spread, cuts, horizon)
     assert_same(finals(got, R_METRICS), only(oracle(spread, horizon), R_METRICS))
     whole = run(spread, (), horizon)
@@ -274,9 +281,7 @@ def test_forgetting_responses_in_the_engine_is_what_on_wake_does(
 ) -> None:
     """The engine drops a response past ``forget_at`` itself: every batch's output and
     state are those of waking it through the family's ``on_wake``."""
-    spread = [{**it, "ts": it["ts"] + int(it["event_id"].split("-")[1]) * spacing} for it in items]
-    rng = random.Random(len(items))
-    spread.sort(key=lambda e: e["ts"] + rng.randrange(LATENESS))
+    spread = spread_over_horizons(items, spacing)
     last = max((it["ts"] for it in spread), default=T0)
     closing = [{"type": "heartbeat", "ts": last + k * horizon} for k in (1, 3)]
     raw = [RawRecord(i, None, orjson.dumps(it), None) for i, it in enumerate([*spread, *closing])]
