@@ -152,6 +152,9 @@ class PartitionProcessor:
         #: the family's run decoder, if it has one (streams.family.Family: one call per run
         #: of records; a ``None`` it gives is decided by ``parse``)
         self._decode_many = getattr(family, "decode_many", None)
+        #: what the family's entity values name in this process, written with them
+        #: (streams.family.Family: surveys)
+        self._chunk_context: Callable[[], Any] | None = getattr(family, "chunk_context", None)
         self._pending: dict[str, bytes | None] = {}  # deletes owed after a rollback
         #: which chunk records hold the entities (:mod:`cxpulse.streams.entitylog`)
         self.entity_log = EntityLog()
@@ -190,6 +193,7 @@ class PartitionProcessor:
             proc.segments = SegmentCap(config.dimensions, config.max_segment_values, meta["seg"])
             proc.labels = proc.segments.labels
         chunks: list[tuple[int, dict[str, int]]] = []
+        load = getattr(family, "load", None)
         entity_parts: list[tuple[int, str, dict[str, Any]]] = []
         for key, raw in records.items():
             if not key.startswith(prefix) or key == proc.meta_key:
@@ -202,6 +206,10 @@ class PartitionProcessor:
                     proc._pending[key] = None
                 elif kind == "d":
                     chunks.append((rec["s"], rec["ids"]))
+                elif "x" in rec and load is not None:  # values naming the writer's context
+                    x, entries = rec["x"], rec["e"]
+                    loaded = {k: None if v is None else load(v, x) for k, v in entries.items()}
+                    entity_parts.append((rec["s"], key, loaded))
                 else:
                     entity_parts.append((rec["s"], key, rec["e"]))
                 continue
@@ -225,6 +233,10 @@ class PartitionProcessor:
         floor = 0 if meta_raw is None else meta.get("cf", 0)
         proc.entities = proc.entity_log.restore(entity_parts, floor)
         proc.entity = proc.entities.get
+        compact = getattr(family, "compact", None)
+        if compact is not None:  # the form the family holds in memory (streams.family)
+            for key, value in proc.entities.items():
+                proc.entities[key] = compact(value)
         for key, value in proc.entities.items():
             proc._schedule(key, value)
             proc._count(proc._labels_open(value), 1)
@@ -470,7 +482,13 @@ class PartitionProcessor:
         self.ack = ack
         self._fold(out, seq)
         writes.extend(
-            self.entity_log.write(seq, self._entity_prev, self.entities, self._key("c", ""))
+            self.entity_log.write(
+                seq,
+                self._entity_prev,
+                self.entities,
+                self._key("c", ""),
+                None if self._chunk_context is None else self._chunk_context(),
+            )
         )
         self._entity_prev.clear()
         chunk = self.dedup.take_chunk(seq)

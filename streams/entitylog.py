@@ -137,11 +137,14 @@ class EntityLog:
         changed: Mapping[str, bool],
         entities: Mapping[str, Any],
         prefix: str,
+        context: Any = None,
     ) -> list[tuple[str, bytes]]:
         """Batch ``seq``'s chunk records (keys ``prefix + "<seq>|<part>"``).
 
         ``changed`` maps each key the batch touched to whether it existed before the
-        batch; ``entities`` holds the values after it.
+        batch; ``entities`` holds the values after it. ``context``, if any, goes into
+        every record as ``x``: what the values name (a family's ``chunk_context``,
+        :class:`~cxpulse.streams.family.Family`).
         """
         where, chunks = self._where, self._chunks
         entries: dict[str, Any] = {}
@@ -199,25 +202,34 @@ class EntityLog:
             return []
         out: list[tuple[str, bytes]] = []
         if len(entries) <= PART_ENTRIES:
-            self._encode(seq, entries, prefix, out)
+            self._encode(seq, entries, prefix, out, context)
         else:
             items = list(entries.items())
             for start in range(0, len(items), PART_ENTRIES):
-                self._encode(seq, dict(items[start : start + PART_ENTRIES]), prefix, out)
+                part = dict(items[start : start + PART_ENTRIES])
+                self._encode(seq, part, prefix, out, context)
         chunks[seq] = _Chunk(keys, len(keys), [record for record, _ in out])
         self._drop_front()  # only markers, nothing older: deleted by the next batch
         return out
 
     # ------------------------------------------------------------ internals
     def _encode(
-        self, seq: int, entries: dict[str, Any], prefix: str, out: list[tuple[str, bytes]]
+        self,
+        seq: int,
+        entries: dict[str, Any],
+        prefix: str,
+        out: list[tuple[str, bytes]],
+        context: Any = None,
     ) -> None:
-        raw = dumps_kept({"s": seq, "e": entries})
+        record = {"s": seq, "e": entries}
+        if context is not None:
+            record["x"] = context
+        raw = dumps_kept(record)
         if len(raw) > MAX_RECORD_BYTES and len(entries) > 1:
             items = list(entries.items())
             half = len(items) // 2
-            self._encode(seq, dict(items[:half]), prefix, out)
-            self._encode(seq, dict(items[half:]), prefix, out)
+            self._encode(seq, dict(items[:half]), prefix, out, context)
+            self._encode(seq, dict(items[half:]), prefix, out, context)
             return
         out.append((f"{prefix}{seq}|{len(out)}", raw))
 

@@ -209,12 +209,13 @@ def test_records_written_by_the_earlier_one_record_per_entity_format_are_convert
         "0|e|r3": orjson.dumps({"s": 4, "v": value, "pv": None}),  # stale: rolled back
     }
     proc = PartitionProcessor.restore(family, config, 0, records, 2_000)
-    assert proc.entities == {"r1": value}
+    assert proc.entities == {"r1": family.compact(value)}  # held packed (survey.packed)
     first = proc.process([], 2_000, None)
     written = dict(first.writes)
     assert written["0|e|r2"] is None and written["0|e|r3"] is None
-    chunk = [orjson.loads(v) for k, v in first.writes if k.startswith("0|c|") and v]
-    assert chunk == [{"s": 4, "e": {"r1": value}}]
+    (chunk,) = [orjson.loads(v) for k, v in first.writes if k.startswith("0|c|") and v]
+    assert chunk["s"] == 4
+    assert {k: family.load(v, chunk["x"]) for k, v in chunk["e"].items()} == proc.entities
     second = proc.process([], 2_000, None)
     assert ("0|e|r1", None) in second.writes
 

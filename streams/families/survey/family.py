@@ -16,7 +16,10 @@ answer):
   answer of it can still arrive (see :meth:`SurveyFamily.observe`).
 
 Flat, because every response lives for the horizon: one list per response, not
-two, is less memory and less work for the garbage collector.
+two, is less memory and less work for the garbage collector. A response with at
+most one paired answer, at its first ``ts``, is held as one int instead
+(:mod:`~cxpulse.streams.families.survey.packed`: the usual response in 32 bytes, not
+144); the changelog holds the list form either way.
 """
 
 from __future__ import annotations
@@ -34,6 +37,17 @@ from cxpulse.streams.families.survey.metrics import (
     answer_deltas,
     pair_deltas,
     survey_kpis,
+)
+from cxpulse.streams.families.survey.packed import (
+    TS_SHIFT,
+    first_ts,
+    home_bits,
+    home_list,
+    homes_table,
+    load,
+    pack,
+    registered_home,
+    unpack,
 )
 from cxpulse.streams.family import Kpi, ObserveContext
 
@@ -108,17 +122,21 @@ class SurveyFamily:
     parse = staticmethod(parse_survey)
     decode_many = staticmethod(fast_surveys)
 
+    #: a response with one paired answer is an int, whose changelog record carries the
+    #: table of its segments' index, read through it on restore (streams.family.Family)
+    chunk_context = staticmethod(homes_table)
+    load = staticmethod(load)
+    compact = staticmethod(pack)
+
     def __init__(self, horizon_ms: int) -> None:
         self.horizon_ms = horizon_ms
-        #: one shared list per segment tuple for the responses' ``labels`` (never changed
-        #: in place): less memory, and an identity test where the pairs ride along
-        self._homes: dict[tuple[str, ...], list[str]] = {}
 
-    def _home(self, labels: tuple[str, ...]) -> list[str]:
-        home = self._homes.get(labels)
-        if home is None:
-            home = self._homes[labels] = list(labels)
-        return home
+    @staticmethod
+    def _home(labels: tuple[str, ...]) -> list[str]:
+        """One shared list per segment tuple for the responses' ``labels`` (never changed
+        in place): less memory, an identity test where the pairs ride along, and the
+        index a packed response names (:mod:`~cxpulse.streams.families.survey.packed`)."""
+        return home_list(labels)
 
     def observe(self, event: SurveyEvent, ctx: ObserveContext) -> None:
         labels = ctx.labels(event)
@@ -131,19 +149,34 @@ class SurveyFamily:
         key = event.response_id
         value = ctx.entity(key)
         at = _PAIRED.get(question)
+        if value is None:
+            bits = home_bits(labels)
+            if bits is not None:  # a new response, packed (the usual case)
+                ctx.add(ts, labels, _FIRST_ANSWER[question][score])
+                packed = ts << TS_SHIFT | bits
+                ctx.set_entity(key, packed if at is None else packed | at << 3 | score)
+                return
+        elif type(value) is int:
+            first = value >> TS_SHIFT
+            if at is None and first <= ts < first + self.horizon_ms:
+                deltas = _ANSWER[question][score]  # an unpaired answer: the list path's end
+                if deltas:
+                    ctx.add(ts, labels, deltas)
+                return
+            value = unpack(value)
         if value is None or ts >= value[0] + self.horizon_ms:
             # A new response, or one forgotten by now in event time (its horizon is
             # behind this answer; the entity may linger until the batch's end). The old
             # incarnation stays while an answer of it could still come (it is dropped
             # when the watermark passes its horizon), so such an answer finds it.
             ctx.add(ts, labels, _FIRST_ANSWER[question][score])
-            home = self._homes.get(labels) or self._home(labels)
+            home = self._home(labels)
             if at is None:
                 new: Incarnation = [ts, home]
             else:  # a literal, not ``extend``: an exact 80-byte array, not an over-allocated one
                 new = [ts, home, None, None, None, None, None, None, None, None]
                 new[at], new[at + 1] = ts, score
-            ctx.set_entity(key, new if value is None else _compose(new, value))
+            ctx.set_entity(key, pack(new) if value is None else _compose(new, value))
             return
         deltas = _ANSWER[question][score]
         if ts < value[0] or (
@@ -164,7 +197,7 @@ class SurveyFamily:
                 ctx.add(ts, labels, deltas)
             new = [value[0], value[1], None, None, None, None, None, None, None, None]
             new[at], new[at + 1] = ts, score
-            ctx.set_entity(key, new)
+            ctx.set_entity(key, pack(new) if ts == value[0] else new)
             return
         held = value[at]
         if held is not None:
@@ -194,7 +227,7 @@ class SurveyFamily:
                 here = here + pair
             else:
                 ctx.add(new[2], home, pair)
-        if here is deltas or home is self._homes.get(labels) or tuple(home) == labels:
+        if here is deltas or home is registered_home(labels) or tuple(home) == labels:
             if here:
                 ctx.add(ts, labels, here)
         else:
@@ -222,7 +255,7 @@ class SurveyFamily:
             return
         changed = self._answer(value, ts, labels, at, score, ctx)
         if changed is not None:
-            ctx.set_entity(key, _compose(changed, prev))
+            ctx.set_entity(key, pack(_compose(changed, prev)))
 
     def _answer(
         self,
@@ -259,18 +292,21 @@ class SurveyFamily:
 
     def wake_at(self, value: Any) -> int | None:
         """A response is forgotten the dedup horizon after its first answer."""
+        if type(value) is int:
+            return (value >> TS_SHIFT) + self.horizon_ms
         prev = value[_FIRSTS_END] if len(value) > _FIRSTS_END else value
         return prev[0] + self.horizon_ms
 
     def forget_at(self, value: Any) -> int:
         """A response is inert once the watermark passes its own horizon: dropped then."""
-        return value[0] + self.horizon_ms
+        first: int = value >> TS_SHIFT if type(value) is int else value[0]  # no call: per response
+        return first + self.horizon_ms
 
     def on_wake(self, key: str, value: Any, watermark: int, ctx: ObserveContext) -> None:
-        if value[0] + self.horizon_ms <= watermark:
+        if first_ts(value) + self.horizon_ms <= watermark:
             ctx.drop_entity(key)
         else:  # only the previous incarnation's horizon passed
-            ctx.set_entity(key, _incarnation(value))
+            ctx.set_entity(key, pack(_incarnation(unpack(value) if type(value) is int else value)))
 
     def kpis(self, counts: Sequence[int]) -> list[Kpi]:
         return survey_kpis(counts)
