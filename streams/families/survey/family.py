@@ -19,7 +19,8 @@ Flat, because every response lives for the horizon: one list per response, not
 two, is less memory and less work for the garbage collector. A response with at
 most one paired answer, at its first ``ts``, is held as one int instead
 (:mod:`~cxpulse.streams.families.survey.packed`: the usual response in 32 bytes, not
-144); the changelog holds the list form either way.
+144), in memory and in its changelog record, read back through the table of segments
+the record carries.
 """
 
 from __future__ import annotations
