@@ -58,6 +58,7 @@ from typing import Any, ClassVar, cast
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.consumer.fetcher import PartitionRecords
+from aiokafka.errors import IllegalStateError
 from aiokafka.structs import ConsumerRecord
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
@@ -237,8 +238,19 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         a worker killed before its first commit would lose the head of each such
         partition on restart. They go back to their first offset (the
         ``earliest`` reset policy); processing them again is harmless.
+
+        A rebalance can take a partition away while the seek awaits its committed
+        offsets (aiokafka then raises ``IllegalStateError``: "No current assignment
+        for partition"; faust-streaming#54, #264). That is not a failure: nothing is
+        handed on until the seek is redone once the rebalance is over
+        (``reseek``, :meth:`getmany`).
         """
-        await super().perform_seek()
+        try:
+            await super().perform_seek()
+        except IllegalStateError as exc:
+            self.reseek = True
+            log.info("cxpulse: a rebalance interrupted the seek (%s); seeking again after it", exc)
+            return
         log.info(
             "cxpulse: stream partitions resume at committed offsets %s",
             {

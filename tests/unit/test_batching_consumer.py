@@ -18,6 +18,7 @@ import tempfile
 from types import SimpleNamespace
 from typing import Any
 
+from aiokafka.errors import IllegalStateError
 from aiokafka.structs import ConsumerRecord
 from faust.types import TP
 from hypothesis import given
@@ -100,6 +101,26 @@ async def test_nothing_fetched_after_a_dropped_batch_goes_on_before_the_seek() -
     again = await _drain(consumer, {tp: _records(tp, 134, 433)}, calls)
     assert calls == ["fetch", "fetch", "seek", "fetch"]
     assert [(m.offset, m.value[0].offset) for m in again] == [(433, 134)]
+
+
+async def test_a_seek_a_rebalance_interrupts_is_redone_before_any_batch_goes_on() -> None:
+    """aiokafka raises IllegalStateError ("No current assignment for partition") when a
+    rebalance takes a partition away while the seek awaits its committed offsets: seen
+    stopping a worker's fetcher as a restarted peer joined its group."""
+    _, consumer = _consumer()
+
+    async def taken_meanwhile() -> Any:
+        raise IllegalStateError("No current assignment for partition TopicPartition('p', 0)")
+
+    consumer.seek_to_committed = taken_meanwhile
+    await consumer.perform_seek()  # the real one: no crash, the seek is owed
+    assert consumer.reseek
+    tp = TP("cx.survey.events", 1)
+    calls: list[str] = []
+    delivered = await _drain(consumer, {tp: _records(tp, 0, 9)}, calls)
+    assert calls == ["seek", "fetch"]  # redone before the next fetch, outside the rebalance
+    assert [m.offset for m in delivered] == [9]
+    assert not consumer.reseek
 
 
 async def test_outside_a_rebalance_batches_go_on_without_a_seek() -> None:
