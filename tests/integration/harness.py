@@ -88,26 +88,38 @@ async def produce(
         await producer.stop()
 
 
-async def read_all(bootstrap: str, topic: str, idle_s: float = 1.5) -> list[Any]:
-    """Every record of a topic from the beginning, decoded as JSON, until it is quiet."""
+async def _from_beginning(bootstrap: str, topic: str) -> AIOKafkaConsumer:
+    """A started consumer, outside any group, at the first record of every partition."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
     )
     await consumer.start()
-    try:
+    partitions = consumer.partitions_for_topic(topic)
+    for _ in range(50):
+        if partitions:
+            break
+        await consumer._client.force_metadata_update()
         partitions = consumer.partitions_for_topic(topic)
-        for _ in range(50):
-            if partitions:
-                break
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic)
-            await asyncio.sleep(0.1)
-        tps = [TopicPartition(topic, p) for p in sorted(partitions or [])]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
+        await asyncio.sleep(0.1)
+    tps = [TopicPartition(topic, p) for p in sorted(partitions or [])]
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+    return consumer
+
+
+async def read_all(
+    bootstrap: str, topic: str, idle_s: float = 1.5, max_s: float = 120.0
+) -> list[Any]:
+    """Every record of a topic from the beginning, decoded as JSON, until it is quiet.
+
+    At most ``max_s``: a topic a worker keeps writing to (provisional records every
+    ``[emit] interval``, 1 s here) may never be quiet for ``idle_s``.
+    """
+    consumer = await _from_beginning(bootstrap, topic)
+    try:
         out: list[Any] = []
-        quiet_since = time.monotonic()
-        while time.monotonic() - quiet_since < idle_s:
+        start = quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < idle_s and time.monotonic() - start < max_s:
             batch = await consumer.getmany(timeout_ms=200, max_records=10_000)
             if any(batch.values()):
                 quiet_since = time.monotonic()
@@ -154,28 +166,38 @@ async def wait_for_finals(
     topic: str,
     expected: int | Collection[tuple[str, str, str, str]],
     timeout: float = 180.0,
+    settle_s: float = 2.0,
 ) -> dict[tuple[str, str, str, str], list[dict[str, Any]]]:
     """Final KPI records by (metric, window, segment, window_end), once ``expected`` are in.
 
     ``expected`` is a count, or the keys that must all be there: with a count, a
     worker publishing unexpected records would end the wait before the expected
     ones were all in, and the check would report them missing instead of extra.
+    One reader from the first record on, so the wait ends by ``timeout`` even while
+    workers keep publishing provisional records; once the expected are in it reads
+    ``settle_s`` more, so a duplicate or extra final published with them is seen.
     """
     deadline = time.monotonic() + timeout
     finals: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
-    while time.monotonic() < deadline:
-        finals = {}
-        for rec in await read_all(bootstrap, topic, idle_s=1.0):
-            if rec["final"]:
-                key = (rec["metric"], rec["window"], rec["segment"], rec["window_end"])
-                finals.setdefault(key, []).append(rec)
-        if isinstance(expected, int):
-            if len(finals) >= expected:
-                return finals
-        elif all(key in finals for key in expected):
-            return finals
-        await asyncio.sleep(2)
-    return finals
+    consumer = await _from_beginning(bootstrap, topic)
+    try:
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200, max_records=10_000)
+            for records in batch.values():
+                for record in records:
+                    rec = orjson.loads(record.value)
+                    if rec["final"]:
+                        key = (rec["metric"], rec["window"], rec["segment"], rec["window_end"])
+                        finals.setdefault(key, []).append(rec)
+            if isinstance(expected, int):
+                done = len(finals) >= expected
+            else:
+                done = all(key in finals for key in expected)
+            if done:
+                deadline = min(deadline, time.monotonic() + settle_s)
+        return finals
+    finally:
+        await consumer.stop()
 
 
 def assert_same(got: Any, want: Any, where: str, rel_tol: float = 1e-12) -> None:
