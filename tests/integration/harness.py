@@ -88,10 +88,11 @@ async def produce(
         await producer.stop()
 
 
-async def _from_beginning(bootstrap: str, topic: str) -> AIOKafkaConsumer:
-    """A started consumer, outside any group, at the first record of every partition."""
+async def _from_beginning(bootstrap: str, topic: str, **options: Any) -> AIOKafkaConsumer:
+    """A started consumer, outside any group, at the first record of every partition
+    (``options``: more client settings, e.g. TLS)."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, **options
     )
     await consumer.start()
     partitions = consumer.partitions_for_topic(topic)
@@ -167,6 +168,7 @@ async def wait_for_finals(
     expected: int | Collection[tuple[str, str, str, str]],
     timeout: float = 180.0,
     settle_s: float = 2.0,
+    **options: Any,
 ) -> dict[tuple[str, str, str, str], list[dict[str, Any]]]:
     """Final KPI records by (metric, window, segment, window_end), once ``expected`` are in.
 
@@ -176,10 +178,11 @@ async def wait_for_finals(
     One reader from the first record on, so the wait ends by ``timeout`` even while
     workers keep publishing provisional records; once the expected are in it reads
     ``settle_s`` more, so a duplicate or extra final published with them is seen.
+    ``options`` are more client settings (TLS, SASL).
     """
     deadline = time.monotonic() + timeout
     finals: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
-    consumer = await _from_beginning(bootstrap, topic)
+    consumer = await _from_beginning(bootstrap, topic, **options)
     try:
         while time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=200, max_records=10_000)

@@ -30,10 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import TopicPartition
 
 from cxpulse.agents.kafka.security import (
     EXIT_SECURITY,
@@ -43,7 +41,7 @@ from cxpulse.agents.kafka.security import (
 )
 from cxpulse.agents.tools.broker import EmbeddedBroker, _port_open, free_port
 from cxpulse.streams.settings import BrokerSettings, load_settings
-from tests.integration.harness import WorkerProcess, check_finals, worker_env
+from tests.integration.harness import WorkerProcess, check_finals, wait_for_finals, worker_env
 from tests.integration.test_survey_pipeline import (
     build_dataset,
     closing,
@@ -196,53 +194,6 @@ async def _produce(security: BrokerSettings, topic: str, records: list[Any]) -> 
         await producer.stop()
 
 
-async def _finals(
-    security: BrokerSettings, topic: str, expected: dict[Any, Any], timeout: float = 180.0
-) -> dict[tuple[str, str, str, str], list[dict[str, Any]]]:
-    """Final records of ``topic`` read over TLS, once every expected key is in."""
-    assert security.bootstrap_servers is not None
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=security.bootstrap_servers,
-        group_id=None,
-        enable_auto_commit=False,
-        **client_options(security),
-    )
-    await consumer.start()
-    finals: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
-    try:
-        deadline = time.monotonic() + timeout
-        partitions = None
-        while not partitions and time.monotonic() < deadline:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic)
-            await asyncio.sleep(0.2)
-        tps = [TopicPartition(topic, p) for p in sorted(partitions or [])]
-        consumer.assign(tps)
-        # from the first record: without a committed offset aiokafka starts at the end,
-        # and finals a worker published before this read began would be skipped
-        await consumer.seek_to_beginning(*tps)
-        while time.monotonic() < deadline and not all(k in finals for k in expected):
-            batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
-            for records in batch.values():
-                for r in records:
-                    rec = orjson.loads(r.value)
-                    if rec["final"]:
-                        key = (rec["metric"], rec["window"], rec["segment"], rec["window_end"])
-                        finals.setdefault(key, []).append(rec)
-        # what arrives after the last expected key would be a duplicate or an extra
-        quiet = time.monotonic()
-        while time.monotonic() - quiet < 2.0:
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                for r in records:
-                    rec = orjson.loads(r.value)
-                    if rec["final"]:
-                        key = (rec["metric"], rec["window"], rec["segment"], rec["window_end"])
-                        finals.setdefault(key, []).append(rec)
-    finally:
-        await consumer.stop()
-    return finals
-
-
 def test_worker_over_mutual_tls_gives_the_oracles_final_records(
     tls_broker: TlsBroker, pki: Pki, unique: str, tmp_path: Path
 ) -> None:
@@ -256,7 +207,15 @@ def test_worker_over_mutual_tls_gives_the_oracles_final_records(
         topic = env["CXPULSE_TOPICS_SURVEY"]
         asyncio.run(_produce(security, topic, [encode(r) for r in records]))
         asyncio.run(_produce(security, topic, [encode(r) for r in closing(records)]))
-        finals = asyncio.run(_finals(security, env["CXPULSE_TOPICS_KPI"], expected))
+        assert security.bootstrap_servers is not None
+        finals = asyncio.run(
+            wait_for_finals(
+                security.bootstrap_servers,
+                env["CXPULSE_TOPICS_KPI"],
+                expected,
+                **client_options(security),
+            )
+        )
         check_finals(finals, expected)
     finally:
         worker.stop()
