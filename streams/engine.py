@@ -154,7 +154,9 @@ class PartitionProcessor:
         self._decode_many = getattr(family, "decode_many", None)
         #: what the family's entity values name in this process, written with them
         #: (streams.family.Family: surveys)
-        self._chunk_context: Callable[[], Any] | None = getattr(family, "chunk_context", None)
+        self._chunk_context: Callable[[Iterable[Any]], Any] | None = getattr(
+            family, "chunk_context", None
+        )
         self._pending: dict[str, bytes | None] = {}  # deletes owed after a rollback
         #: which chunk records hold the entities (:mod:`cxpulse.streams.entitylog`)
         self.entity_log = EntityLog()
@@ -487,7 +489,7 @@ class PartitionProcessor:
                 self._entity_prev,
                 self.entities,
                 self._key("c", ""),
-                None if self._chunk_context is None else self._chunk_context(),
+                self._chunk_context,
             )
         )
         self._entity_prev.clear()

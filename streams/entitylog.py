@@ -36,7 +36,7 @@ chunk's key list; the values themselves live in the engine.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from cxpulse.streams.encoding import dumps_kept
@@ -137,14 +137,15 @@ class EntityLog:
         changed: Mapping[str, bool],
         entities: Mapping[str, Any],
         prefix: str,
-        context: Any = None,
+        context: Callable[[Iterable[Any]], Any] | None = None,
     ) -> list[tuple[str, bytes]]:
         """Batch ``seq``'s chunk records (keys ``prefix + "<seq>|<part>"``).
 
         ``changed`` maps each key the batch touched to whether it existed before the
-        batch; ``entities`` holds the values after it. ``context``, if any, goes into
-        every record as ``x``: what the values name (a family's ``chunk_context``,
-        :class:`~cxpulse.streams.family.Family`).
+        batch; ``entities`` holds the values after it. ``context``, if any, gives
+        what a record's values name (a family's ``chunk_context``,
+        :class:`~cxpulse.streams.family.Family`); when not ``None`` it goes into the
+        record as ``x``.
         """
         where, chunks = self._where, self._chunks
         entries: dict[str, Any] = {}
@@ -219,11 +220,12 @@ class EntityLog:
         entries: dict[str, Any],
         prefix: str,
         out: list[tuple[str, bytes]],
-        context: Any = None,
+        context: Callable[[Iterable[Any]], Any] | None = None,
     ) -> None:
         record = {"s": seq, "e": entries}
-        if context is not None:
-            record["x"] = context
+        named = None if context is None else context(entries.values())
+        if named is not None:
+            record["x"] = named
         raw = dumps_kept(record)
         if len(raw) > MAX_RECORD_BYTES and len(entries) > 1:
             items = list(entries.items())

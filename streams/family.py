@@ -69,13 +69,13 @@ class Family(Protocol):
     :meth:`wake_at`; the engine then drops such an entity itself, without calling
     :meth:`on_wake` (surveys: a response at the end of its horizon).
 
-    And ``compact(value)``, ``chunk_context()`` and ``load(value, context)``: an
+    And ``compact(value)``, ``chunk_context(values)`` and ``load(value, context)``: an
     entity held in a compact form that names process-local data (surveys: a response
     with one paired answer is an int naming its segments by index,
     :mod:`~cxpulse.streams.families.survey.packed`). Each changelog chunk record
-    carries ``chunk_context()`` as it was when written; on restore every value of a
-    record with one goes through ``load`` with it, then every entity through
-    ``compact`` (values of records written without one, too).
+    carries ``chunk_context`` of the values it holds (what they name, or ``None``); on
+    restore every value of a record with one goes through ``load`` with it, then every
+    entity through ``compact`` (values of records written without one, too).
     """
 
     name: str

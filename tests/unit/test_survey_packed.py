@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from cxpulse.schemas.input import RawRecord
 from cxpulse.streams.engine import EngineConfig, PartitionProcessor
+from cxpulse.streams.entitylog import EntityLog
 from cxpulse.streams.families.survey import packed
 from cxpulse.streams.families.survey.family import SurveyFamily
 from cxpulse.streams.watermarks import TimePolicy
@@ -63,12 +64,14 @@ def test_an_incarnation_packs_exactly_when_it_has_at_most_one_answer_at_its_firs
         assert back == value
         assert back[1] is packed.registered_home(tuple(value[1]))  # the shared list
         assert packed.pack(back) == got  # canonical
-        # another process's record: its table names the segments by other indexes
-        other = [["all", "x"], *packed.homes_table()]
+        # another process's record names the segments by another index
         index = (got >> packed.HOME_SHIFT) % packed.MAX_HOMES
         moved = got + (1 << packed.HOME_SHIFT)
-        assert other[index + 1] == value[1]
-        assert packed.load(moved, other) == got
+        assert packed.homes_named([got]) == {str(index): value[1]}
+        assert packed.load(moved, {str(index + 1): value[1]}) == got
+        # an earlier version's record carries its process's whole list of homes
+        earlier = [["all", "x"]] * (index + 1) + [value[1]]
+        assert packed.load(moved, earlier) == got
     else:
         assert got is value
         assert packed.load(got, []) is value
@@ -117,6 +120,7 @@ def test_through_the_engine_a_one_answer_response_is_an_int_in_memory_and_on_rec
     )
     family = SurveyFamily(86_400_000)
     t0 = 1_795_000_000_000
+    packed.home_list(("all", "channel=elsewhere"))  # a home no value of the record uses
     proc = PartitionProcessor(family, config, 0, t0 + 10**9)
     # r0: one nps answer; r1: nps then switch a second later (two answers: a list)
     records = [_answer(0, t0), _answer(2, t0 + 5), _answer(3, t0 + 1_005, "switch", 3)]
@@ -125,8 +129,9 @@ def test_through_the_engine_a_one_answer_response_is_an_int_in_memory_and_on_rec
     assert type(proc.entities["r1"]) is list
     (record,) = [orjson.loads(v) for k, v in out.writes if k.startswith("0|c|") and v]
     assert record["e"]["r0"] == proc.entities["r0"]
-    home = record["x"][(proc.entities["r0"] >> packed.HOME_SHIFT) % packed.MAX_HOMES]
-    assert home == ["all", "channel=web"]
+    # the record names the one home its int uses, whatever else the process has seen
+    index = (proc.entities["r0"] >> packed.HOME_SHIFT) % packed.MAX_HOMES
+    assert record["x"] == {str(index): ["all", "channel=web"]}
     assert record["e"]["r1"][6:8] == [t0 + 1_005, 3]
     table = dict(out.writes)
     assert out.commit is not None
@@ -134,3 +139,19 @@ def test_through_the_engine_a_one_answer_response_is_an_int_in_memory_and_on_rec
     restored = PartitionProcessor.restore(family, config, 0, table, t0 + 10**9)
     assert restored.entities == proc.entities
     assert type(restored.entities["r0"]) is int
+
+
+def test_a_chunk_record_names_the_homes_of_its_own_values_only() -> None:
+    ts = 1_795_000_000_000
+    web = packed.pack([ts, packed.home_list(("all", "channel=web"))])
+    app = packed.pack([ts, packed.home_list(("all", "channel=app"))])
+    listed = [ts, packed.home_list(("all", "channel=web")), 0]  # not packed
+    named = packed.homes_named
+    log = EntityLog()
+    [(_, raw)] = log.write(1, {"a": False, "b": False}, {"a": web, "b": listed}, "c|", named)
+    index = (web >> packed.HOME_SHIFT) % packed.MAX_HOMES
+    assert orjson.loads(raw)["x"] == {str(index): ["all", "channel=web"]}
+    [(_, raw)] = log.write(2, {"c": False}, {"a": web, "b": listed, "c": app}, "c|", named)
+    assert list(orjson.loads(raw)["x"].values()) == [["all", "channel=app"]]
+    [(_, raw)] = EntityLog().write(1, {"b": False}, {"b": listed}, "c|", named)
+    assert "x" not in orjson.loads(raw)  # no packed value: nothing named

@@ -44,7 +44,7 @@ from cxpulse.streams.families.survey.packed import (
     first_ts,
     home_bits,
     home_list,
-    homes_table,
+    homes_named,
     load,
     pack,
     registered_home,
@@ -124,8 +124,8 @@ class SurveyFamily:
     decode_many = staticmethod(fast_surveys)
 
     #: a response with one paired answer is an int, whose changelog record carries the
-    #: table of its segments' index, read through it on restore (streams.family.Family)
-    chunk_context = staticmethod(homes_table)
+    #: segments its index names, read through them on restore (streams.family.Family)
+    chunk_context = staticmethod(homes_named)
     load = staticmethod(load)
     compact = staticmethod(pack)
 

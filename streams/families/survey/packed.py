@@ -14,13 +14,16 @@ and ``score`` its score (0-10). A value packs only when its paired answer, if
 any, is at the response's first ``ts`` and its segments are among the first
 :data:`MAX_HOMES` seen by the process; any other value stays a list. The form
 is canonical (one value, one form), so entities compare equal across processors
-of one process. A changelog record holds the values as they are, with the table
-its home indexes name (:func:`homes_table`; another process's indexes differ),
-read back through it on restore (:func:`load`): 16 bytes of JSON a response, not ~60.
+of one process. A changelog record holds the values as they are, with the
+segments of the home indexes they name (:func:`homes_named`; another process's
+indexes differ), read back through them on restore (:func:`load`): 16 bytes of
+JSON a response, not ~60, and a record names only its own values' homes, so its
+size does not grow with the segment combinations the process has seen.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 TS_SHIFT = 18
@@ -97,18 +100,26 @@ def unpack(packed: int) -> list[Any]:
     return value
 
 
-def homes_table() -> list[list[str]]:
-    """What a packed value's home index names, for a changelog record that holds one."""
-    return _BY_INDEX
+def homes_named(values: Iterable[Any]) -> dict[str, list[str]] | None:
+    """The segments of each home the packed ``values`` name, by index (a JSON object's
+    string keys), for the changelog record that holds them; ``None`` if none is packed."""
+    shift, mask = HOME_SHIFT, _HOME_MASK
+    named = {v >> shift & mask for v in values if type(v) is int}
+    if not named:
+        return None
+    return {str(i): _BY_INDEX[i] for i in sorted(named)}
 
 
-def load(value: Any, homes: list[list[str]]) -> Any:
-    """A changelog value as this process holds it: a packed one written with ``homes``
-    (:func:`homes_table` of the process that wrote it) is read through that table."""
+def load(value: Any, homes: dict[str, list[str]] | list[list[str]]) -> Any:
+    """A changelog value as this process holds it: a packed one is read through the
+    ``homes`` its record carries (:func:`homes_named` of the process that wrote it;
+    records of an earlier version carry that process's whole list of homes)."""
     if type(value) is not int:
         return value
     ts = value >> TS_SHIFT
-    shared = home_list(tuple(homes[value >> HOME_SHIFT & _HOME_MASK]))
+    index = value >> HOME_SHIFT & _HOME_MASK
+    named = homes[index] if isinstance(homes, list) else homes[str(index)]
+    shared = home_list(tuple(named))
     question = value >> 3 & 14
     if not question:
         return pack([ts, shared])
