@@ -17,6 +17,7 @@ functions that hold the GIL most, inclusive and self (e.g.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,17 @@ from benchmarks.peers.workload import build as answers_workload
 from benchmarks.workers import Worker, topic_names, total, worker_env
 from benchmarks.workloads import EVENT_TIME_RATE, FAMILIES, PARTITIONS, build
 from cxpulse.agents.tools.broker import EmbeddedBroker, ensure_topics
+
+
+def py_spy() -> str:
+    """The ``py-spy`` installed next to this interpreter (the venv's), else the one on PATH."""
+    beside = Path(sys.executable).with_name("py-spy")
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("py-spy")
+    if found is None:
+        raise SystemExit("py-spy not found: pip install py-spy (into this venv)")
+    return found
 
 
 def summarize(collapsed: Path, top: int = 40) -> str:
@@ -86,7 +98,7 @@ def main(
                 time.sleep(0.2)
             spy = subprocess.Popen(
                 [
-                    "py-spy",
+                    py_spy(),
                     "record",
                     "--gil",
                     "--rate",
