@@ -139,6 +139,13 @@ def test_through_the_engine_a_one_answer_response_is_an_int_in_memory_and_on_rec
     restored = PartitionProcessor.restore(family, config, 0, table, t0 + 10**9)
     assert restored.entities == proc.entities
     assert type(restored.entities["r0"]) is int
+    # a record of the earlier form carries the writer's whole list of homes: read as well
+    (key,) = [k for k, v in out.writes if k.startswith("0|c|") and v]
+    whole = [["all", "channel=other"]] * (index + 3)
+    whole[index] = ["all", "channel=web"]
+    table[key] = orjson.dumps({**record, "x": whole})
+    earlier = PartitionProcessor.restore(family, config, 0, table, t0 + 10**9)
+    assert earlier.entities == proc.entities
 
 
 def test_a_chunk_record_names_the_homes_of_its_own_values_only() -> None:
