@@ -138,29 +138,29 @@ def tls_broker(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[T
         f"cert = {pki.elsewhere_cert}\nkey = {pki.elsewhere_key}\n"
         f"CAfile = {pki.ca}\nverifyChain = yes\nrequireCert = yes\n"
     )
-    proxy = subprocess.Popen(
-        [stunnel, str(conf)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while not all(_port_open("127.0.0.1", p) for p in (tls_port, elsewhere_port)):
-            assert proxy.poll() is None, (
-                f"stunnel exited: {log.read_text() if log.exists() else ''}"
-            )
-            assert time.monotonic() < deadline, "stunnel did not listen within 10 s"
-            time.sleep(0.1)
-        with EmbeddedBroker(
-            port=broker_port, advertised_port=tls_port, log_path=str(d / "tansu.log")
-        ):
+    # The broker first: its port is taken before stunnel, which connects to it for every
+    # probe of its own ports, or anything else can reach for it.
+    with EmbeddedBroker(port=broker_port, advertised_port=tls_port, log_path=str(d / "tansu.log")):
+        proxy = subprocess.Popen(
+            [stunnel, str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 10
+            while not all(_port_open("127.0.0.1", p) for p in (tls_port, elsewhere_port)):
+                assert proxy.poll() is None, (
+                    f"stunnel exited: {log.read_text() if log.exists() else ''}"
+                )
+                assert time.monotonic() < deadline, "stunnel did not listen within 10 s"
+                time.sleep(0.1)
             yield TlsBroker(
                 f"kafka://127.0.0.1:{tls_port}", log, f"kafka://127.0.0.1:{elsewhere_port}"
             )
-    finally:
-        proxy.send_signal(signal.SIGTERM)
-        proxy.wait(timeout=10)
+        finally:
+            proxy.send_signal(signal.SIGTERM)
+            proxy.wait(timeout=10)
 
 
 def _tls_env(broker: TlsBroker, pki: Pki, *, ca: Path, client_cert: bool = True) -> dict[str, str]:
