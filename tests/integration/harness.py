@@ -72,10 +72,15 @@ def worker_env(unique: str, broker_url: str, **extra: str) -> dict[str, str]:
 
 
 async def produce(
-    bootstrap: str, topic: str, records: Iterable[tuple[int, bytes | None, bytes]]
+    bootstrap: str,
+    topic: str,
+    records: Iterable[tuple[int, bytes | None, bytes]],
+    **options: Any,
 ) -> None:
+    """Send ``(partition, key, value)`` records, all acknowledged (``options``: more
+    client settings, e.g. TLS)."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=5, acks="all", max_request_size=8 << 20
+        bootstrap_servers=bootstrap, linger_ms=5, acks="all", max_request_size=8 << 20, **options
     )
     await producer.start()
     try:

@@ -28,10 +28,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
 from cxpulse.agents.kafka.security import (
     EXIT_SECURITY,
@@ -41,7 +40,13 @@ from cxpulse.agents.kafka.security import (
 )
 from cxpulse.agents.tools.broker import EmbeddedBroker, _port_open, free_port
 from cxpulse.streams.settings import BrokerSettings, load_settings
-from tests.integration.harness import WorkerProcess, check_finals, wait_for_finals, worker_env
+from tests.integration.harness import (
+    WorkerProcess,
+    check_finals,
+    produce,
+    wait_for_finals,
+    worker_env,
+)
 from tests.integration.test_survey_pipeline import (
     build_dataset,
     closing,
@@ -175,25 +180,6 @@ def _tls_env(broker: TlsBroker, pki: Pki, *, ca: Path, client_cert: bool = True)
     return env
 
 
-async def _produce(security: BrokerSettings, topic: str, records: list[Any]) -> None:
-    assert security.bootstrap_servers is not None
-    producer = AIOKafkaProducer(
-        bootstrap_servers=security.bootstrap_servers,
-        acks="all",
-        max_request_size=8 << 20,
-        **client_options(security),
-    )
-    await producer.start()
-    try:
-        futures = [
-            await producer.send(topic, value, key=key, partition=partition)
-            for partition, key, value in records
-        ]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
-
-
 def test_worker_over_mutual_tls_gives_the_oracles_final_records(
     tls_broker: TlsBroker, pki: Pki, unique: str, tmp_path: Path
 ) -> None:
@@ -205,15 +191,17 @@ def test_worker_over_mutual_tls_gives_the_oracles_final_records(
     try:
         worker.wait_healthy()
         topic = env["CXPULSE_TOPICS_SURVEY"]
-        asyncio.run(_produce(security, topic, [encode(r) for r in records]))
-        asyncio.run(_produce(security, topic, [encode(r) for r in closing(records)]))
         assert security.bootstrap_servers is not None
+        tls = client_options(security)
+        for batch in (records, closing(records)):
+            encoded = [encode(r) for r in batch]
+            asyncio.run(produce(security.bootstrap_servers, topic, encoded, **tls))
         finals = asyncio.run(
             wait_for_finals(
                 security.bootstrap_servers,
                 env["CXPULSE_TOPICS_KPI"],
                 expected,
-                **client_options(security),
+                **tls,
             )
         )
         check_finals(finals, expected)
