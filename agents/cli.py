@@ -308,7 +308,16 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         worker_counts=args.workers,
         event_time_rate=args.event_time_rate,
         paced_share=args.paced_share,
+        rounds=args.repeat,
     )
+
+
+def _rounds(text: str) -> int:
+    """A positive whole number of rounds; argparse turns the ValueError into a usage error."""
+    rounds = int(text)
+    if rounds < 1:
+        raise ValueError(text)
+    return rounds
 
 
 def _worker_counts(text: str) -> tuple[int, ...]:
@@ -485,6 +494,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_worker_counts,
         default=(1, 2),
         help="worker process counts to run, comma-separated (default: 1,2)",
+    )
+    p.add_argument(
+        "--repeat",
+        type=_rounds,
+        default=1,
+        help="rounds: run everything N times, the workloads alternated, and add each"
+        " figure's median and range and mixed ÷ survey within each round (default: 1)",
     )
     p.add_argument(
         "--out",

@@ -14,6 +14,13 @@ For each workload (``survey``; ``mixed`` = surveys, carts and tickets, see
 2. After the 1-worker run, the ceiling: a plain aiokafka consumer reads as many
    records of the same topics (``benchmarks.kafka_io``).
 
+With ``rounds`` (``cxpulse bench --repeat N``) all of it runs N times, the workloads
+alternated round by round on fresh topics, so that a slow minute of a shared
+machine falls on every workload alike: the table then adds each figure's median
+and range, and the mixed workload's rate against survey's within each round
+(``benchmarks.report.summary``). Single runs spread by up to ±30 % here, ratios
+taken within one round much less.
+
 It writes the JSON result (``benchmarks.report``) and prints the table; it exits
 1 if any verification failed or any figure is missing, so a fast wrong answer
 fails. Everything started (broker, workers) is stopped on the way out.
@@ -152,6 +159,19 @@ def bench_workload(
     return out
 
 
+def add_round(results: dict[str, Any], name: str, number: int, workload: dict[str, Any]) -> None:
+    """Fold one round's result of a workload into ``results``: its runs tagged with
+    the round, its ceiling appended to ``ceilings`` (``ceiling`` stays the first)."""
+    for run in workload["runs"]:
+        run["round"] = number
+    held = results.get(name)
+    if held is None:
+        results[name] = {**workload, "ceilings": [workload["ceiling"]]}
+        return
+    held["runs"].extend(workload["runs"])
+    held["ceilings"].append(workload["ceiling"])
+
+
 def main(
     events: int = 500_000,
     out: str = "benchmarks/results.json",
@@ -161,6 +181,7 @@ def main(
     worker_counts: Sequence[int] = (1, 2),
     event_time_rate: float = EVENT_TIME_RATE,
     paced_share: float = 0.5,
+    rounds: int = 1,
 ) -> int:
     """Run the benchmark; 0 only if every run is verified and every figure is there."""
     paced = events // 2 if paced_events is None else paced_events
@@ -176,6 +197,7 @@ def main(
         "segments": list(defaults.segments.dimensions),
         "emit_interval_s": defaults.emit_interval_ms / 1000,
         "verified_record": f"{WINDOW} all, window_end {WINDOW_END_MS}",
+        "rounds": rounds,
     }
     started = time.monotonic()
     results: dict[str, Any] = {}
@@ -183,13 +205,22 @@ def main(
         tempfile.TemporaryDirectory(prefix="cxpulse-bench-") as tmp,
         EmbeddedBroker(log_path=str(Path(tmp) / "tansu.log")) as broker,
     ):
-        for name in workloads:
-            print(
-                f"bench: generating the {name} workload ({events:,} + {paced:,} events,"
-                f" {event_time_rate:,g} events per second of event time)…"
-            )
-            workload = build(name, events, paced, event_time_rate=event_time_rate)
-            results[name] = bench_workload(broker, workload, worker_counts, Path(tmp), paced_share)
+        built: dict[str, Workload] = {}
+        for number in range(1, rounds + 1):
+            for name in workloads:
+                workload = built.get(name)
+                if workload is None:
+                    print(
+                        f"bench: generating the {name} workload ({events:,} + {paced:,} events,"
+                        f" {event_time_rate:,g} events per second of event time)…"
+                    )
+                    workload = build(name, events, paced, event_time_rate=event_time_rate)
+                    if rounds > 1:
+                        built[name] = workload  # the same records every round
+                if rounds > 1:
+                    print(f"bench: round {number} of {rounds}", flush=True)
+                got = bench_workload(broker, workload, worker_counts, Path(tmp), paced_share)
+                add_round(results, name, number, got)
     settings["duration_s"] = round(time.monotonic() - started, 1)
     doc = report.result(settings, results)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -198,6 +229,6 @@ def main(
     for name, wl in results.items():
         for run in wl["runs"]:
             for problem in run["verification"]["problems"]:
-                print(f"verification failed ({name}, {run['workers']} worker(s)): {problem}")
+                print(f"verification failed ({report.run_name(name, run)}): {problem}")
     print(f"written: {out}")
     return 0 if doc["verified"] and doc["complete"] else 1

@@ -85,3 +85,44 @@ def test_a_tiny_bench_measures_and_verifies_every_configuration(tmp_path: Path) 
     assert {"nps", "cart_abandonment", "tickets_created"} <= checked
     assert "cxpulse, 2 workers" in done.stdout and "verified against" in done.stdout
     assert not _processes_with(token), "the bench left a process running"
+
+
+def test_rounds_alternate_the_workloads_and_are_summarised(tmp_path: Path) -> None:
+    """``--repeat 2``: every workload twice on fresh topics, each run verified, medians shown."""
+    out = tmp_path / "results.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cxpulse.agents.cli",
+            "bench",
+            "--events",
+            str(EVENTS),
+            "--paced-events",
+            "1500",
+            "--workers",
+            "1",
+            "--repeat",
+            "2",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    doc = orjson.loads(out.read_bytes())
+    assert doc["verified"] and doc["complete"], doc["missing"]
+    for wl in doc["workloads"].values():
+        assert [(run["workers"], run["round"]) for run in wl["runs"]] == [(1, 1), (1, 2)]
+        assert len(wl["ceilings"]) == 2
+        assert all(run["verification"]["passed"] for run in wl["runs"])
+    # the rounds alternate: survey, mixed, survey, mixed
+    rounds = [line for line in done.stdout.splitlines() if line.startswith("bench: ")]
+    order = [line.split()[1].rstrip(",") for line in rounds if "1 worker(s)" in line]
+    assert order == ["survey", "mixed", "survey", "mixed"], rounds
+    (ratio,) = doc["summary"]["mixed_to_survey"]
+    assert ratio["rounds"] == [1, 2] and len(ratio["events_per_s"]["per_round"]) == 2
+    assert "median over the rounds" in done.stdout and "mixed ÷ survey" in done.stdout

@@ -25,6 +25,7 @@ from benchmarks.expected import (
 from benchmarks.kafka_io import is_checked_final
 from benchmarks.latency import MARKER_SHARE, _send_paced, marker_latencies, percentile, summarize
 from benchmarks.peers.workload import build as answers
+from benchmarks.run import add_round
 from benchmarks.throughput import FINE_POLL_S, Sample, crossing, drain_figures, next_poll_s
 from benchmarks.workers import parse_event_counts
 from benchmarks.workloads import (
@@ -466,3 +467,95 @@ def test_the_engine_bench_runs_the_peers_answers_through_the_source_stage() -> N
     for family, partition, recs in work:
         outcomes.update(runtime.process_source(family, partition, recs, {}).outcomes)
     assert outcomes == {"accepted": 2_000}  # the heartbeats count nowhere
+
+
+def _rounds(per_round: list[dict[str, tuple[float, float, float]]]) -> dict[str, Any]:
+    """Workloads of several rounds, folded as ``cxpulse bench --repeat`` folds them:
+    ``per_round[i][name]`` = (events/s, CPU µs/event, peak RSS MB) of 1 worker."""
+    results: dict[str, Any] = {}
+    for number, figures in enumerate(per_round, 1):
+        for name, (rate, cpu, rss) in figures.items():
+            ceiling = {"events_per_s": 100_000.0 * number, "cpu_us_per_event": 4.0}
+            run = _run(1, events_per_s=rate, cpu_us_per_event=cpu, peak_rss_mb=[rss])
+            add_round(results, name, number, {"events": 1000, "ceiling": ceiling, "runs": [run]})
+    return results
+
+
+def test_rounds_are_folded_into_one_result_per_workload() -> None:
+    results = _rounds([{"survey": (100.0, 5.0, 150.0)}, {"survey": (90.0, 5.5, 160.0)}])
+    survey = results["survey"]
+    assert [run["round"] for run in survey["runs"]] == [1, 2]
+    assert [c["events_per_s"] for c in survey["ceilings"]] == [100_000.0, 200_000.0]
+    assert survey["ceiling"] == survey["ceilings"][0]
+
+
+def test_the_summary_gives_medians_ranges_and_mixed_against_survey_within_each_round() -> None:
+    workloads = _rounds(
+        [
+            {"survey": (100.0, 5.0, 150.0), "mixed": (80.0, 6.0, 190.0)},
+            {"survey": (120.0, 4.0, 170.0), "mixed": (84.0, 5.0, 210.0)},
+            {"survey": (90.0, 6.0, 160.0), "mixed": (81.0, 8.0, 180.0)},
+        ]
+    )
+    doc = report.result({"rounds": 3}, workloads)
+    assert doc["verified"] and doc["complete"]
+    runs = {row["workload"]: row for row in doc["summary"]["runs"]}
+    assert runs["survey"]["events_per_s"] == {"median": 100.0, "min": 90.0, "max": 120.0}
+    assert runs["mixed"]["cpu_us_per_event"] == {"median": 6.0, "min": 5.0, "max": 8.0}
+    assert runs["mixed"]["peak_rss_mb"] == {"median": 190.0, "min": 180.0, "max": 210.0}
+    (ratio,) = doc["summary"]["mixed_to_survey"]
+    # within each round, not the median of one over the median of the other (0.81)
+    assert ratio["events_per_s"]["per_round"] == pytest.approx([0.8, 0.7, 0.9])
+    assert ratio["events_per_s"]["median"] == pytest.approx(0.8)
+    assert ratio["by_cpu"]["per_round"] == pytest.approx([5 / 6, 0.8, 0.75])
+    lines = report.table(doc).splitlines()
+    assert sum("raw aiokafka" in line for line in lines) == 6
+    assert sum(line.startswith("round 3") for line in lines) == 2
+    assert any(
+        line.startswith("survey, 1 worker (3 rounds): 100 (90-120) events/s") for line in lines
+    )
+    assert any("mixed ÷ survey, 1 worker" in line and "0.80 (0.70-0.90)" in line for line in lines)
+
+
+def test_one_round_has_no_summary() -> None:
+    doc = report.result({}, _rounds([{"survey": (100.0, 5.0, 150.0)}]))
+    assert "summary" not in doc
+    assert "median" not in report.table(doc)
+
+
+def test_a_failed_run_names_its_round() -> None:
+    workloads = _rounds([{"survey": (100.0, 5.0, 150.0)}, {"survey": (90.0, 5.5, 160.0)}])
+    workloads["survey"]["runs"][1]["verification"] = {"passed": False}
+    doc = report.result({}, workloads)
+    assert not doc["verified"]
+    assert (
+        report.run_name("survey", workloads["survey"]["runs"][1]) == "survey, 1 worker(s), round 2"
+    )
+    assert report.run_name("survey", workloads["survey"]["runs"][0]) == "survey, 1 worker(s)"
+    workloads["survey"]["runs"][1]["latency"] = {"p50_ms": None, "p99_ms": 3.0}
+    assert report.missing_figures(workloads) == ["survey/1 worker(s)/round 2.latency.p50_ms"]
+    missing = report.result({}, _rounds([{"survey": (100.0, 5.0, 150.0)}] * 2))
+    missing["workloads"]["survey"]["ceilings"][1] = {}
+    assert report.missing_figures(missing["workloads"]) == [
+        "survey/ceiling.events_per_s",
+        "survey/ceiling.cpu_us_per_event",
+    ]
+
+
+@pytest.mark.parametrize("rounds", ["0", "-1", "two", "1.5"])
+def test_bench_refuses_rounds_that_are_not_a_positive_whole_number(
+    rounds: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cxpulse.agents.cli import build_parser
+
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["bench", "--repeat", rounds])
+    assert exit_info.value.code == 2
+    assert "--repeat" in capsys.readouterr().err
+
+
+def test_bench_takes_the_rounds() -> None:
+    from cxpulse.agents.cli import build_parser
+
+    assert build_parser().parse_args(["bench"]).repeat == 1
+    assert build_parser().parse_args(["bench", "--repeat", "3"]).repeat == 3
