@@ -405,8 +405,8 @@ class PartitionProcessor:
         # Hot loop (once per record): locals instead of attribute lookups, counts
         # summed into ``outcomes`` after the loop, and the common not-late case
         # decided without a call; the rules are still :func:`is_late`'s.
-        seen = dedup.first_seen  # DedupIndex.is_duplicate's test, inlined below
-        horizon = dedup.horizon_ms
+        seen = dedup.chunk_of  # membership inline; the rare repeat asks the index
+        is_duplicate = dedup.is_duplicate
         register = dedup.register
         accepted = duplicates = 0
         records = records if isinstance(records, list) else list(records)
@@ -447,8 +447,7 @@ class PartitionProcessor:
                 if pwm is None or ts >= pwm:
                     max_ts = ts if max_ts is None else max(max_ts, ts)
                 continue
-            first = seen.get(ev.event_id)
-            if first is not None and (pwm is None or first >= pwm - horizon):
+            if ev.event_id in seen and is_duplicate(ev.event_id, pwm):
                 duplicates += 1
                 continue
             if (was_idle or (pwm is not None and ts < pwm)) and is_late(

@@ -56,3 +56,115 @@ def test_restore_from_chunks_equals_the_live_index(events: list[tuple[str, int]]
     for probe in "abcdefg":
         for wm in (0, 5_000, 11_000):
             assert restored.is_duplicate(probe, wm) == live.is_duplicate(probe, wm)
+
+
+class _Model:
+    """The rule stated directly, each id's ``ts`` kept beside it (the oracle)."""
+
+    def __init__(self, horizon: int) -> None:
+        self.horizon = horizon
+        self.latest: dict[str, tuple[int, int]] = {}  # id -> (ts, seq) of its latest copy
+        self.chunks: dict[int, tuple[int, list[str]]] = {}  # seq -> (newest ts, ids)
+        self.pending: dict[str, int] = {}
+
+    def is_duplicate(self, event_id: str, watermark: int | None) -> bool:
+        held = self.latest.get(event_id)
+        return held is not None and (watermark is None or held[0] >= watermark - self.horizon)
+
+    def register(self, event_id: str, ts: int, seq: int) -> None:
+        self.latest[event_id] = (ts, seq)
+        self.pending[event_id] = ts
+
+    def take_chunk(self, seq: int) -> dict[str, int] | None:
+        if not self.pending:
+            return None
+        chunk, self.pending = self.pending, {}
+        self.chunks[seq] = (max(chunk.values()), list(chunk))
+        return chunk
+
+    def expire(self, watermark: int) -> list[int]:
+        gone = []
+        for seq, (newest, _) in self.chunks.items():
+            if newest >= watermark - self.horizon:
+                break
+            gone.append(seq)
+        for seq in gone:
+            for event_id in self.chunks.pop(seq)[1]:
+                if self.latest[event_id][1] == seq:
+                    del self.latest[event_id]
+        return gone
+
+
+_BATCHES = st.lists(
+    st.lists(st.tuples(st.sampled_from("abcdefgh"), st.integers(0, 2_500)), max_size=8),
+    max_size=12,
+)
+
+
+@given(_BATCHES, st.integers(0, 400))
+def test_the_index_equals_the_rule_with_every_ts_kept(
+    batches: list[list[tuple[str, int]]], lateness: int
+) -> None:
+    """Batches as the engine runs them: expiry at the batch's start from the watermark
+    the batch before left, a repeat within the horizon dropped, ids registered, one
+    chunk per batch. Every answer equals the oracle's, also for ids whose chunk
+    straddles the horizon's edge (found by their own ts), and so does a restore."""
+    index, model = DedupIndex(H), _Model(H)
+    records: dict[int, dict[str, int]] = {}  # the chunk records a table would hold
+    max_ts: int | None = None
+    base = 0
+    for seq, batch in enumerate(batches, start=1):
+        wm = None if max_ts is None else max_ts - lateness
+        if wm is not None:
+            gone = index.expire(wm)
+            assert gone == model.expire(wm)
+            for expired in gone:
+                del records[expired]
+        for event_id, offset in batch:
+            ts = base + offset
+            pwm = None if max_ts is None else max_ts - lateness  # moves within the batch
+            dup = index.is_duplicate(event_id, pwm)
+            assert dup == model.is_duplicate(event_id, pwm), (event_id, ts, pwm)
+            if not dup:
+                index.register(event_id, ts, seq)
+                model.register(event_id, ts, seq)
+                max_ts = ts if max_ts is None else max(max_ts, ts)
+        chunk = index.take_chunk(seq)
+        assert chunk == model.take_chunk(seq)
+        if chunk is not None:
+            records[seq] = chunk
+        base += 600  # time moves on: old chunks pass the horizon, some straddle it
+        assert index.ids() == set(model.latest)
+        for probe in "abcdefghi":
+            assert index.first_ts(probe) == (model.latest.get(probe) or (None,))[0]
+            for probe_wm in (None, base - 1_500, base - 900, base, base + 700):
+                assert index.is_duplicate(probe, probe_wm) == model.is_duplicate(probe, probe_wm)
+    restored = DedupIndex(H)
+    restored.restore(reversed(list(records.items())))  # the table: any order
+    assert restored.ids() == index.ids()
+    for probe in "abcdefghi":
+        assert restored.first_ts(probe) == index.first_ts(probe)
+        for probe_wm in (None, base - 1_500, base - 900, base):
+            assert restored.is_duplicate(probe, probe_wm) == index.is_duplicate(probe, probe_wm)
+
+
+def test_an_id_in_a_chunk_that_straddles_the_edge_is_judged_by_its_own_ts() -> None:
+    index = DedupIndex(H)
+    index.register("old", 1_000, 1)
+    index.register("new", 3_000, 1)
+    index.take_chunk(1)
+    # edge 2_000: the chunk holds ids on both sides of it
+    assert not index.is_duplicate("old", 3_000)
+    assert index.is_duplicate("new", 3_000)
+    assert index.first_ts("old") == 1_000 and index.first_ts("new") == 3_000
+    assert index.expire(3_000) == []  # its newest id is still inside
+
+
+def test_ids_share_their_chunks_sequence_number() -> None:
+    """No int object per id: every id of a chunk names the one sequence number."""
+    index = DedupIndex(H)
+    seq = 10**6  # not a cached small int
+    for i in range(100):
+        index.register(f"id-{i}", 1_000 + i, seq)
+    index.take_chunk(seq)
+    assert len({id(v) for v in index.chunk_of.values()}) == 1
