@@ -168,3 +168,14 @@ def test_ids_share_their_chunks_sequence_number() -> None:
         index.register(f"id-{i}", 1_000 + i, seq)
     index.take_chunk(seq)
     assert len({id(v) for v in index.chunk_of.values()}) == 1
+
+
+def test_every_copy_of_a_straddling_chunk_is_judged_by_its_own_ts() -> None:
+    """A replay of day-old events: every copy of a big chunk that straddles the edge."""
+    index = DedupIndex(H)
+    for i in range(20_000):
+        index.register(f"e{i}", i, 1)
+    index.take_chunk(1)
+    watermark = 12_345 + H  # edge 12,345: ids below it are past the horizon
+    judged = [index.is_duplicate(f"e{i}", watermark) for i in range(20_000)]
+    assert judged == [i >= 12_345 for i in range(20_000)]
