@@ -112,6 +112,11 @@ def _spread(values: Sequence[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
+def _ratio(a: Any, b: Any) -> float | None:
+    numbers = all(isinstance(x, (int, float)) and x == x for x in (a, b))
+    return a / b if numbers and b else None
+
+
 def summary(workloads: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """Median and range over the rounds of every figure, per workload and worker count.
 
@@ -141,9 +146,14 @@ def summary(workloads: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         survey = runs_of.get(("survey", workers))
         if name != "mixed" or survey is None:
             continue
-        rounds = sorted(set(mixed) & set(survey))
-        rate = [mixed[r]["events_per_s"] / survey[r]["events_per_s"] for r in rounds]
-        cpu = [survey[r]["cpu_us_per_event"] / mixed[r]["cpu_us_per_event"] for r in rounds]
+        rounds, rate, cpu = [], [], []
+        for r in sorted(set(mixed) & set(survey)):
+            by_rate = _ratio(mixed[r].get("events_per_s"), survey[r].get("events_per_s"))
+            by_cpu = _ratio(survey[r].get("cpu_us_per_event"), mixed[r].get("cpu_us_per_event"))
+            if by_rate is not None and by_cpu is not None:  # a run without figures: left out
+                rounds.append(r)
+                rate.append(by_rate)
+                cpu.append(by_cpu)
         if rounds:
             out["mixed_to_survey"].append(
                 {

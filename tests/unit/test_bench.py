@@ -517,6 +517,22 @@ def test_the_summary_gives_medians_ranges_and_mixed_against_survey_within_each_r
     assert any("mixed ÷ survey, 1 worker" in line and "0.80 (0.70-0.90)" in line for line in lines)
 
 
+def test_a_round_without_a_rate_is_left_out_of_the_ratios() -> None:
+    workloads = _rounds(
+        [
+            {"survey": (100.0, 5.0, 150.0), "mixed": (80.0, 6.0, 190.0)},
+            {"survey": (120.0, 4.0, 170.0), "mixed": (84.0, 5.0, 210.0)},
+        ]
+    )
+    workloads["mixed"]["runs"][1]["events_per_s"] = None  # drained between two scrapes
+    doc = report.result({}, workloads)
+    (ratio,) = doc["summary"]["mixed_to_survey"]
+    assert ratio["rounds"] == [1] and ratio["events_per_s"]["per_round"] == [0.8]
+    mixed = next(row for row in doc["summary"]["runs"] if row["workload"] == "mixed")
+    assert "events_per_s" not in mixed and "cpu_us_per_event" in mixed
+    assert "mixed, 1 worker (2 rounds): - events/s" in report.table(doc)
+
+
 def test_one_round_has_no_summary() -> None:
     doc = report.result({}, _rounds([{"survey": (100.0, 5.0, 150.0)}]))
     assert "summary" not in doc
