@@ -194,13 +194,17 @@ def _ceiling_row(first: str, ceiling: Mapping[str, Any]) -> str:
     )
 
 
+def _workers(n: Any) -> str:
+    return f"{n} worker" + ("s" if n != 1 else "")
+
+
 def _run_row(run: Mapping[str, Any]) -> str:
     n = run.get("workers")
     rss: Sequence[Any] = run.get("peak_rss_mb") or []
     latency = run.get("latency") or {}
     passed = run.get("verification", {}).get("passed")
     return (
-        f"{'':9}{f'cxpulse, {n} worker' + ('s' if n != 1 else ''):22}"
+        f"{'':9}{'cxpulse, ' + _workers(n):22}"
         f"{_fmt(run.get('events_per_s'), ',.0f'):>10}"
         f"{_fmt(run.get('ratio_to_ceiling'), '.2f'):>9}"
         f"{_fmt(run.get('cpu_us_per_event'), '.1f'):>10}"
@@ -222,17 +226,15 @@ def _summary_lines(summary: Mapping[str, Any]) -> list[str]:
     """The medians over the rounds, with their range, and mixed against survey."""
     lines = ["", "median over the rounds (min-max):"]
     for row in summary.get("runs") or []:
-        n = row["workers"]
         lines.append(
-            f"{row['workload']}, {n} worker{'s' if n != 1 else ''} ({row['rounds']} rounds): "
+            f"{row['workload']}, {_workers(row['workers'])} ({row['rounds']} rounds): "
             f"{_range(row.get('events_per_s'), ',.0f')} events/s, "
             f"CPU {_range(row.get('cpu_us_per_event'), '.1f')} µs/event, "
             f"peak RSS {_range(row.get('peak_rss_mb'), '.0f')} MB"
         )
     for ratio in summary.get("mixed_to_survey") or []:
-        n = ratio["workers"]
         lines.append(
-            f"mixed ÷ survey, {n} worker{'s' if n != 1 else ''}, within each round: "
+            f"mixed ÷ survey, {_workers(ratio['workers'])}, within each round: "
             f"events/s {_range(ratio['events_per_s'], '.2f')}; "
             f"by CPU µs/event {_range(ratio['by_cpu'], '.2f')}"
         )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import math
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Collection, Iterable
@@ -44,6 +46,29 @@ class WorkerProcess(Worker):
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(sig)
             self.proc.wait(timeout=30)
+
+
+#: the repository: ``cxpulse bench`` runs from a source checkout
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_bench(
+    out: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """``cxpulse bench *args --out out`` from the checkout; its output and its JSON result.
+
+    Fails with the tail of its output unless it exits 0.
+    """
+    done = subprocess.run(
+        [sys.executable, "-m", "cxpulse.agents.cli", "bench", *args, "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    return done, orjson.loads(out.read_bytes())
 
 
 #: Workers' table stores, under one folder removed when the test session ends.

@@ -9,18 +9,15 @@ result and exits 0 — and leaves no worker behind.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
-import orjson
 import pytest
 
 from benchmarks.report import CEILING_FIGURES, RUN_FIGURES
+from tests.integration.harness import run_bench
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 #: big enough that a worker cannot drain it between two of the bench's scrapes (otherwise
 #: there is no throughput window, the figures are missing and the bench fails; at the
 #: default event-time density a worker drains 80,000 in under a second)
@@ -42,27 +39,14 @@ def _processes_with(token: str) -> list[int]:
 def test_a_tiny_bench_measures_and_verifies_every_configuration(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
     token = f"BENCH_TEST_TOKEN={uuid.uuid4().hex}"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cxpulse.agents.cli",
-            "bench",
-            "--events",
-            str(EVENTS),
-            "--paced-events",
-            "1500",
-            "--out",
-            str(out),
-        ],
-        cwd=ROOT,
+    done, doc = run_bench(
+        out,
+        "--events",
+        str(EVENTS),
+        "--paced-events",
+        "1500",
         env={**os.environ, "BENCH_TEST_TOKEN": token.partition("=")[2]},
-        capture_output=True,
-        text=True,
-        timeout=600,
     )
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    doc = orjson.loads(out.read_bytes())
     assert doc["verified"] and doc["complete"], doc["missing"]
     assert set(doc["workloads"]) == {"survey", "mixed"}
     assert doc["settings"]["event_time_rate"] == 1_000.0
@@ -90,30 +74,9 @@ def test_a_tiny_bench_measures_and_verifies_every_configuration(tmp_path: Path) 
 def test_rounds_alternate_the_workloads_and_are_summarised(tmp_path: Path) -> None:
     """``--repeat 2``: every workload twice on fresh topics, each run verified, medians shown."""
     out = tmp_path / "results.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cxpulse.agents.cli",
-            "bench",
-            "--events",
-            str(EVENTS),
-            "--paced-events",
-            "1500",
-            "--workers",
-            "1",
-            "--repeat",
-            "2",
-            "--out",
-            str(out),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    done, doc = run_bench(
+        out, "--events", str(EVENTS), "--paced-events", "1500", "--workers", "1", "--repeat", "2"
     )
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    doc = orjson.loads(out.read_bytes())
     assert doc["verified"] and doc["complete"], doc["missing"]
     for wl in doc["workloads"].values():
         assert [(run["workers"], run["round"]) for run in wl["runs"]] == [(1, 1), (1, 2)]

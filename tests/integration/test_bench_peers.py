@@ -8,44 +8,29 @@ here (the pure parts of their handling are unit-tested).
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-import orjson
 import pytest
 
+from tests.integration.harness import run_bench
+
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 #: enough that the worker cannot drain it between two of the bench's scrapes (500 ms)
 EVENTS = 50_000
 
 
 def test_the_raw_loop_and_the_worker_are_measured_and_verified(tmp_path: Path) -> None:
     out = tmp_path / "peers.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cxpulse.agents.cli",
-            "bench",
-            "--peers",
-            "--contenders",
-            "raw,cxpulse",
-            "--events",
-            str(EVENTS),
-            "--event-time-rate",
-            "28",
-            "--out",
-            str(out),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    done, doc = run_bench(
+        out,
+        "--peers",
+        "--contenders",
+        "raw,cxpulse",
+        "--events",
+        str(EVENTS),
+        "--event-time-rate",
+        "28",
     )
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    doc = orjson.loads(out.read_bytes())
     assert doc["verified"] and doc["skipped"] == []
     [run] = doc["densities"]
     assert run["density"] == 28.0 and run["answers"] == EVENTS

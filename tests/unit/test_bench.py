@@ -426,16 +426,23 @@ def test_a_paced_stream_slower_than_the_markers_still_sends_every_event() -> Non
     assert markers <= MARKER_SHARE * (sent + markers) + 3  # one round of markers over
 
 
-@pytest.mark.parametrize("rate", ["0", "-5", "inf", "nan", "fast"])
-def test_bench_refuses_a_density_that_is_not_a_positive_rate(
-    rate: str, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        *(("--event-time-rate", rate) for rate in ["0", "-5", "inf", "nan", "fast"]),
+        *(("--repeat", rounds) for rounds in ["0", "-1", "two", "1.5"]),
+    ],
+)
+def test_bench_refuses_a_density_or_rounds_out_of_range(
+    option: str, value: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """The density must be a positive rate, the rounds a positive whole number."""
     from cxpulse.agents.cli import build_parser
 
     with pytest.raises(SystemExit) as exit_info:
-        build_parser().parse_args(["bench", "--event-time-rate", rate])
+        build_parser().parse_args(["bench", option, value])
     assert exit_info.value.code == 2
-    assert "--event-time-rate" in capsys.readouterr().err
+    assert option in capsys.readouterr().err
 
 
 def test_bench_takes_the_density() -> None:
@@ -556,18 +563,6 @@ def test_a_failed_run_names_its_round() -> None:
         "survey/ceiling.events_per_s",
         "survey/ceiling.cpu_us_per_event",
     ]
-
-
-@pytest.mark.parametrize("rounds", ["0", "-1", "two", "1.5"])
-def test_bench_refuses_rounds_that_are_not_a_positive_whole_number(
-    rounds: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from cxpulse.agents.cli import build_parser
-
-    with pytest.raises(SystemExit) as exit_info:
-        build_parser().parse_args(["bench", "--repeat", rounds])
-    assert exit_info.value.code == 2
-    assert "--repeat" in capsys.readouterr().err
 
 
 def test_bench_takes_the_rounds() -> None:
