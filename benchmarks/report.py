@@ -194,7 +194,8 @@ def _ceiling_row(first: str, ceiling: Mapping[str, Any]) -> str:
     )
 
 
-def _workers(n: Any) -> str:
+def _workers(n: object) -> str:
+    """``"1 worker"``, ``"2 workers"``."""
     return f"{n} worker" + ("s" if n != 1 else "")
 
 

@@ -48,7 +48,7 @@ class WorkerProcess(Worker):
             self.proc.wait(timeout=30)
 
 
-#: the repository: ``cxpulse bench`` runs from a source checkout
+#: the repository (``cxpulse bench`` and the tools run from a source checkout)
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -26,11 +26,9 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from cxpulse.agents.kafka.admin import EXIT_TOPICS_DIFFER, ensure_topics
 from cxpulse.agents.tools.broker import EmbeddedBroker
-from tests.integration.harness import worker_env
+from tests.integration.harness import ROOT, worker_env
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cxpulse(*argv: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -41,6 +41,7 @@ from cxpulse.agents.kafka.security import (
 from cxpulse.agents.tools.broker import EmbeddedBroker, _port_open, free_port
 from cxpulse.streams.settings import BrokerSettings, load_settings
 from tests.integration.harness import (
+    ROOT,
     WorkerProcess,
     check_finals,
     produce,
@@ -55,8 +56,6 @@ from tests.integration.test_survey_pipeline import (
 )
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _need(*names: str) -> str:
