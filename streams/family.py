@@ -47,6 +47,10 @@ class ObserveContext(Protocol):
     def set_entity(self, key: str, value: Any) -> None:
         """Replace an entity's state (values are treated as immutable: always a new value)."""
 
+    def set_entity_same(self, key: str, value: Any) -> None:
+        """:meth:`set_entity` for an existing entity whose change keeps its open labels and,
+        outside ``on_wake``, its wake time: the engine then need not ask the family."""
+
     def drop_entity(self, key: str) -> None:
         """Forget an entity once it can no longer change any metric."""
 

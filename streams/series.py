@@ -75,10 +75,7 @@ class Series:
         if len(bucket) == 1:  # the usual case: shared, never mutated in place
             ((_, total),) = bucket.values()
         else:
-            parts = iter(bucket.values())
-            total = spec.copy(next(parts)[1])
-            for _, counts in parts:
-                spec.merge(total, counts)
+            total = spec.total([counts for _, counts in bucket.values()])
         self.combined[start] = total
         if spec.simple:
             i = bisect_left(self.starts, start)
@@ -95,10 +92,7 @@ class Series:
         spec = self._spec
         if not spec.simple:
             combined = self.combined
-            total = spec.copy(combined[starts[i]])
-            for k in range(i + 1, j):
-                spec.merge(total, combined[starts[k]])
-            return total
+            return spec.total([combined[start] for start in starts[i:j]])
         upper = self._prefix_at(j - 1)
         assert upper is not None  # j - 1 >= 0
         lower = self._prefix_at(i - 1)

@@ -54,16 +54,29 @@ class CartFamily:
 
     # ------------------------------------------------------------ events
     def observe(self, event: CartEvent, ctx: ObserveContext) -> None:
-        state = ctx.entity(event.cart_id) or [None, 0, None, None]
-        queue, arrivals, session, abandoned = state
+        key = event.cart_id
+        state = ctx.entity(key)
+        if state is None:
+            queue, arrivals, session, abandoned = None, 0, None, None
+        else:
+            queue, arrivals, session, abandoned = state
+        kind = event.type
         item = [
             event.ts,
             arrivals,
-            event.type,
+            kind,
             to_micros(event.cart_value),
             self._intern(ctx.labels(event)),
         ]
-        ctx.set_entity(event.cart_id, [enqueue(queue, item), arrivals + 1, session, abandoned])
+        if queue and queue[-1][0] <= item[0]:
+            # Behind the cart's earlier events, in order: the head of the queue, so the wake
+            # time, stays. The open labels stay unless the event opens or closes a session
+            # (``open_labels``, replayed from the old value).
+            was = self.open_labels(state)
+            if (was is None) == (kind == "purchased"):
+                ctx.set_entity_same(key, [[*queue, item], arrivals + 1, session, abandoned])
+                return
+        ctx.set_entity(key, [enqueue(queue, item), arrivals + 1, session, abandoned])
 
     def wake_at(self, value: Any) -> int | None:
         queue, _, session, abandoned = value
@@ -83,12 +96,13 @@ class CartFamily:
     def on_wake(self, key: str, value: Any, watermark: int, ctx: ObserveContext) -> None:
         queue = list(value[0] or ())
         arrivals, session, abandoned = value[1], value[2], value[3]
+        ended = False  # an abandonment: the only change here that moves the open labels
         while True:
             due = None if session is None else session[1] + self.abandon_after_ms
             if due is not None and due <= watermark and (not queue or due <= queue[0][0]):
                 assert session is not None
                 self._abandon(session, due, ctx)
-                abandoned, session = [due, session[0]], None
+                abandoned, session, ended = [due, session[0]], None, True
                 continue
             if queue and queue[0][0] < watermark:
                 ts, _, kind, micros, labels = queue.pop(0)
@@ -100,8 +114,10 @@ class CartFamily:
                 abandoned = None  # no purchase can be a recovery any more
         if not queue and session is None and abandoned is None:
             ctx.drop_entity(key)
-        else:
+        elif ended:
             ctx.set_entity(key, [queue or None, arrivals, session, abandoned])
+        else:  # applying queued events leaves the open labels as they were (open_labels)
+            ctx.set_entity_same(key, [queue or None, arrivals, session, abandoned])
 
     def _apply(
         self,
