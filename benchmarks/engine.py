@@ -1,5 +1,5 @@
 """The stages alone, no broker: ``python -m benchmarks.engine survey 200000 [--merge] [--profile]
-[--event-time-rate=N]``.
+[--event-time-rate=N] [--family=F]``.
 
 ``answers`` instead of ``survey`` runs the peers' workload (``benchmarks.peers.workload``:
 one nps answer per response, closing heartbeats after), with the windows the peers
@@ -10,9 +10,10 @@ Runs the throughput backlog of ``benchmarks.workloads`` through
 (what a worker draining a backlog mostly gets), collecting garbage as a worker
 does (:mod:`cxpulse.agents.worker.collector`), and prints the best CPU time per event of five
 runs (or, with ``--profile``, a cProfile of one run); ``--merge`` feeds the
-partials to the merge stage as well. The worker benchmark (``cxpulse bench``)
-adds Kafka I/O and Faust and varies by ±15 % on this machine; an engine change
-is measured here first, back to back against the commit before it. (Under
+partials to the merge stage as well; ``--family=cart`` keeps one family's batches of
+the workload (``mixed``: its carts alone, as the mixed worker sees them). The worker
+benchmark (``cxpulse bench``) adds Kafka I/O and Faust and varies by ±15 % on this
+machine; an engine change is measured here first, back to back against the commit before it. (Under
 CPython's default collector a batch size's effect is mostly the collector's: 6.2 µs
 per survey event in batches of 1,000, 8.1 in batches of 5,000.)
 """
@@ -102,8 +103,11 @@ def main(
     profile: bool = False,
     merge: bool = False,
     event_time_rate: float = EVENT_TIME_RATE,
+    family: str | None = None,
 ) -> None:
     work = batches(workload_name, events, event_time_rate=event_time_rate)
+    if family is not None:
+        work = [batch for batch in work if batch[0] == family]
     n = sum(len(records) for _, _, records in work)
     windows = '["1m/1m"]' if workload_name == "answers" else None
     if profile:
@@ -113,20 +117,23 @@ def main(
         return
     best = min(run_once(work, merge, windows) for _ in range(5))
     stages = "source + merge" if merge else "source"
+    only = "" if family is None else f", {family} only"
     print(
-        f"{workload_name} ({stages}, {event_time_rate:g} events/s of event time):"
+        f"{workload_name} ({stages}{only}, {event_time_rate:g} events/s of event time):"
         f" {n} events, best of 5 {best:.2f} s CPU,"
-        f" {best / n * 1e6:.1f} µs/event"
+        f" {best / n * 1e6:.2f} µs/event"
     )
 
 
 if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     rates = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--event-time-rate=")]
+    only = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--family=")]
     main(
         args[0] if args else "survey",
         int(args[1]) if len(args) > 1 else 200_000,
         profile="--profile" in sys.argv,
         merge="--merge" in sys.argv,
         event_time_rate=float(rates[0]) if rates else EVENT_TIME_RATE,
+        family=only[0] if only else None,
     )

@@ -87,6 +87,29 @@ class AggregateSpec:
                 for key, count in value.items():
                     bins[key] = bins.get(key, 0) + count
 
+    def remove(self, acc: list[Any], other: Sequence[Any]) -> list[int]:
+        """``acc`` ← ``acc`` ⊖ ``other`` for sums and sketches, ``other`` having been merged in.
+
+        A maximum cannot be taken out: the ``max`` slots ``other`` may have set (its value
+        reaches ``acc``'s) are returned, for the caller to recompute from what is left.
+        Sketch bins that reach zero go, so the result equals merging the rest directly.
+        """
+        for i in self._sums:
+            value = other[i]
+            if value:
+                acc[i] -= value
+        for i in self._hists:
+            value = other[i]
+            if value:
+                bins = acc[i]
+                for key, count in value.items():
+                    left = bins[key] - count
+                    if left:
+                        bins[key] = left
+                    else:
+                        del bins[key]
+        return [i for i in self._maxes if other[i] and other[i] >= acc[i]]
+
     def total(self, rows: Sequence[Sequence[Any]]) -> list[Any]:
         """A new ``rows[0] ⊕ rows[1] ⊕ …`` (at least one row; none is changed).
 

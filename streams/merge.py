@@ -236,7 +236,7 @@ class MergeState:
                 if family in self._levels:
                     out.extend(self._level_kpis(family, label, spec, series, [end]))
                     continue
-                total = series.window(end - spec.size_ms, end)
+                total = series.window(end - spec.size_ms, end, keep=False)
                 if total is not None:
                     out.extend(self._kpis(family, label, spec, {end: total}))
         return out

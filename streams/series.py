@@ -14,7 +14,14 @@ So a :class:`Series` also keeps
   one source shares that source's list (no list is ever changed in place), and
 * for all-sum aggregates, running prefix sums over the sorted starts, so a
   window total is one subtraction. Snapshots mostly touch the newest buckets,
-  and prefixes are only recomputed from the first changed start on, on demand.
+  and prefixes are only recomputed from the first changed start on, on demand;
+* for other aggregates (ticket durations: maxima and quantile sketches, which
+  prefixes cannot hold), the last total of each window size: the next window of
+  that size is it plus the buckets that enter minus those that leave (a window
+  closing per step: two buckets instead of up to 168), the maxima recomputed from
+  the buckets only when a leaving one may have held them. A held total stays the
+  sum of the buckets it covers: a snapshot changing one of them drops it, expiry
+  takes the expired ones out of it.
 
 Everything is integer arithmetic, so totals are exact and equal to a direct
 sum whatever the order of updates (property-tested against one).
@@ -34,7 +41,7 @@ Bucket = dict[int, tuple[int, list[Any]]]  # source partition -> (version, count
 class Series:
     """The buckets of one (family, segment, grid) (see the module docstring)."""
 
-    __slots__ = ("_base", "_prefix", "_spec", "by_source", "combined", "starts")
+    __slots__ = ("_base", "_prefix", "_slides", "_spec", "by_source", "combined", "starts")
 
     def __init__(self, spec: AggregateSpec) -> None:
         self._spec = spec
@@ -46,6 +53,8 @@ class Series:
         #: valid for the indices it has (cut at the first changed start)
         self._prefix: list[list[int]] = []
         self._base: list[int] | None = None  # the sum of expired buckets (all-sum specs)
+        #: other specs: window size -> (lo, hi, total of the buckets starting in [lo, hi))
+        self._slides: dict[int, tuple[int, int, list[Any]]] = {}
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -81,9 +90,17 @@ class Series:
             i = bisect_left(self.starts, start)
             if i < len(self._prefix):
                 del self._prefix[i:]
+        elif self._slides:
+            slides = self._slides
+            for size in [n for n, (lo, hi, _) in slides.items() if lo <= start < hi]:
+                del slides[size]
 
-    def window(self, lo: int, hi: int) -> list[Any] | None:
-        """The total of the buckets starting in ``[lo, hi)``; ``None`` when there are none."""
+    def window(self, lo: int, hi: int, keep: bool = True) -> list[Any] | None:
+        """The total of the buckets starting in ``[lo, hi)``; ``None`` when there are none.
+
+        Not to be changed. ``keep=False`` for a window whose buckets are still filling
+        (the open one): its total would soon be dropped, so the held one stays.
+        """
         starts = self.starts
         i = bisect_left(starts, lo)
         j = bisect_left(starts, hi)
@@ -91,14 +108,45 @@ class Series:
             return None
         spec = self._spec
         if not spec.simple:
-            combined = self.combined
-            return spec.total([combined[start] for start in starts[i:j]])
+            held = self._slides.get(hi - lo)
+            total = None if held is None else self._slide(held, lo, hi, i, j)
+            if total is None:
+                combined = self.combined
+                total = spec.total([combined[start] for start in starts[i:j]])
+            if keep:
+                self._slides[hi - lo] = (lo, hi, total)
+            return total
         upper = self._prefix_at(j - 1)
         assert upper is not None  # j - 1 >= 0
         lower = self._prefix_at(i - 1)
         if lower is None:
             return list(upper)
         return [a - b for a, b in zip(upper, lower, strict=True)]
+
+    def _slide(
+        self, held: tuple[int, int, list[Any]], lo: int, hi: int, i: int, j: int
+    ) -> list[Any] | None:
+        """The total of ``[lo, hi)`` from a held one; ``None`` when summing costs less."""
+        was_lo, was_hi, was = held
+        starts, spec = self.starts, self._spec
+
+        def run(a: int, b: int) -> range:  # indices of the starts in [a, b)
+            return range(bisect_left(starts, a), bisect_left(starts, b)) if a < b else range(0)
+
+        enter = [*run(lo, min(hi, was_lo)), *run(max(lo, was_hi), hi)]
+        leave = [*run(was_lo, min(was_hi, lo)), *run(max(was_lo, hi), was_hi)]
+        if len(enter) + len(leave) >= j - i:
+            return None
+        combined = self.combined
+        total = spec.copy(was)
+        for k in enter:
+            spec.merge(total, combined[starts[k]])
+        stale: set[int] = set()
+        for k in leave:
+            stale.update(spec.remove(total, combined[starts[k]]))
+        for slot in stale:
+            total[slot] = max(combined[starts[k]][slot] for k in range(i, j))
+        return total
 
     @property
     def base(self) -> list[int] | None:
@@ -139,8 +187,27 @@ class Series:
         if self._spec.simple:
             self._base = self._prefix_at(k - 1)
             del self._prefix[:k]
+        elif self._slides:
+            self._expire_slides(upto)
         del self.starts[:k]
         for start in gone:
             del self.by_source[start]
             del self.combined[start]
         return gone
+
+    def _expire_slides(self, upto: int) -> None:
+        """Take the buckets starting at or before ``upto`` out of the held totals."""
+        spec, starts, combined = self._spec, self.starts, self.combined
+        for size, (lo, hi, total) in list(self._slides.items()):
+            if lo > upto:
+                continue
+            after = upto + 1
+            gone = starts[bisect_left(starts, lo) : bisect_left(starts, min(hi, after))]
+            if after >= hi:
+                del self._slides[size]
+                continue
+            left = spec.copy(total)
+            if any([spec.remove(left, combined[start]) for start in gone]):
+                del self._slides[size]  # a maximum may have gone: recomputed when next asked
+            else:
+                self._slides[size] = (after, hi, left)

@@ -33,7 +33,8 @@ def counts_for(spec: AggregateSpec, a: int, b: int) -> list[Any]:
     return [a, b, {str(a % 3): b + 1}]
 
 
-# one operation: ("put", start index, source, version, a, b) | ("window", lo, width) | ("expire", k)
+# one operation: ("put", start index, source, version, a, b) | ("window", lo, width)
+# | ("slide", lo, width, steps, keep): windows of one size one step apart | ("expire", k)
 operations = st.lists(
     st.one_of(
         st.tuples(
@@ -45,6 +46,13 @@ operations = st.lists(
             st.integers(0, 50),
         ),
         st.tuples(st.just("window"), st.integers(-1, 7), st.integers(1, 5)),
+        st.tuples(
+            st.just("slide"),
+            st.integers(-1, 7),
+            st.integers(1, 6),
+            st.integers(1, 6),
+            st.booleans(),
+        ),
         st.tuples(st.just("expire"), st.integers(0, 6)),
     ),
     max_size=60,
@@ -62,7 +70,55 @@ operations = st.lists(
 )
 @given(ops=operations, simple=st.booleans())
 def test_window_totals_equal_a_direct_sum(ops: list[tuple[Any, ...]], simple: bool) -> None:
-    spec = SUMS if simple else MIXED
+    check(SUMS if simple else MIXED, ops)
+
+
+# non-sum totals slide from the last one of their size: many buckets, windows one step
+# apart, and maxima that leave (the largest counts of the max slot come and go)
+filled = st.lists(st.tuples(st.integers(-50, 50), st.integers(0, 50)), min_size=8, max_size=20)
+sliding_ops = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("put"),
+            st.integers(0, 24),
+            st.integers(0, 2),
+            st.integers(0, 5),
+            st.integers(-50, 50),
+            st.integers(0, 50),
+        ),
+        st.tuples(
+            st.just("slide"),
+            st.integers(0, 12),
+            st.sampled_from([4, 6]),  # few sizes: a later slide finds its size's total held
+            st.integers(1, 12),
+            st.booleans(),
+        ),
+        st.tuples(st.just("expire"), st.integers(0, 12)),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@example(
+    first=[(1, 0), (2, 9), (3, 2), (4, 3), (5, 4), (6, 5), (7, 6), (8, 7)],
+    ops=[
+        ("slide", 0, 4, 1, True),
+        ("expire", 1),
+        ("slide", 2, 4, 1, True),
+        ("slide", 3, 4, 1, True),
+    ],
+)
+@given(first=filled, ops=sliding_ops)
+def test_sliding_totals_of_maxima_and_sketches_equal_a_direct_sum(
+    first: list[tuple[int, int]], ops: list[tuple[Any, ...]]
+) -> None:
+    puts = [("put", start, 0, 0, a, b) for start, (a, b) in enumerate(first)]
+    check(MIXED, [*puts, *ops])
+
+
+def check(spec: AggregateSpec, ops: list[tuple[Any, ...]]) -> None:
+    """Apply ``ops`` to a series and to a plain model; every window equals the model's."""
     series = Series(spec)
     model: dict[int, Bucket] = {}
     expired_upto = -1  # windows are never asked below what was expired
@@ -80,6 +136,11 @@ def test_window_totals_equal_a_direct_sum(ops: list[tuple[Any, ...]], simple: bo
             _, lo, width = op
             lo = max(lo, expired_upto + 1)
             assert series.window(lo, lo + width) == direct(spec, model, lo, lo + width)
+        elif op[0] == "slide":
+            _, first, width, steps, keep = op
+            for lo in range(max(first, expired_upto + 1), first + steps):
+                got = series.window(lo, lo + width, keep=keep)
+                assert got == direct(spec, model, lo, lo + width)
         else:
             upto = op[1]
             gone = series.expire(upto)
