@@ -10,12 +10,12 @@ Runs the throughput backlog of ``benchmarks.workloads`` through
 (what a worker draining a backlog mostly gets), collecting garbage as a worker
 does (:mod:`cxpulse.agents.worker.collector`), and prints the best CPU time per event of five
 runs (or, with ``--profile``, a cProfile of one run); ``--merge`` feeds the
-partials to the merge stage as well; ``--family=cart`` keeps one family's batches of
-the workload (``mixed``: its carts alone, as the mixed worker sees them). The worker
-benchmark (``cxpulse bench``) adds Kafka I/O and Faust and varies by ±15 % on this
-machine; an engine change is measured here first, back to back against the commit before it. (Under
-CPython's default collector a batch size's effect is mostly the collector's: 6.2 µs
-per survey event in batches of 1,000, 8.1 in batches of 5,000.)
+partials to the merge stage as well; ``--family=cart`` keeps one family's batches
+of the workload (``mixed``: its carts alone, as the mixed worker sees them). The
+worker benchmark (``cxpulse bench``) adds Kafka I/O and Faust and varies by ±15 % on
+this machine; an engine change is measured here first, back to back against the
+commit before it. (Under CPython's default collector a batch size's effect is mostly
+the collector's: 6.2 µs per survey event in batches of 1,000, 8.1 in batches of 5,000.)
 """
 
 from __future__ import annotations

@@ -128,11 +128,7 @@ class Series:
     ) -> list[Any] | None:
         """The total of ``[lo, hi)`` from a held one; ``None`` when summing costs less."""
         was_lo, was_hi, was = held
-        starts, spec = self.starts, self._spec
-
-        def run(a: int, b: int) -> range:  # indices of the starts in [a, b)
-            return range(bisect_left(starts, a), bisect_left(starts, b)) if a < b else range(0)
-
+        starts, spec, run = self.starts, self._spec, self._indices
         enter = [*run(lo, min(hi, was_lo)), *run(max(lo, was_hi), hi)]
         leave = [*run(was_lo, min(was_hi, lo)), *run(max(was_lo, hi), was_hi)]
         if len(enter) + len(leave) >= j - i:
@@ -147,6 +143,12 @@ class Series:
         for slot in stale:
             total[slot] = max(combined[starts[k]][slot] for k in range(i, j))
         return total
+
+    def _indices(self, lo: int, hi: int) -> range:
+        """The indices of the starts in ``[lo, hi)`` (none when ``hi <= lo``)."""
+        if hi <= lo:
+            return range(0)
+        return range(bisect_left(self.starts, lo), bisect_left(self.starts, hi))
 
     @property
     def base(self) -> list[int] | None:
@@ -207,7 +209,10 @@ class Series:
                 del self._slides[size]
                 continue
             left = spec.copy(total)
-            if any([spec.remove(left, combined[start]) for start in gone]):
-                del self._slides[size]  # a maximum may have gone: recomputed when next asked
+            stale = False  # a maximum may have gone: recomputed when next asked
+            for start in gone:
+                stale = bool(spec.remove(left, combined[start])) or stale
+            if stale:
+                del self._slides[size]
             else:
                 self._slides[size] = (after, hi, left)

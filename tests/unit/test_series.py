@@ -33,27 +33,37 @@ def counts_for(spec: AggregateSpec, a: int, b: int) -> list[Any]:
     return [a, b, {str(a % 3): b + 1}]
 
 
-# one operation: ("put", start index, source, version, a, b) | ("window", lo, width)
-# | ("slide", lo, width, steps, keep): windows of one size one step apart | ("expire", k)
+def puts(starts: int, sources: int) -> st.SearchStrategy[tuple[Any, ...]]:
+    """("put", start index, source, version, a, b)."""
+    return st.tuples(
+        st.just("put"),
+        st.integers(0, starts),
+        st.integers(0, sources),
+        st.integers(0, 5),
+        st.integers(-50, 50),
+        st.integers(0, 50),
+    )
+
+
+def slides(
+    lo: st.SearchStrategy[int], width: st.SearchStrategy[int], steps: st.SearchStrategy[int]
+) -> st.SearchStrategy[tuple[Any, ...]]:
+    """("slide", lo, width, steps, keep): windows of one size one step apart."""
+    return st.tuples(st.just("slide"), lo, width, steps, st.booleans())
+
+
+def expiries(upto: int) -> st.SearchStrategy[tuple[Any, ...]]:
+    """("expire", k): the buckets starting at or before k go."""
+    return st.tuples(st.just("expire"), st.integers(0, upto))
+
+
+# one operation: a put, ("window", lo, width), a slide or an expiry
 operations = st.lists(
     st.one_of(
-        st.tuples(
-            st.just("put"),
-            st.integers(0, 6),
-            st.integers(0, 3),
-            st.integers(0, 5),
-            st.integers(-50, 50),
-            st.integers(0, 50),
-        ),
+        puts(6, 3),
         st.tuples(st.just("window"), st.integers(-1, 7), st.integers(1, 5)),
-        st.tuples(
-            st.just("slide"),
-            st.integers(-1, 7),
-            st.integers(1, 6),
-            st.integers(1, 6),
-            st.booleans(),
-        ),
-        st.tuples(st.just("expire"), st.integers(0, 6)),
+        slides(st.integers(-1, 7), st.integers(1, 6), st.integers(1, 6)),
+        expiries(6),
     ),
     max_size=60,
 )
@@ -78,22 +88,10 @@ def test_window_totals_equal_a_direct_sum(ops: list[tuple[Any, ...]], simple: bo
 filled = st.lists(st.tuples(st.integers(-50, 50), st.integers(0, 50)), min_size=8, max_size=20)
 sliding_ops = st.lists(
     st.one_of(
-        st.tuples(
-            st.just("put"),
-            st.integers(0, 24),
-            st.integers(0, 2),
-            st.integers(0, 5),
-            st.integers(-50, 50),
-            st.integers(0, 50),
-        ),
-        st.tuples(
-            st.just("slide"),
-            st.integers(0, 12),
-            st.sampled_from([4, 6]),  # few sizes: a later slide finds its size's total held
-            st.integers(1, 12),
-            st.booleans(),
-        ),
-        st.tuples(st.just("expire"), st.integers(0, 12)),
+        puts(24, 2),
+        # few sizes: a later slide finds its size's total held
+        slides(st.integers(0, 12), st.sampled_from([4, 6]), st.integers(1, 12)),
+        expiries(12),
     ),
     max_size=30,
 )
