@@ -20,7 +20,7 @@ Deltas = Sequence[tuple[int, int]]
 class AggregateSpec:
     """The merge rule of each slot; all-sum specs take the fast path."""
 
-    __slots__ = ("_hists", "_maxes", "_sums", "kinds", "simple")
+    __slots__ = ("_hists", "_maxes", "_slots", "_sums", "kinds", "simple")
 
     def __init__(self, kinds: Sequence[Kind]) -> None:
         self.kinds = tuple(kinds)
@@ -29,6 +29,7 @@ class AggregateSpec:
         self._sums = tuple(i for i, k in enumerate(self.kinds) if k == "sum")
         self._maxes = tuple(i for i, k in enumerate(self.kinds) if k == "max")
         self._hists = tuple(i for i, k in enumerate(self.kinds) if k == "hist")
+        self._slots = range(len(self.kinds))
 
     @classmethod
     def sums(cls, slots: int) -> AggregateSpec:
@@ -36,9 +37,10 @@ class AggregateSpec:
         return cls(kinds)
 
     def zero(self) -> list[Any]:
-        if self.simple:
-            return [0] * len(self.kinds)
-        return [{} if k == "hist" else 0 for k in self.kinds]
+        out: list[Any] = [0] * len(self.kinds)
+        for i in self._hists:  # a fresh sketch per slot: sketches are changed in place
+            out[i] = {}
+        return out
 
     def fit(self, counts: list[Any]) -> list[Any]:
         """Counts stored with fewer slots (before the family gained metrics), zero-padded."""
@@ -66,23 +68,40 @@ class AggregateSpec:
                 bins[key] = bins.get(key, 0) + 1
 
     def merge(self, acc: list[Any], other: Sequence[Any]) -> None:
-        """``acc`` ← ``acc`` ⊕ ``other``."""
+        """``acc`` ← ``acc`` ⊕ ``other`` (a longer ``other``'s extra slots are not merged)."""
         if self.simple:
-            for i, value in enumerate(other):
+            for i, value in zip(self._slots, other, strict=False):
                 if value:
                     acc[i] += value
             return
-        for i in self._sums:
-            value = other[i]
-            if value:
+        self.merge_nonzero(acc, self.nonzero(other))
+
+    def nonzero(self, other: Sequence[Any]) -> list[tuple[int, Any]]:
+        """``other``'s slots that change an accumulator when merged: ``(slot, value)``.
+
+        A batch's fine increments are sparse (a ticket event sets a few of 32 slots)
+        and each is merged into one bucket per grid: finding the non-zero slots once
+        and merging only those (:meth:`merge_nonzero`) skips the rest on every grid.
+        """
+        # a max slot holds a duration >= 0 and starts at 0, so a 0 changes nothing, as a
+        # 0 sum or an empty sketch; a longer row's extra slots are not this spec's
+        return [(i, value) for i, value in zip(self._slots, other, strict=False) if value]
+
+    def merge_nonzero(self, acc: list[Any], slots: Sequence[tuple[int, Any]]) -> None:
+        """``acc`` ← ``acc`` ⊕ the row whose non-zero slots are ``slots`` (:meth:`nonzero`)."""
+        if self.simple:
+            for i, value in slots:
                 acc[i] += value
-        for i in self._maxes:
-            value = other[i]
-            if value > acc[i]:
-                acc[i] = value
-        for i in self._hists:
-            value = other[i]
-            if value:
+            return
+        kinds = self.kinds
+        for i, value in slots:
+            kind = kinds[i]
+            if kind == "sum":
+                acc[i] += value
+            elif kind == "max":
+                if value > acc[i]:
+                    acc[i] = value
+            else:
                 bins = acc[i]
                 for key, count in value.items():
                     bins[key] = bins.get(key, 0) + count
@@ -139,6 +158,8 @@ class AggregateSpec:
         return out
 
     def copy(self, acc: Sequence[Any]) -> list[Any]:
-        if self.simple:
-            return list(acc)
-        return [dict(v) if isinstance(v, dict) else v for v in acc]
+        """A copy sharing nothing that :meth:`merge` or :meth:`apply` may change."""
+        out = list(acc)
+        for i in self._hists:
+            out[i] = dict(out[i])
+        return out

@@ -533,7 +533,9 @@ class PartitionProcessor:
         spec = self._spec
         buckets = self.buckets
         prev: dict[tuple[int, int, str], list[Any] | None] = {}
+        nonzero, merge = spec.nonzero, spec.merge_nonzero
         for (fine_start, label), deltas in self._fine.items():
+            slots = nonzero(deltas)  # once, for every grid
             for grid in self.config.grids:
                 key = (grid, fine_start - fine_start % grid, label)
                 acc = buckets.get(key)
@@ -541,7 +543,7 @@ class PartitionProcessor:
                     prev[key] = None if acc is None else spec.copy(acc)
                 if acc is None:
                     acc = buckets[key] = spec.zero()
-                spec.merge(acc, deltas)
+                merge(acc, slots)
         self._fine = {}
         for key, before in prev.items():
             grid, start, label = key

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +30,7 @@ from cxpulse.streams.families.ticket.business_time import BusinessCalendar
 from cxpulse.streams.families.ticket.family import TicketFamily
 from cxpulse.streams.family import Family
 from cxpulse.streams.merge import MergeState, WindowKpi
-from cxpulse.streams.settings import Settings
+from cxpulse.streams.settings import AlertRule, Settings
 from cxpulse.streams.watermarks import PartitionStatus, TimePolicy
 
 Write = tuple[str, bytes | None]
@@ -92,6 +92,11 @@ class Runtime:
         self.partitions = settings.topics.partitions
         self.topic_of = {name: getattr(settings.topics, name) for name in self.families}
         self.family_of_topic = {topic: name for name, topic in self.topic_of.items()}
+        #: the alert rules of each metric, in the configured order: most final records
+        #: have none, and the merge stage looks them up once per final record
+        self.rules_of: dict[str, tuple[AlertRule, ...]] = {}
+        for rule in settings.alerts:
+            self.rules_of[rule.metric] = (*self.rules_of.get(rule.metric, ()), rule)
         self.processors: dict[tuple[str, int], PartitionProcessor] = {}
         #: processors restored ahead of their first batch, which still owes the merge
         #: stage their live buckets and status (see :meth:`restore_sources`)
@@ -272,12 +277,16 @@ class Runtime:
         result.wm_writes.extend(writes)
         kpi_topic = self.settings.topics.kpi
         alert_writes: list[Write] = []
+        latest = self.finals.setdefault(state.partition, {})
+        rules_of = self.rules_of
         for item in sorted(finals, key=lambda f: (f.end_ms, -f.window.size_ms)):
             record = kpi_record(item, final=True, watermark_ms=state.wm[item.family], now_ms=now)
             key = record_key(item)
-            self.finals.setdefault(state.partition, {})[key] = record
+            latest[key] = record
             result.finals.append((kpi_topic, key.encode(), encode(record), None))
-            alert_writes.extend(self._alerts(state, item, record, now, result.finals))
+            rules = rules_of.get(item.kpi.metric)
+            if rules:
+                alert_writes.extend(self._alerts(state, rules, record, now, result.finals))
         # alert state before the watermark: a durable watermark implies durable alert state
         result.wm_writes[:0] = alert_writes
         for family, wm in state.proposed.items():
@@ -288,7 +297,7 @@ class Runtime:
     def _alerts(
         self,
         state: MergeState,
-        item: WindowKpi,
+        rules: Sequence[AlertRule],
         record: dict[str, Any],
         now: int,
         sends: list[Send],
@@ -300,9 +309,7 @@ class Runtime:
         """
         writes: list[Write] = []
         metric, window, segment = record["metric"], record["window"], record["segment"]
-        for rule in self.settings.alerts:
-            if rule.metric != metric:
-                continue
+        for rule in rules:  # the rules of this record's metric (``rules_of``)
             if rule.baseline.name == window:
                 writes.append(state.put_extra(f"b|{metric}|{window}|{segment}", record))
             if rule.window.name != window:

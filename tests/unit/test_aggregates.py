@@ -1,4 +1,4 @@
-"""Bucket aggregates: a column-wise total equals merging the rows one by one."""
+"""Bucket aggregates: merges (whole, sparse, column-wise) equal the slot-by-slot rule."""
 
 from __future__ import annotations
 
@@ -39,3 +39,56 @@ def test_total_equals_merging_the_rows_one_by_one(
     for i, kind in enumerate(spec.kinds):
         if kind == "hist":
             assert all(total[i] is not row[i] for row in rows)  # nor one of their sketches
+
+
+def merged_slot_by_slot(spec: AggregateSpec, acc: list[Any], row: list[Any]) -> list[Any]:
+    """The reference merge: every slot by its kind's rule, written out."""
+    out = copy.deepcopy(acc)
+    for i, kind in enumerate(spec.kinds):
+        if kind == "sum":
+            out[i] += row[i]
+        elif kind == "max":
+            out[i] = max(out[i], row[i])
+        else:
+            for key, count in row[i].items():
+                out[i][key] = out[i].get(key, 0) + count
+    return out
+
+
+@given(spec_and_rows())
+def test_merge_and_the_sparse_merge_equal_the_slot_by_slot_rule(
+    case: tuple[AggregateSpec, list[list[Any]]],
+) -> None:
+    spec, rows = case
+    acc, sparse = spec.zero(), spec.zero()
+    reference = spec.zero()
+    for row in rows:
+        before = copy.deepcopy(row)
+        reference = merged_slot_by_slot(spec, reference, row)
+        spec.merge(acc, row)
+        slots = spec.nonzero(row)
+        assert all(value for _, value in slots)  # only slots that change something
+        spec.merge_nonzero(sparse, slots)
+        assert acc == sparse == reference
+        assert row == before  # the merged row is not changed
+    # a row longer than the spec (a newer writer's) merges its known slots only
+    longer = spec.zero()
+    spec.merge(longer, [*rows[0], 5])
+    assert longer == merged_slot_by_slot(spec, spec.zero(), rows[0])
+
+
+@given(spec_and_rows())
+def test_zero_and_copy_share_no_sketch(case: tuple[AggregateSpec, list[list[Any]]]) -> None:
+    spec, rows = case
+    first, second = spec.zero(), spec.zero()
+    assert first == second == [{} if k == "hist" else 0 for k in spec.kinds]
+    for row in rows:
+        copied = spec.copy(row)
+        assert copied == row and copied is not row
+        spec.merge(copied, row)  # changing the copy leaves the original as it was
+        spec.merge(first, row)
+    assert second == spec.zero()  # nor did merging into one zero change the other
+    for i, kind in enumerate(spec.kinds):
+        if kind == "hist":
+            assert first[i] is not second[i]
+            assert all(spec.copy(row)[i] is not row[i] for row in rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -9,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cxpulse.agents.publish.alerts import RESOLVE_AFTER, AlertState, evaluate, z_score
+from cxpulse.agents.worker.runtime import Runtime
 from cxpulse.streams.settings import load_settings
 
 RULES = {r.name: r for r in load_settings(env={}).alerts}
@@ -112,3 +114,16 @@ def test_a_rule_on_the_correlation_with_the_overall_experience() -> None:
     assert not evaluate(rule, correlation(0.5, 60), base).condition  # 0.1 < 0.2
     assert not evaluate(rule, correlation(0.3, 8), base).condition  # n 8 < 30
     assert not evaluate(rule, correlation(None, 2), base).condition  # no r yet
+
+
+def test_the_merge_stage_looks_rules_up_by_metric_in_their_order(tmp_path: Path) -> None:
+    rule = (
+        '[[alerts.rules]]\nname = "{}"\nmetric = "{}"\nwindow = "15m/1m"\n'
+        'baseline = "24h/15m"\ndirection = "drop"\nthreshold = 10\nmin_n = 30\nz = 1.96\n'
+    )
+    config = tmp_path / "cxpulse.toml"
+    names = [("a", "nps"), ("b", "csat"), ("c", "nps")]
+    config.write_text("".join(rule.format(name, metric) for name, metric in names))
+    runtime = Runtime(load_settings(config, {}), "partials")
+    by_metric = {m: [r.name for r in rules] for m, rules in runtime.rules_of.items()}
+    assert by_metric == {"nps": ["a", "c"], "csat": ["b"]}  # no entry for a metric without
