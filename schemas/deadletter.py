@@ -34,8 +34,7 @@ from base64 import b64encode
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
+from cxpulse.schemas.encoding import dumps_kept
 from cxpulse.schemas.input import Headers, InputRecord
 from cxpulse.schemas.timestamps import format_ts
 
@@ -116,4 +115,4 @@ def dead_letter_record(
             "error": error,
             "at": format_ts(at_ms),
         }
-    return orjson.dumps(record)
+    return dumps_kept(record)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
+from cxpulse.schemas.encoding import dumps_kept
 from cxpulse.schemas.timestamps import format_ts
 from cxpulse.streams.merge import WindowKpi
 
@@ -38,4 +37,5 @@ def kpi_record(
 
 
 def encode(record: dict[str, Any]) -> bytes:
-    return orjson.dumps(record)
+    """A record's value: kept until its batch is produced (:mod:`cxpulse.schemas.encoding`)."""
+    return dumps_kept(record)

@@ -20,6 +20,8 @@ from typing import Any
 
 import orjson
 
+from cxpulse.schemas.encoding import dumps_kept
+
 
 @dataclass(frozen=True, slots=True)
 class Buckets:
@@ -51,13 +53,13 @@ def buckets_key(family: str, segment: str) -> bytes:
 def encode_buckets(
     family: str, partition: int, version: int, segment: str, buckets: list[Any]
 ) -> bytes:
-    return orjson.dumps(
+    return dumps_kept(
         {"k": "b", "f": family, "p": partition, "v": version, "seg": segment, "b": buckets}
     )
 
 
 def encode_status(s: Status) -> bytes:
-    return orjson.dumps(
+    return dumps_kept(
         {
             "k": "s",
             "f": s.family,

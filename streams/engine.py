@@ -46,10 +46,10 @@ from typing import Any
 import orjson
 
 from cxpulse.schemas.deadletter import DeadLetter, dead_letter
+from cxpulse.schemas.encoding import dumps_kept
 from cxpulse.schemas.events import Heartbeat, Invalid
 from cxpulse.schemas.input import InputRecord
 from cxpulse.streams.dedup import DedupIndex
-from cxpulse.streams.encoding import dumps_kept
 from cxpulse.streams.entitylog import EntityLog
 from cxpulse.streams.family import Deltas, Family
 from cxpulse.streams.segments import SegmentCap

@@ -39,7 +39,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from cxpulse.streams.encoding import dumps_kept
+from cxpulse.schemas.encoding import dumps_kept
 
 #: entries per chunk record; a record is split further when it would exceed
 #: :data:`MAX_RECORD_BYTES` (Kafka's default ``max.message.bytes`` is 1 MiB)

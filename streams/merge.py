@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from cxpulse.streams.encoding import dumps_kept
+from cxpulse.schemas.encoding import dumps_kept
 from cxpulse.streams.family import Family, Kpi
 from cxpulse.streams.series import Bucket, Series
 from cxpulse.streams.watermarks import PartitionStatus, TimePolicy, topic_watermark

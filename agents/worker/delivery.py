@@ -21,7 +21,6 @@ from inspect import CORO_CREATED, getcoroutinestate
 from typing import Any, cast
 
 import faust
-import orjson
 from faust.stores.memory import Store as MemoryStore
 from faust.types import TP, EventT
 
@@ -30,6 +29,7 @@ from cxpulse.agents.kafka.transport import BatchingConsumer
 from cxpulse.agents.worker.collector import CollectionPolicy
 from cxpulse.agents.worker.health import Health, InFlight
 from cxpulse.agents.worker.runtime import Send, Write
+from cxpulse.schemas.encoding import dumps_kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +86,7 @@ class Deliverer:
         """
         topic = table.changelog_topic.get_topic_name()
         pending = list(writes)
-        records = [(topic, orjson.dumps(key), value, partition) for key, value in pending]
+        records = [(topic, dumps_kept(key), value, partition) for key, value in pending]
         return Changelog(table, pending, await self.sender().send(records))
 
     @staticmethod
