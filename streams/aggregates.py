@@ -54,6 +54,8 @@ class AggregateSpec:
             for slot, delta in deltas:
                 acc[slot] += delta
             return
+        # merge_nonzero's rules, per observation: through it (a one-bin sketch per
+        # ``hist`` delta) tickets cost 12.4-13.2 against 11.3-11.6 µs per event
         kinds = self.kinds
         for slot, delta in deltas:
             kind = kinds[slot]
