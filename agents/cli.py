@@ -297,6 +297,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
             (args.event_time_rate,),
             args.contenders,
             args.out or "benchmarks/results-peers.json",
+            rounds=args.repeat,
         )
     from benchmarks.run import main as bench_main
 
@@ -500,7 +501,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_rounds,
         default=1,
         help="rounds: run everything N times, the workloads alternated, and add each"
-        " figure's median and range and mixed ÷ survey within each round (default: 1)",
+        " figure's median and range and mixed ÷ survey within each round (default: 1);"
+        " with --peers, every contender once a round, each ratio taken within its round",
     )
     p.add_argument(
         "--out",

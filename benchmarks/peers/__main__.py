@@ -42,10 +42,20 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--lateness-s", type=float, default=PEER_LATENESS_S, help="the peers' window grace"
     )
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="rounds per density, every contender once a round; the table adds the medians",
+    )
     p.add_argument("--out", default="benchmarks/results-peers.json")
     return p.parse_args(argv)
 
 
 if __name__ == "__main__":
     a = parse()
-    sys.exit(main(a.events, a.densities, a.contenders, a.out, lateness_s=a.lateness_s))
+    if a.repeat < 1:
+        sys.exit(f"--repeat must be at least 1, not {a.repeat}")
+    sys.exit(
+        main(a.events, a.densities, a.contenders, a.out, lateness_s=a.lateness_s, rounds=a.repeat)
+    )

@@ -65,6 +65,39 @@ def add_ratios(contenders: Sequence[dict[str, Any]]) -> None:
             c[field] = rate / base if rate and base else None
 
 
+def _median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def medians(contenders: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per contender over the rounds of one density: the median of each figure and the range
+    of each ratio (each ratio taken within its own round, ``add_ratios``).
+
+    A contender that failed in any round has ``status`` ``"failed"`` here too; its
+    figures are those of the rounds it passed.
+    """
+    out: list[dict[str, Any]] = []
+    for name in dict.fromkeys(c["name"] for c in contenders):
+        runs = [c for c in contenders if c["name"] == name]
+        ok = [c for c in runs if c.get("status") == "ok"]
+        entry: dict[str, Any] = {
+            "name": name,
+            "rounds": len(runs),
+            "status": next((c.get("status") for c in runs if c.get("status") != "ok"), "ok"),
+        }
+        for field in ("events_per_s", "cpu_us_per_event", "peak_rss_mb"):
+            values = [c[field] for c in ok if c.get(field) is not None]
+            entry[field] = _median(values) if values else None
+        for field in ("ratio_to_bytewax", "ratio_to_raw"):
+            values = [c[field] for c in ok if c.get(field) is not None]
+            entry[field] = _median(values) if values else None
+            entry[f"{field}_range"] = [min(values), max(values)] if values else None
+        out.append(entry)
+    return out
+
+
 def result(settings: Mapping[str, Any], runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The document; ``verified`` only if every contender that ran was verified."""
     ran = [c for run in runs for c in run["contenders"] if c.get("status") != "skipped"]
@@ -105,8 +138,9 @@ def table(doc: Mapping[str, Any]) -> str:
         for c in run["contenders"]:
             status = c.get("status")
             verdict = {"ok": "yes", "skipped": "skipped"}.get(str(status), "NO")
+            name = f"{c['name']} #{c['round']}" if run.get("medians") else c["name"]
             lines.append(
-                f"{c['name']:17}{_fmt(c.get('events_per_s'), ',.0f'):>10}"
+                f"{name:17}{_fmt(c.get('events_per_s'), ',.0f'):>10}"
                 f"{_fmt(c.get('cpu_us_per_event'), '.1f'):>10}"
                 f"{_fmt(c.get('peak_rss_mb'), '.0f'):>12}"
                 f"{_fmt(c.get('ratio_to_bytewax'), '.2f'):>9}"
@@ -114,6 +148,23 @@ def table(doc: Mapping[str, Any]) -> str:
             )
             if status != "ok" and c.get("reason"):
                 lines.append(f"{'':17}{c['reason']}")
+        if run.get("medians"):
+            rounds = max(m["rounds"] for m in run["medians"])
+            lines.append(f"median of {rounds} rounds (×: range over the rounds, each in its round)")
+            for m in run["medians"]:
+                spans = [
+                    "-" if m.get(f) is None else f"{m[f][0]:.2f}-{m[f][1]:.2f}"
+                    for f in ("ratio_to_bytewax_range", "ratio_to_raw_range")
+                ]
+                verdict = "yes" if m.get("status") == "ok" else "NO"
+                lines.append(
+                    f"{m['name']:17}{_fmt(m.get('events_per_s'), ',.0f'):>10}"
+                    f"{_fmt(m.get('cpu_us_per_event'), '.1f'):>10}"
+                    f"{_fmt(m.get('peak_rss_mb'), '.0f'):>12}"
+                    f"{_fmt(m.get('ratio_to_bytewax'), '.2f'):>9}"
+                    f"{_fmt(m.get('ratio_to_raw'), '.2f'):>7}  {verdict}"
+                    f"  (×Bytewax {spans[0]}, ×raw {spans[1]})"
+                )
         lines.append("")
     lines.append("what each contender computes (one process each, reading the topic from 0):")
     names = [c["name"] for run in doc["densities"] for c in run["contenders"]]

@@ -274,15 +274,18 @@ def run_density(
     *,
     lateness_s: float,
     timeout_s: float,
+    rounds: int = 1,
 ) -> dict[str, Any]:
-    """Produce the workload to a fresh topic and run every contender on it."""
+    """Produce the workload to a fresh topic and run every contender on it, ``rounds``
+    times in the same order; ratios are taken within each round, then their medians."""
     topic = f"peers-answers-{uuid.uuid4().hex[:8]}"
     asyncio.run(ensure_topics(broker.bootstrap, {topic: PARTITIONS}))
     began = time.perf_counter()
     asyncio.run(produce_records(broker.bootstrap, {"survey": topic}, workload.records))
     results: list[dict[str, Any]] = []
-    for name in contenders:
-        print(f"peers: density {workload.density:g}, {name}…", flush=True)
+    for round_no, name in ((r, n) for r in range(1, rounds + 1) for n in contenders):
+        of = f", round {round_no} of {rounds}" if rounds > 1 else ""
+        print(f"peers: density {workload.density:g}, {name}{of}…", flush=True)
         if name in skipped:
             results.append(
                 {
@@ -308,11 +311,13 @@ def run_density(
                 )
             )
         last = results[-1]
+        last["round"] = round_no
         if last["status"] == "failed":
             print(f"peers: {name} failed: {last.get('reason')}", flush=True)
             for line in last.get("log_tail") or []:
                 print(f"  | {line}")
-    report.add_ratios(results)
+    for round_no in range(1, rounds + 1):
+        report.add_ratios([c for c in results if c["round"] == round_no])
     return {
         "density": workload.density,
         "answers": workload.answers,
@@ -322,6 +327,7 @@ def run_density(
         "minute_keys": len(workload.counts),
         "produce_s": round(time.perf_counter() - began, 2),
         "contenders": results,
+        "medians": report.medians(results) if rounds > 1 else None,
     }
 
 
@@ -333,8 +339,10 @@ def main(
     *,
     lateness_s: float = PEER_LATENESS_S,
     timeout_s: float = 1_800.0,
+    rounds: int = 1,
 ) -> int:
-    """Run every contender at every density; 0 only if every one that ran was verified."""
+    """Run every contender at every density (``rounds`` times each, alternated: a round is
+    every contender once); 0 only if every one that ran was verified."""
     unknown = [c for c in contenders if c not in report.COMPUTES]
     if unknown:
         raise ValueError(f"unknown contenders {unknown}; known: {list(report.COMPUTES)}")
@@ -357,6 +365,7 @@ def main(
         "jitter_ms": JITTER_MS,
         "peer_lateness_s": lateness_s,
         "window_ms": MINUTE_MS,
+        "rounds": rounds,
         "requirements": {k: list(v) for k, v in venvs.REQUIREMENTS.items()},
     }
     started = time.monotonic()
@@ -378,6 +387,7 @@ def main(
                     Path(tmp),
                     lateness_s=lateness_s,
                     timeout_s=timeout_s,
+                    rounds=rounds,
                 )
             )
     settings["duration_s"] = round(time.monotonic() - started, 1)

@@ -232,6 +232,39 @@ def test_the_document_and_the_table() -> None:
     assert "verified against independent counts: yes; skipped: faust" in text
 
 
+def test_rounds_take_each_ratio_within_its_round_then_the_medians() -> None:
+    rates = [(400.0, 100.0, 200.0), (200.0, 100.0, 100.0), (300.0, 150.0, 100.0)]
+    contenders: list[dict[str, Any]] = []
+    for round_no, (raw, cx, bw) in enumerate(rates, start=1):
+        run = [_contender("raw", raw), _contender("cxpulse", cx), _contender("bytewax", bw)]
+        for c in run:
+            c["round"] = round_no
+        report.add_ratios(run)
+        contenders += run
+    contenders[-2]["peak_rss_mb"] = 70.0
+    by = {m["name"]: m for m in report.medians(contenders)}
+    cx = by["cxpulse"]
+    assert cx["rounds"] == 3 and cx["status"] == "ok"
+    assert cx["events_per_s"] == 100.0 and cx["peak_rss_mb"] == 50.0
+    # within each round 0.25, 0.5, 0.5 of raw: not 100 / 300 (the medians' ratio)
+    assert cx["ratio_to_raw"] == 0.5 and cx["ratio_to_raw_range"] == [0.25, 0.5]
+    assert cx["ratio_to_bytewax"] == 1.0 and cx["ratio_to_bytewax_range"] == [0.5, 1.5]
+    assert by["raw"]["events_per_s"] == 300.0
+    even = report.medians(contenders[:6])  # two rounds: the mean of the middle two
+    assert next(m for m in even if m["name"] == "raw")["events_per_s"] == 300.0
+    contenders[4]["status"] = "failed"
+    failed = {m["name"]: m for m in report.medians(contenders)}["cxpulse"]
+    assert failed["status"] == "failed" and failed["ratio_to_raw_range"] == [0.25, 0.5]
+    run = {"density": 1000.0, "answers": 9, "span_s": 9.0, "jitter_ms": 0, "partitions": 4}
+    doc = report.result(
+        {}, [{**run, "contenders": contenders, "medians": report.medians(contenders)}]
+    )
+    text = report.table(doc)
+    assert "cxpulse #3" in text and "median of 3 rounds" in text
+    row = next(line for line in text.splitlines() if line.startswith("cxpulse ") and "×raw" in line)
+    assert "NO" in row and "×raw 0.25-0.50" in row
+
+
 def test_a_failed_contender_fails_the_run_and_says_why() -> None:
     doc = _doc([_contender("raw", 400_000.0), _contender("quix", 9.0, "failed")])
     assert not doc["verified"]
