@@ -24,6 +24,13 @@ def _names(text: str) -> tuple[str, ...]:
     return names
 
 
+def _rounds(text: str) -> int:
+    rounds = int(text)
+    if rounds < 1:
+        raise ValueError(text)
+    return rounds
+
+
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.peers", description=__doc__)
     p.add_argument("--events", type=int, default=EVENTS, help="nps answers per density")
@@ -44,7 +51,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--repeat",
-        type=int,
+        type=_rounds,
         default=1,
         help="rounds per density, every contender once a round; the table adds the medians",
     )
@@ -54,8 +61,6 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 if __name__ == "__main__":
     a = parse()
-    if a.repeat < 1:
-        sys.exit(f"--repeat must be at least 1, not {a.repeat}")
     sys.exit(
         main(a.events, a.densities, a.contenders, a.out, lateness_s=a.lateness_s, rounds=a.repeat)
     )

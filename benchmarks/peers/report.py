@@ -72,8 +72,9 @@ def _median(values: Sequence[float]) -> float:
 
 
 def medians(contenders: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Per contender over the rounds of one density: the median of each figure and the range
-    of each ratio (each ratio taken within its own round, ``add_ratios``).
+    """Per contender over the rounds of one density: the median of each figure, the range
+    of each ratio (each ratio taken within its own round, ``add_ratios``) and the highest
+    peak RSS.
 
     A contender that failed in any round has ``status`` ``"failed"`` here too; its
     figures are those of the rounds it passed.
@@ -90,6 +91,8 @@ def medians(contenders: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         for field in ("events_per_s", "cpu_us_per_event", "peak_rss_mb"):
             values = [c[field] for c in ok if c.get(field) is not None]
             entry[field] = _median(values) if values else None
+        peaks = [c["peak_rss_mb"] for c in ok if c.get("peak_rss_mb") is not None]
+        entry["peak_rss_mb_max"] = max(peaks) if peaks else None  # for a memory bound
         for field in ("ratio_to_bytewax", "ratio_to_raw"):
             values = [c[field] for c in ok if c.get(field) is not None]
             entry[field] = _median(values) if values else None
@@ -163,7 +166,8 @@ def table(doc: Mapping[str, Any]) -> str:
                     f"{_fmt(m.get('peak_rss_mb'), '.0f'):>12}"
                     f"{_fmt(m.get('ratio_to_bytewax'), '.2f'):>9}"
                     f"{_fmt(m.get('ratio_to_raw'), '.2f'):>7}  {verdict}"
-                    f"  (×Bytewax {spans[0]}, ×raw {spans[1]})"
+                    f"  (×Bytewax {spans[0]}, ×raw {spans[1]},"
+                    f" peak RSS max {_fmt(m.get('peak_rss_mb_max'), '.0f')} MB)"
                 )
         lines.append("")
     lines.append("what each contender computes (one process each, reading the topic from 0):")

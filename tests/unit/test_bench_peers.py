@@ -246,6 +246,7 @@ def test_rounds_take_each_ratio_within_its_round_then_the_medians() -> None:
     cx = by["cxpulse"]
     assert cx["rounds"] == 3 and cx["status"] == "ok"
     assert cx["events_per_s"] == 100.0 and cx["peak_rss_mb"] == 50.0
+    assert cx["peak_rss_mb_max"] == 70.0
     # within each round 0.25, 0.5, 0.5 of raw: not 100 / 300 (the medians' ratio)
     assert cx["ratio_to_raw"] == 0.5 and cx["ratio_to_raw_range"] == [0.25, 0.5]
     assert cx["ratio_to_bytewax"] == 1.0 and cx["ratio_to_bytewax_range"] == [0.5, 1.5]
@@ -262,7 +263,7 @@ def test_rounds_take_each_ratio_within_its_round_then_the_medians() -> None:
     text = report.table(doc)
     assert "cxpulse #3" in text and "median of 3 rounds" in text
     row = next(line for line in text.splitlines() if line.startswith("cxpulse ") and "×raw" in line)
-    assert "NO" in row and "×raw 0.25-0.50" in row
+    assert "NO" in row and "×raw 0.25-0.50" in row and "peak RSS max 70 MB" in row
 
 
 def test_a_failed_contender_fails_the_run_and_says_why() -> None:
@@ -321,3 +322,12 @@ def test_bench_takes_the_peers_and_their_contenders(capsys: pytest.CaptureFixtur
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args(["bench", "--peers", "--contenders", "raw,flink"])
     assert exit_info.value.code == 2 and "--contenders" in capsys.readouterr().err
+
+
+def test_the_peers_command_takes_rounds(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks.peers.__main__ import parse
+
+    assert parse(["--repeat", "3"]).repeat == 3 and parse([]).repeat == 1
+    with pytest.raises(SystemExit) as exit_info:
+        parse(["--repeat", "0"])
+    assert exit_info.value.code == 2 and "--repeat" in capsys.readouterr().err
