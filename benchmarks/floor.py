@@ -15,9 +15,10 @@ at 1,000 per second of event time), with no broker, best of 5 CPU per answer rec
 * ``engine, cxpulse's source stage``: everything a worker's engine does for the
   same records (``benchmarks.engine answers``, windows ``1m/1m``).
 
-The first two and the last include the decode; the state loops do not. So
-``decode + state (C)`` is a floor for any engine with cxpulse's contract, before
-persisting state, producing records, Kafka I/O and the merge stage.
+The decoders and the engine's line include decoding; the state loops start from
+decoded events. So ``decode + state (C)`` is what an engine keeping its state in
+Python objects pays per answer at least, before persisting state, producing
+records, Kafka I/O and the merge stage (docs/peers.md reads the figures).
 """
 
 from __future__ import annotations
