@@ -1,7 +1,8 @@
 """How low a worker's CPU per answer could go: ``python -m benchmarks.floor [events] [density]``.
 
 On the peers' answer workload (``benchmarks.peers.workload``, default 200,000 answers
-at 1,000 per second of event time), with no broker, best of 5 CPU per answer record:
+at 1,000 per second of event time), with no broker, best of 5 CPU per answer record
+(the first four interleaved, round by round):
 
 * ``decode, orjson.loads per record``: what the raw loop of the peers' bench does;
 * ``decode, cxpulse's msgspec runs``: the fast path every worker uses
@@ -110,18 +111,21 @@ def compiled_loop() -> ModuleType | None:
         shutil.rmtree(build, ignore_errors=True)
 
 
-def best_of(fn: Callable[[], object], runs: int = 5) -> float:
-    """Best CPU seconds of ``runs`` calls, the cyclic collector off (a floor, not a worker)."""
-    best = float("inf")
+def best_of(fns: list[Callable[[], object]], runs: int = 5) -> list[float]:
+    """Best CPU seconds of ``runs`` calls of each, the calls interleaved (so a machine
+    whose speed drifts favours none of them), the cyclic collector off (a floor, not a
+    worker)."""
+    best = [float("inf")] * len(fns)
     for _ in range(runs):
-        gc.collect()
-        gc.disable()
-        try:
-            began = time.thread_time()
-            fn()
-            best = min(best, time.thread_time() - began)
-        finally:
-            gc.enable()
+        for i, fn in enumerate(fns):
+            gc.collect()
+            gc.disable()
+            try:
+                began = time.thread_time()
+                fn()
+                best[i] = min(best[i], time.thread_time() - began)
+            finally:
+                gc.enable()
     return best
 
 
@@ -130,9 +134,10 @@ def main(events: int = 200_000, density: float = 1000.0) -> int:
     values = partition_values(workload)
     n = sum(map(len, values))
     decoded = decode_msgspec(values)
-    rows: list[tuple[str, float]] = []
-    rows.append(("decode, orjson.loads per record", best_of(lambda: decode_orjson(values))))
-    rows.append(("decode, cxpulse's msgspec runs", best_of(lambda: decode_msgspec(values))))
+    timed: list[tuple[str, Callable[[], object]]] = [
+        ("decode, orjson.loads per record", lambda: decode_orjson(values)),
+        ("decode, cxpulse's msgspec runs", lambda: decode_msgspec(values)),
+    ]
     loops: list[tuple[str, Callable[..., tuple[dict[tuple[int, str], list[int]], int]]]] = [
         ("state, plain loop (Python)", count_answers)
     ]
@@ -144,7 +149,8 @@ def main(events: int = 200_000, density: float = 1000.0) -> int:
         if channel_counts(counts) != workload.counts or kept != workload.answers:
             print(f"{name}: counts differ from the workload's own", file=sys.stderr)
             return 1
-        rows.append((name, best_of(lambda loop=loop: loop(decoded, HORIZON_MS))))  # type: ignore[misc]
+        timed.append((name, lambda loop=loop: loop(decoded, HORIZON_MS)))  # type: ignore[misc]
+    rows = list(zip([name for name, _ in timed], best_of([fn for _, fn in timed]), strict=True))
     work = engine_batches("answers", events, event_time_rate=density)
     engine = min(run_once(work, False, '["1m/1m"]') for _ in range(5))
     rows.append(("engine, cxpulse's source stage", engine))

@@ -3,7 +3,7 @@ cimport cython
 
 @cython.locals(
     seen=dict, responses=dict, wake=dict, counts=dict, label_tuples=dict, pending=dict,
-    changed=dict, events=list, acc=list, keys=list, labels=tuple,
+    changed=dict, events=list, acc=list, keys=list, labels=tuple, new=cython.bint,
     ts=cython.longlong, start=cython.longlong, at=cython.longlong, step=cython.longlong,
     score=cython.longlong, slot=cython.Py_ssize_t, seq=cython.longlong, kept=cython.longlong,
 )

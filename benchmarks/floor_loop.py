@@ -2,7 +2,8 @@
 
 What any exactly-once NPS count per channel and minute must do per answer, and
 nothing more: the dedup test and registration of its ``event_id``, the memory of
-its ``response_id`` (a response counts once), its segment labels (``all`` and
+its ``response_id`` (a response counts once, as cxpulse's ``response_rate`` needs), its
+segment labels (``all`` and
 ``channel=…``), its category added to each label's minute, and its place in the
 wake index that forgets the response after the horizon. No validation, no
 lateness, no persistence, no outputs: a lower bound for cxpulse's engine, not a
@@ -27,7 +28,7 @@ def count_answers(
 ) -> tuple[dict[tuple[int, str], list[int]], int]:
     """Counts ``[promoters, passives, detractors, responses]`` per ``(minute start,
     label)`` of the answers in ``batches`` (decoded events, per partition in order),
-    and the number of events kept (first copies of new responses)."""
+    and the number of answers kept (first copies)."""
     seen: dict[str, int] = {}  # event_id -> batch that registered it
     responses: dict[str, int] = {}  # response_id -> packed first answer
     wake: dict[int, list[str]] = {}  # minute -> responses to forget then
@@ -50,9 +51,9 @@ def count_answers(
             labels = label_tuples.get(channel)
             if labels is None:
                 labels = label_tuples[channel] = ("all", "channel=" + channel)
+            kept += 1
             key = ev.response_id
-            if responses.get(key) is not None:
-                continue  # an answer of a known response: counted once
+            new = responses.get(key) is None  # a response counts once, each answer always
             score = ev.score
             slot = 0 if score >= 9 else 1 if score >= 7 else 2
             start = ts - ts % MINUTE_MS
@@ -61,7 +62,10 @@ def count_answers(
                 if acc is None:
                     acc = counts[(start, label)] = [0, 0, 0, 0]
                 acc[slot] += 1
-                acc[3] += 1
+                if new:
+                    acc[3] += 1
+            if not new:
+                continue
             changed.setdefault(key, False)
             responses[key] = ts << TS_SHIFT | 1
             at = ts + horizon_ms
@@ -70,5 +74,4 @@ def count_answers(
             if keys is None:
                 keys = wake[step] = []
             keys.append(key)
-            kept += 1
     return counts, kept
