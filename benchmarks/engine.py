@@ -24,9 +24,10 @@ import cProfile
 import pstats
 import sys
 import time
+from collections.abc import Iterable
 
 from benchmarks.peers.workload import build as answers_workload
-from benchmarks.workloads import EVENT_TIME_RATE, build
+from benchmarks.workloads import EVENT_TIME_RATE, Record, build
 from cxpulse.agents.worker.collector import CollectionPolicy
 from cxpulse.agents.worker.runtime import Runtime
 from cxpulse.schemas.input import InputRecord, RawRecord
@@ -39,11 +40,17 @@ def batches(
     workload_name: str, events: int, size: int = 5_000, event_time_rate: float = EVENT_TIME_RATE
 ) -> list[Batch]:
     """The backlog as the consumer would hand it over: per partition, in order."""
-    parts: dict[tuple[str, int], list[InputRecord]] = {}
     if workload_name == "answers":
         backlog = answers_workload(events, event_time_rate).records
     else:
         backlog = build(workload_name, events, 0, event_time_rate=event_time_rate).backlog
+    return batches_of(backlog, size)
+
+
+def batches_of(backlog: Iterable[Record], size: int = 5_000) -> list[Batch]:
+    """Generated records as the consumer would hand them over: per partition, in order,
+    in batches of ``size``."""
+    parts: dict[tuple[str, int], list[InputRecord]] = {}
     for record in backlog:
         recs = parts.setdefault((record.family, record.partition), [])
         recs.append(RawRecord(len(recs), record.key, record.value, None))

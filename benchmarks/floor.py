@@ -33,12 +33,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
-from benchmarks.engine import batches as engine_batches
-from benchmarks.engine import run_once
+from benchmarks.engine import batches_of, run_once
 from benchmarks.floor_loop import MINUTE_MS, count_answers
 from benchmarks.peers.workload import AnswerWorkload, MinuteCounts, build
 from cxpulse.schemas.fastpath import fast_surveys
@@ -50,11 +49,9 @@ HORIZON_MS = 86_400_000  # the contract's default dedup horizon
 
 
 def partition_values(workload: AnswerWorkload) -> list[list[bytes]]:
-    """The records' values per partition, in order, cut into batches of ``BATCH``."""
-    parts: dict[int, list[bytes]] = {}
-    for record in workload.records:
-        parts.setdefault(record.partition, []).append(record.value)
-    return [vals[i : i + BATCH] for vals in parts.values() for i in range(0, len(vals), BATCH)]
+    """The records' values per partition, in order, in the engine bench's batches."""
+    batches = batches_of(workload.records, BATCH)
+    return [cast("list[bytes]", [rec.value for rec in recs]) for _, _, recs in batches]
 
 
 def decode_msgspec(values: list[list[bytes]]) -> list[list[Any]]:
@@ -151,7 +148,7 @@ def main(events: int = 200_000, density: float = 1000.0) -> int:
             return 1
         timed.append((name, lambda loop=loop: loop(decoded, HORIZON_MS)))  # type: ignore[misc]
     rows = list(zip([name for name, _ in timed], best_of([fn for _, fn in timed]), strict=True))
-    work = engine_batches("answers", events, event_time_rate=density)
+    work = batches_of(workload.records, BATCH)
     engine = min(run_once(work, False, '["1m/1m"]') for _ in range(5))
     rows.append(("engine, cxpulse's source stage", engine))
     print(f"{events} answers at {density:g} per second of event time, {n} records, best of 5:")

@@ -108,7 +108,8 @@ def result(
     return doc
 
 
-def _spread(values: Sequence[float]) -> dict[str, float]:
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """Median, least and greatest of some figures (rounds of one measurement)."""
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
@@ -137,10 +138,10 @@ def summary(workloads: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
             values = [r.get(fig) for r in by_round.values()]
             numbers = [float(v) for v in values if isinstance(v, (int, float))]
             if len(numbers) == len(values):
-                row[fig] = _spread(numbers)
+                row[fig] = spread(numbers)
         rss = [max(r.get("peak_rss_mb") or [math.nan]) for r in by_round.values()]
         if all(v == v for v in rss):  # not NaN
-            row["peak_rss_mb"] = _spread(rss)  # the largest process of each run
+            row["peak_rss_mb"] = spread(rss)  # the largest process of each run
         out["runs"].append(row)
     for (name, workers), mixed in runs_of.items():
         survey = runs_of.get(("survey", workers))
@@ -159,8 +160,8 @@ def summary(workloads: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
                 {
                     "workers": workers,
                     "rounds": rounds,
-                    "events_per_s": {"per_round": rate, **_spread(rate)},
-                    "by_cpu": {"per_round": cpu, **_spread(cpu)},
+                    "events_per_s": {"per_round": rate, **spread(rate)},
+                    "by_cpu": {"per_round": cpu, **spread(cpu)},
                 }
             )
     return out

@@ -65,10 +65,8 @@ def add_ratios(contenders: Sequence[dict[str, Any]]) -> None:
             c[field] = rate / base if rate and base else None
 
 
-def _median(values: Sequence[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+#: a contender's figures that ``medians`` summarizes over the rounds
+FIGURES = ("events_per_s", "cpu_us_per_event", "peak_rss_mb", "ratio_to_bytewax", "ratio_to_raw")
 
 
 def medians(contenders: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -88,15 +86,14 @@ def medians(contenders: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "rounds": len(runs),
             "status": next((c.get("status") for c in runs if c.get("status") != "ok"), "ok"),
         }
-        for field in ("events_per_s", "cpu_us_per_event", "peak_rss_mb"):
+        for field in FIGURES:
             values = [c[field] for c in ok if c.get(field) is not None]
-            entry[field] = _median(values) if values else None
-        peaks = [c["peak_rss_mb"] for c in ok if c.get("peak_rss_mb") is not None]
-        entry["peak_rss_mb_max"] = max(peaks) if peaks else None  # for a memory bound
-        for field in ("ratio_to_bytewax", "ratio_to_raw"):
-            values = [c[field] for c in ok if c.get(field) is not None]
-            entry[field] = _median(values) if values else None
-            entry[f"{field}_range"] = [min(values), max(values)] if values else None
+            s = bench_report.spread(values) if values else None
+            entry[field] = None if s is None else s["median"]
+            if field.startswith("ratio_"):
+                entry[f"{field}_range"] = None if s is None else [s["min"], s["max"]]
+            elif field == "peak_rss_mb":  # for a memory bound
+                entry["peak_rss_mb_max"] = None if s is None else s["max"]
         out.append(entry)
     return out
 
