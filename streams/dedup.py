@@ -68,8 +68,16 @@ class DedupIndex:
 
     @property
     def chunk_of(self) -> dict[str, int]:
-        """Each id's chunk, read-only: the engine's hot loop tests membership inline."""
+        """Each id's chunk: the engine's hot loop tests membership and registers inline
+        (with :attr:`pending`)."""
         return self._first
+
+    @property
+    def pending(self) -> dict[str, int]:
+        """The batch in progress' ids and their ``ts``: with :attr:`chunk_of`, what
+        :meth:`register` writes, for the engine's hot loop to write inline (until
+        :meth:`take_chunk`, which starts a new one)."""
+        return self._pending
 
     def first_ts(self, event_id: str) -> int | None:
         """The ``ts`` of ``event_id``'s latest registration (its first copy), if held."""

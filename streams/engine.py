@@ -162,10 +162,14 @@ class PartitionProcessor:
         #: which chunk records hold the entities (:mod:`cxpulse.streams.entitylog`)
         self.entity_log = EntityLog()
         # per-batch scratch
-        self._fine: dict[tuple[int, str], list[Any]] = {}
+        #: the batch's increments per (fine bucket start, label tuple)
+        self._fine: dict[tuple[int, tuple[str, ...]], list[Any]] = {}
         #: per key the batch changed: whether it existed before the batch (its old value is
         #: not kept: a dropped entity's memory is free at once)
         self._entity_prev: dict[str, bool] = {}
+        #: keys :meth:`_wake_up` dropped past the family's ``forget_at`` (one list append
+        #: each, not an entry in ``_entity_prev``: every response ends here once)
+        self._forgotten: list[str] = []
 
     # ----------------------------------------------------------------- keys
     def _key(self, *parts: object) -> str:
@@ -265,18 +269,54 @@ class PartitionProcessor:
 
     # ---------------------------------------------------- ObserveContext API
     def add(self, ts: int, labels: Sequence[str], deltas: Deltas) -> None:
-        start = ts - ts % self._fine_step
+        # one row per (fine bucket, label tuple), spread over the labels once per batch
+        # (_fold): one lookup per call, not one per label
+        key = (ts - ts % self._fine_step, labels if type(labels) is tuple else tuple(labels))
         fine = self._fine
         spec = self._spec
-        for label in labels:
-            acc = fine.get((start, label))
-            if acc is None:
-                acc = fine[(start, label)] = spec.zero()
-            if spec.simple:  # AggregateSpec.apply's all-sum case, without the call: a hot path
-                for slot, delta in deltas:
-                    acc[slot] += delta
-            else:
-                spec.apply(acc, deltas)
+        acc = fine.get(key)
+        if acc is None:
+            acc = fine[key] = spec.zero()
+        if spec.simple:  # AggregateSpec.apply's all-sum case, without the call: a hot path
+            for slot, delta in deltas:
+                acc[slot] += delta
+        else:
+            spec.apply(acc, deltas)
+
+    def open_entity(
+        self,
+        key: str,
+        value: Any,
+        wake_at: int | None,
+        ts: int,
+        labels: Sequence[str],
+        deltas: Deltas,
+    ) -> None:
+        """:meth:`add` then :meth:`set_entity` of a key :meth:`entity` just found absent,
+        with the family's ``wake_at(value)`` given: one call where the usual new entity
+        (a survey response's first answer, once per response) made three."""
+        row = (ts - ts % self._fine_step, labels if type(labels) is tuple else tuple(labels))
+        fine = self._fine
+        spec = self._spec
+        acc = fine.get(row)  # add's work, without the call
+        if acc is None:
+            acc = fine[row] = spec.zero()
+        if spec.simple:
+            for slot, delta in deltas:
+                acc[slot] += delta
+        else:
+            spec.apply(acc, deltas)
+        self._entity_prev.setdefault(key, False)
+        open_of = self._open_of
+        if open_of is not None:
+            self._count(open_of(value), 1)
+        self.entities[key] = value
+        if wake_at is not None:
+            step = wake_at - wake_at % _WAKE_STEP_MS
+            keys = self._wake.get(step)
+            if keys is None:
+                keys = self._wake[step] = []
+            keys.append(key)
 
     def set_entity(self, key: str, value: Any) -> None:
         entities = self.entities
@@ -373,7 +413,7 @@ class PartitionProcessor:
         # but the family's
         entities = self.entities
         get = entities.get
-        prev = self._entity_prev.setdefault
+        forget = self._forgotten.append
         forget_at = self._forget_at
         open_of = self._open_of
         wake_at, on_wake = self._wake_at, self.family.on_wake
@@ -386,7 +426,7 @@ class PartitionProcessor:
                         continue
                     if forget_at is not None and forget_at(value) <= watermark:
                         del entities[key]  # drop_entity's work, without the calls
-                        prev(key, True)
+                        forget(key)
                         if open_of is not None:
                             self._count(open_of(value), -1)
                         continue
@@ -424,14 +464,18 @@ class PartitionProcessor:
         seq = self.seq + 1
         applied = last_offset = self.offset
         max_ts = self.max_ts
+        #: the partition's watermark (``partition_watermark``), kept with ``max_ts``
+        pwm = None if max_ts is None else max_ts - lateness
         arrived = False
         outcomes = out.outcomes
         # Hot loop (once per record): locals instead of attribute lookups, counts
         # summed into ``outcomes`` after the loop, and the common not-late case
         # decided without a call; the rules are still :func:`is_late`'s.
-        seen = dedup.chunk_of  # membership inline; the rare repeat asks the index
+        # the dedup test and registration inline (DedupIndex.register's two writes); the
+        # rare repeat asks the index
+        seen = dedup.chunk_of
         is_duplicate = dedup.is_duplicate
-        register = dedup.register
+        pending = dedup.pending
         accepted = duplicates = 0
         records = records if isinstance(records, list) else list(records)
         decode = self._decode_many
@@ -466,12 +510,13 @@ class PartitionProcessor:
                 out.dead_letters.append(self._dead_letter(rec, "out_of_range", error, now_wall_ms))
                 continue
             arrived = True
-            pwm = None if max_ts is None else max_ts - lateness
             if kind is Heartbeat:
                 if pwm is None or ts >= pwm:
-                    max_ts = ts if max_ts is None else max(max_ts, ts)
+                    if max_ts is None or ts > max_ts:
+                        max_ts, pwm = ts, ts - lateness
                 continue
-            if ev.event_id in seen and is_duplicate(ev.event_id, pwm):
+            event_id = ev.event_id
+            if event_id in seen and is_duplicate(event_id, pwm):
                 duplicates += 1
                 continue
             if (was_idle or (pwm is not None and ts < pwm)) and is_late(
@@ -483,9 +528,10 @@ class PartitionProcessor:
                 out.dead_letters.append(self._dead_letter(rec, "late", error, now_wall_ms))
                 continue
             accepted += 1
-            register(ev.event_id, ts, seq)
+            seen[event_id] = seq
+            pending[event_id] = ts
             if max_ts is None or ts > max_ts:
-                max_ts = ts
+                max_ts, pwm = ts, ts - lateness
             observe(ev, self)
         if accepted:
             outcomes["accepted"] += accepted
@@ -513,9 +559,11 @@ class PartitionProcessor:
                 self.entities,
                 self._key("c", ""),
                 self._chunk_context,
+                self._forgotten,
             )
         )
         self._entity_prev.clear()
+        self._forgotten.clear()
         chunk = self.dedup.take_chunk(seq)
         if chunk is not None:
             writes.append((self._key("d", seq), _dumps({"s": seq, "ids": chunk})))
@@ -534,16 +582,18 @@ class PartitionProcessor:
         buckets = self.buckets
         prev: dict[tuple[int, int, str], list[Any] | None] = {}
         nonzero, merge = spec.nonzero, spec.merge_nonzero
-        for (fine_start, label), deltas in self._fine.items():
-            slots = nonzero(deltas)  # once, for every grid
-            for grid in self.config.grids:
-                key = (grid, fine_start - fine_start % grid, label)
-                acc = buckets.get(key)
-                if key not in prev:
-                    prev[key] = None if acc is None else spec.copy(acc)
-                if acc is None:
-                    acc = buckets[key] = spec.zero()
-                merge(acc, slots)
+        grids = self.config.grids
+        for (fine_start, labels), deltas in self._fine.items():
+            slots = nonzero(deltas)  # once, for every label and grid
+            for label in labels:
+                for grid in grids:
+                    key = (grid, fine_start - fine_start % grid, label)
+                    acc = buckets.get(key)
+                    if key not in prev:
+                        prev[key] = None if acc is None else spec.copy(acc)
+                    if acc is None:
+                        acc = buckets[key] = spec.zero()
+                    merge(acc, slots)
         self._fine = {}
         for key, before in prev.items():
             grid, start, label = key
@@ -565,7 +615,7 @@ class PartitionProcessor:
             writes.append((self._key("d", seq), None))
 
     def _dirty(self) -> bool:
-        return bool(self._fine or self._entity_prev or self.dedup.has_pending())
+        return bool(self._fine or self._entity_prev or self._forgotten or self.dedup.has_pending())
 
     def _dead_letter(
         self, rec: InputRecord, reason: str, error: str, now_wall_ms: int

@@ -36,7 +36,10 @@ chunk's key list; the values themselves live in the engine.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import compress, filterfalse, repeat
+from operator import is_, is_not
 from typing import Any
 
 from cxpulse.schemas.encoding import dumps_kept
@@ -138,43 +141,50 @@ class EntityLog:
         entities: Mapping[str, Any],
         prefix: str,
         context: Callable[[Iterable[Any]], Any] | None = None,
+        forgotten: Sequence[str] = (),
     ) -> list[tuple[str, bytes]]:
         """Batch ``seq``'s chunk records (keys ``prefix + "<seq>|<part>"``).
 
         ``changed`` maps each key the batch touched to whether it existed before the
-        batch; ``entities`` holds the values after it. ``context``, if any, gives
-        what a record's values name (a family's ``chunk_context``,
+        batch; ``entities`` holds the values after it. ``forgotten`` lists keys the
+        batch dropped without touching them otherwise (they existed before it; a key
+        also in ``changed`` is decided there). ``context``, if any, gives what a
+        record's values name (a family's ``chunk_context``,
         :class:`~cxpulse.streams.family.Family`); when not ``None`` it goes into the
         record as ``x``.
+
+        Every key passes here once per batch that changes it (every survey response
+        twice: when it opens and when it is forgotten), so the per-key work is done by
+        C loops over the batch's keys (``map``, ``compress``, ``Counter``), not by a
+        bytecode loop.
         """
         where, chunks = self._where, self._chunks
-        entries: dict[str, Any] = {}
-        keys: list[str] = []
-        #: per chunk, the keys dropped from it: a marker each if that chunk survives
-        dropped: dict[int, list[str]] = {}
-        get, where_get, where_pop = entities.get, where.get, where.pop  # once per changed entity
-        for key, existed in changed.items():
-            value = get(key)
-            if value is None:
-                if not existed:
-                    continue  # absent before and after: its latest entry (if any) says so
-                old = where_pop(key, None)
-                if old is None:
-                    entries[key] = None
-                    continue
-                gone = dropped.get(old)
-                if gone is None:
-                    gone = dropped[old] = []
-                gone.append(key)
-            else:
-                old = where_get(key)
-                if old is not None:
-                    chunks[old].live -= 1
-                entries[key] = value
-                where[key] = seq
-                keys.append(key)
-        for old, gone in dropped.items():  # once per chunk, not per dropped key
-            chunks[old].live -= len(gone)
+        touched = list(changed)
+        values = list(map(entities.get, touched))
+        if None in values:  # some dropped (or set and dropped again) by the batch
+            kept = list(compress(touched, map(is_not, values, repeat(None))))
+            kept_values = list(compress(values, map(is_not, values, repeat(None))))
+            # dropped, and existed before the batch (absent before and after: its latest
+            # entry, if any, already says so)
+            gone = list(
+                filter(changed.__getitem__, compress(touched, map(is_, values, repeat(None))))
+            )
+        else:
+            kept, kept_values, gone = touched, values, []
+        if forgotten:
+            gone.extend(filterfalse(changed.__contains__, forgotten))
+        entries: dict[str, Any] = dict(zip(kept, kept_values, strict=True))
+        olds = list(map(where.get, kept))
+        if olds.count(None) != len(olds):  # values replaced: their chunks hold one less
+            self._release(Counter(olds))
+        where.update(dict.fromkeys(kept, seq))
+        keys = kept
+        #: the chunk each dropped key's value was in, if any
+        gone_from: list[int | None] = list(map(where.pop, gone, repeat(None)))
+        if gone:
+            if None in gone_from:  # existed, yet no chunk holds it: a marker says so
+                entries.update(dict.fromkeys(compress(gone, map(is_, gone_from, repeat(None)))))
+            self._release(Counter(gone_from))
         self._drop_front()
         budget = max(MIN_COMPACTION, 2 * len(entries))
         while chunks and budget > 0:
@@ -196,9 +206,15 @@ class EntityLog:
                 break
             self._die(old)
             self._drop_front()
-        for old, gone in dropped.items():
-            if old in chunks:  # the values' chunk survives this batch: shadow them
-                entries.update(dict.fromkeys(gone))
+        if gone:
+            # a dropped key whose value's chunk survives this batch: a marker shadows it
+            surviving = {old for old in gone_from if old is not None and old in chunks}
+            if surviving:
+                entries.update(
+                    dict.fromkeys(
+                        k for k, old in zip(gone, gone_from, strict=True) if old in surviving
+                    )
+                )
         if not entries:
             return []
         out: list[tuple[str, bytes]] = []
@@ -212,6 +228,13 @@ class EntityLog:
         chunks[seq] = _Chunk(keys, len(keys), [record for record, _ in out])
         self._drop_front()  # only markers, nothing older: deleted by the next batch
         return out
+
+    def _release(self, counts: Counter[int | None]) -> None:
+        """Chunks' values that are no longer their keys' newest: per chunk, not per key."""
+        chunks = self._chunks
+        for old, n in counts.items():
+            if old is not None:
+                chunks[old].live -= n
 
     # ------------------------------------------------------------ internals
     def _encode(

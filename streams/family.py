@@ -51,6 +51,18 @@ class ObserveContext(Protocol):
         """:meth:`set_entity` for an existing entity whose change keeps its open labels and,
         outside ``on_wake``, its wake time: the engine then need not ask the family."""
 
+    def open_entity(
+        self,
+        key: str,
+        value: Any,
+        wake_at: int | None,
+        ts: int,
+        labels: Sequence[str],
+        deltas: Deltas,
+    ) -> None:
+        """:meth:`add` then :meth:`set_entity` for a key :meth:`entity` just found absent;
+        ``wake_at`` is the family's ``wake_at(value)``. One call for the usual new entity."""
+
     def drop_entity(self, key: str) -> None:
         """Forget an entity once it can no longer change any metric."""
 

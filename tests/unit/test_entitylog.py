@@ -10,6 +10,7 @@ entity is dropped no record may be left behind.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -28,6 +29,9 @@ batch_strategy = st.lists(
     max_size=8,
 )
 
+#: one batch's forgotten keys (dropped after its changes, as the engine's wake loop does)
+forget_strategy = st.lists(st.integers(0, 12).map(lambda i: f"k{i}"), max_size=6)
+
 
 class Model:
     """A worker's entities, its log and the table its records reached."""
@@ -40,8 +44,17 @@ class Model:
         self.floor = 0  # its log's floor, as the meta record carries it
         self.pending: list[str] = []  # stale records to delete (a restore found them)
 
-    def batch(self, changes: list[tuple[str, int | None]]) -> list[tuple[str, bytes | None]]:
-        """The records of the next batch, applied to the model (not to the table)."""
+    def batch(
+        self,
+        changes: list[tuple[str, int | None]],
+        forget: Sequence[str] = (),
+    ) -> list[tuple[str, bytes | None]]:
+        """The records of the next batch, applied to the model (not to the table).
+
+        After the changes, the held keys of ``forget`` are dropped as the engine's wake
+        loop forgets entities: listed apart (``forgotten``), not in ``changed``, whether
+        the batch touched them before or not.
+        """
         before: dict[str, bool] = {}
         for key, value in changes:
             before.setdefault(key, key in self.entities)
@@ -49,10 +62,13 @@ class Model:
                 self.entities.pop(key, None)
             else:
                 self.entities[key] = [value]
+        forgotten = [k for k in dict.fromkeys(forget) if k in self.entities]
+        for key in forgotten:
+            del self.entities[key]
         writes: list[tuple[str, bytes | None]] = [(k, None) for k in self.pending]
         self.pending = []
         writes += [(k, None) for k in self.log.tombstones()]
-        writes += self.log.write(self.seq + 1, before, self.entities, PREFIX)
+        writes += self.log.write(self.seq + 1, before, self.entities, PREFIX, None, forgotten)
         return writes
 
     def commit(self) -> None:
@@ -86,6 +102,7 @@ class Model:
 @settings(max_examples=1_000, deadline=None)
 @given(
     batches=st.lists(batch_strategy, min_size=1, max_size=30),
+    forgets=st.lists(forget_strategy, max_size=30),
     crashes=st.lists(st.tuples(st.integers(0, 29), st.integers(0, 60)), max_size=4),
     part=st.sampled_from([1, 2, 3, 4_096]),
     max_chunks=st.sampled_from([1, 2, 4, 256]),
@@ -93,6 +110,7 @@ class Model:
 )
 def test_a_restore_after_a_crash_anywhere_gives_the_committed_entities(
     batches: list[list[tuple[str, int | None]]],
+    forgets: list[list[str]],
     crashes: list[tuple[int, int]],
     part: int,
     max_chunks: int,
@@ -105,13 +123,14 @@ def test_a_restore_after_a_crash_anywhere_gives_the_committed_entities(
         model = Model()
         crash_at = dict(crashes)
         for i, changes in enumerate(batches):
+            forget = forgets[i] if i < len(forgets) else []
             committed = dict(model.entities)
-            writes = model.batch(changes)
+            writes = model.batch(changes, forget)
             if i in crash_at:
                 model.apply(writes[: crash_at[i] % (len(writes) + 1)])
                 model.restore()
                 assert model.entities == committed
-                writes = model.batch(changes)  # the batch again, after the restart
+                writes = model.batch(changes, forget)  # the batch again, after the restart
             model.apply(writes)
             model.commit()
             expected = dict(model.entities)

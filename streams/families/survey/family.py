@@ -153,9 +153,15 @@ class SurveyFamily:
         if value is None:
             bits = home_bits(labels)
             if bits is not None:  # a new response, packed (the usual case)
-                ctx.add(ts, labels, _FIRST_ANSWER[question][score])
                 packed = ts << TS_SHIFT | bits
-                ctx.set_entity(key, packed if at is None else packed | at << 3 | score)
+                ctx.open_entity(
+                    key,
+                    packed if at is None else packed | at << 3 | score,
+                    ts + self.horizon_ms,  # wake_at of the packed value, without the call
+                    ts,
+                    labels,
+                    _FIRST_ANSWER[question][score],
+                )
                 return
         elif type(value) is int:
             first = value >> TS_SHIFT

@@ -23,7 +23,7 @@ size does not grow with the segment combinations the process has seen.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 TS_SHIFT = 18
@@ -56,9 +56,9 @@ def registered_home(labels: tuple[str, ...]) -> list[str] | None:
     return _HOMES.get(labels)
 
 
-def home_bits(labels: tuple[str, ...]) -> int | None:
-    """These segments' bits in a packed value, or ``None`` when they have none."""
-    return _BITS.get(labels)
+#: These segments' bits in a packed value, or ``None`` when they have none: the dict's
+#: own ``get``, not a function around it (once per survey answer)
+home_bits: Callable[[tuple[str, ...]], int | None] = _BITS.get
 
 
 def pack(value: Any) -> Any:
