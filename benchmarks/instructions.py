@@ -1,0 +1,116 @@
+"""Instructions the engine executes, counted by valgrind: ``python -m benchmarks.instructions
+answers 50000 [--event-time-rate=N]``.
+
+CPU time on this machine moves by up to 2x between runs and ±30 % between minutes,
+so a change of a few percent needs many alternated pairs (``benchmarks.engine``).
+callgrind counts instructions instead: the same code on the same input gives the
+same count (three runs of 50,000 answers: within 0.1 %), whatever else the machine
+does, so a change is compared with its parent in one run each, e.g. from a worktree
+of the parent (docs/performance.md). What it does not see: cache misses and memory
+stalls, which a change of data layout moves; those still need CPU-time pairs.
+
+The workload (``benchmarks.engine.batches``: ``answers``, ``survey`` or ``mixed``)
+is built first, uncounted; the count covers one :func:`benchmarks.engine.run_once`
+(a fresh runtime, the source stage on every batch, collections as a worker makes
+them), and the process then exits without finalizing. Needs ``valgrind`` (with
+``callgrind_control``) on the PATH; about a minute per 50,000 answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.engine import batches, run_once
+from benchmarks.workloads import EVENT_TIME_RATE
+
+#: what valgrind prints at the end: ``==123== Collected : 1851680917``
+_COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
+
+
+def child(workload: str, events: int, rate: float, ready: Path, go: Path) -> None:
+    """Under valgrind, instrumentation off: build, say so, wait to be counted, run, exit."""
+    work = batches(workload, events, event_time_rate=rate)
+    windows = '["1m/1m"]' if workload == "answers" else None
+    ready.write_text(str(sum(len(records) for _, _, records in work)))
+    while not go.exists():
+        time.sleep(0.01)
+    run_once(work, False, windows)
+    os._exit(0)  # no finalization: freeing the workload is not the engine's work
+
+
+def count(workload: str, events: int, rate: float = EVENT_TIME_RATE) -> tuple[int, int]:
+    """``(instructions, events)`` of one engine run on the workload, under callgrind."""
+    for tool in ("valgrind", "callgrind_control"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} not found: install valgrind (Debian: apt install valgrind)")
+    with tempfile.TemporaryDirectory(prefix="cxpulse-instructions-") as tmp:
+        ready, go, log = Path(tmp, "ready"), Path(tmp, "go"), Path(tmp, "valgrind.log")
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            "--callgrind-out-file=/dev/null",
+            f"--log-file={log}",
+            sys.executable,
+            "-m",
+            "benchmarks.instructions",
+            "--child",
+            workload,
+            str(events),
+            f"--event-time-rate={rate:g}",
+            str(ready),
+            str(go),
+        ]
+        proc = subprocess.Popen(command)
+        try:
+            while not ready.exists() or not ready.read_text():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"valgrind exited early:\n{log.read_text()[-2000:]}")
+                time.sleep(0.2)
+            subprocess.run(
+                ["callgrind_control", "--instr=on", str(proc.pid)],
+                check=True,
+                capture_output=True,
+            )
+            go.touch()
+            proc.wait()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        found = _COLLECTED.search(log.read_text())
+        if proc.returncode != 0 or found is None:
+            raise RuntimeError(f"no count from valgrind:\n{log.read_text()[-2000:]}")
+        return int(found.group(1)), int(ready.read_text())
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "--child":
+        rest = [a for a in args[1:] if not a.startswith("--")]
+        rates = [a.split("=", 1)[1] for a in args if a.startswith("--event-time-rate=")]
+        child(rest[0], int(rest[1]), float(rates[0]), Path(rest[2]), Path(rest[3]))
+        return
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.instructions")
+    parser.add_argument(
+        "workload", nargs="?", default="answers", choices=["answers", "survey", "mixed"]
+    )
+    parser.add_argument("events", nargs="?", type=int, default=50_000)
+    parser.add_argument("--event-time-rate", type=float, default=1_000.0)
+    parsed = parser.parse_args(args)
+    instructions, n = count(parsed.workload, parsed.events, parsed.event_time_rate)
+    print(
+        f"{parsed.workload} (source, {parsed.event_time_rate:g} events/s of event time):"
+        f" {n} events, {instructions:,} instructions, {instructions / n:,.0f} per event"
+    )
+
+
+if __name__ == "__main__":
+    main()

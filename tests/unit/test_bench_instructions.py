@@ -1,0 +1,26 @@
+"""The instruction count of the engine bench: the engine's run only, growing with the work."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from benchmarks.instructions import count
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("valgrind") is None or shutil.which("callgrind_control") is None,
+    reason="valgrind (callgrind) is not installed",
+)
+
+
+def test_the_count_covers_the_run_and_grows_with_the_events() -> None:
+    small, n_small = count("answers", 1_000)
+    large, n_large = count("answers", 4_000)
+    # the workload's events (and its closing heartbeats) are what ran
+    assert n_small > 1_000 and n_large > 4_000
+    per_small, per_large = small / n_small, large / n_large
+    assert large > 2 * small
+    # the interpreter's start-up and the imports (hundreds of millions of instructions,
+    # uncounted) would put a thousand events far above this
+    assert 5_000 < per_large < per_small < 200_000
