@@ -39,7 +39,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import compress, filterfalse, repeat
-from operator import is_, is_not
+from operator import is_, is_not, not_
 from typing import Any
 
 from cxpulse.schemas.encoding import dumps_kept
@@ -162,13 +162,12 @@ class EntityLog:
         touched = list(changed)
         values = list(map(entities.get, touched))
         if None in values:  # some dropped (or set and dropped again) by the batch
-            kept = list(compress(touched, map(is_not, values, repeat(None))))
-            kept_values = list(compress(values, map(is_not, values, repeat(None))))
+            present = list(map(is_not, values, repeat(None)))
+            kept = list(compress(touched, present))
+            kept_values = list(compress(values, present))
             # dropped, and existed before the batch (absent before and after: its latest
             # entry, if any, already says so)
-            gone = list(
-                filter(changed.__getitem__, compress(touched, map(is_, values, repeat(None))))
-            )
+            gone = list(filter(changed.__getitem__, compress(touched, map(not_, present))))
         else:
             kept, kept_values, gone = touched, values, []
         if forgotten:
