@@ -34,6 +34,7 @@ _FAUST_CONSUMER = "faust.transport.drivers.aiokafka:Consumer"
 _FAUST_BASE_CONSUMER = "faust.transport.consumer:Consumer"
 _FAUST_THREAD = "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread"
 _FETCHER_RECORDS = "aiokafka.consumer.fetcher:PartitionRecords"
+_FETCH_RESULT = "aiokafka.consumer.fetcher:FetchResult"
 
 PRIVATE: tuple[Private, ...] = (
     # transport.BatchingConsumer: batches acked only once processed, its own commit account
@@ -70,6 +71,16 @@ PRIVATE: tuple[Private, ...] = (
     Private(_FETCHER_RECORDS, "_consumer_record", "the per-record copy, skipped for batches"),
     Private(_FETCHER_RECORDS, "_key_deserializer", "raw only without deserializers"),
     Private(_FETCHER_RECORDS, "_value_deserializer", "raw only without deserializers"),
+    # transport.RawPartitionRecords and _getall: a raw topic's records iterated in C
+    Private(_FETCHER_RECORDS, "_records_iterator", "the records' iterator, chained batches"),
+    Private(_FETCHER_RECORDS, "_records", "the fetched record batches"),
+    Private(_FETCHER_RECORDS, "_check_crcs", "batches' CRCs checked as aiokafka does"),
+    Private(_FETCHER_RECORDS, "_isolation_level", "read_committed keeps aiokafka's path"),
+    Private(_FETCHER_RECORDS, "_tp", "named in a corrupt batch's error"),
+    Private(_FETCH_RESULT, "check_assignment", "records only for a partition still assigned"),
+    Private(_FETCH_RESULT, "_update_position", "the consumed position after a getall"),
+    Private(_FETCH_RESULT, "_partition_records", "the records a getall takes from"),
+    Private(_FETCH_RESULT, "_topic_partition", "the partition a getall checks"),
 )
 
 
