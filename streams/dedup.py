@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable
+from itertools import repeat
 from struct import pack
 
 
@@ -141,8 +142,12 @@ class DedupIndex:
             expired.append(seq)
         first = self._first
         for seq in expired:
-            for event_id in self._chunks.pop(seq).ids:
-                latest = first.pop(event_id, None)
-                if latest is not None and latest != seq:  # registered again: a later chunk
-                    first[event_id] = latest
+            ids = self._chunks.pop(seq).ids
+            # one C loop over the chunk's ids (every id passes here once); the ids
+            # registered again since (held by a later chunk) are put back
+            latest = list(map(first.pop, ids, repeat(None)))
+            if latest.count(seq) != len(latest):
+                for event_id, later in zip(ids, latest, strict=True):
+                    if later is not None and later != seq:
+                        first[event_id] = later
         return expired
