@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from itertools import compress, filterfalse, repeat
+from itertools import compress, filterfalse, islice, repeat
 from operator import is_, is_not, not_
 from typing import Any
 
@@ -173,9 +173,14 @@ class EntityLog:
         if forgotten:
             gone.extend(filterfalse(changed.__contains__, forgotten))
         entries: dict[str, Any] = dict(zip(kept, kept_values, strict=True))
-        olds = list(map(where.get, kept))
-        if olds.count(None) != len(olds):  # values replaced: their chunks hold one less
-            self._release(Counter(olds))
+        # only a key that existed before the batch can have a value in a chunk (``where``
+        # holds exactly the keys that exist between batches): for new ones (every
+        # survey response once) no lookup in that large map
+        existed = list(compress(kept, map(changed.__getitem__, kept)))
+        if existed:
+            olds = list(map(where.get, existed))
+            if olds.count(None) != len(olds):  # values replaced: their chunks hold one less
+                self._release(Counter(olds))
         where.update(dict.fromkeys(kept, seq))
         keys = kept
         #: the chunk each dropped key's value was in, if any
@@ -219,10 +224,9 @@ class EntityLog:
         out: list[tuple[str, bytes]] = []
         if len(entries) <= PART_ENTRIES:
             self._encode(seq, entries, prefix, out, context)
-        else:
-            items = list(entries.items())
-            for start in range(0, len(items), PART_ENTRIES):
-                part = dict(items[start : start + PART_ENTRIES])
+        else:  # parts taken straight off the items iterator: no list of every pair
+            items = iter(entries.items())
+            while part := dict(islice(items, PART_ENTRIES)):
                 self._encode(seq, part, prefix, out, context)
         chunks[seq] = _Chunk(keys, len(keys), [record for record, _ in out])
         self._drop_front()  # only markers, nothing older: deleted by the next batch
