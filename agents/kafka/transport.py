@@ -42,7 +42,7 @@ record, ~7 % of a worker's CPU on the peers' answers; only a batch's last record
 still becomes one, for the Faust message that stands for the batch. The fetcher's
 per-record Python (a generator step, a method call and an append per record, in the
 consumer thread, holding the lock the agents' thread waits for) is replaced for them
-by C iteration over each record batch (:class:`RawPartitionRecords`): 0.9 → 0.45 µs
+by C iteration over each record batch (:class:`RawPartitionRecords`): 0.41 → 0.21 µs
 per record of the consumer thread on the peers' answers, same records, same positions.
 
 True ends: a broker may answer ``ListOffsets(latest)`` with an offset below the
@@ -134,7 +134,7 @@ def _init(self: PartitionRecords, tp: Any, *args: Any, **kwargs: Any) -> None:
         and self._value_deserializer is None
     ):
         self._consumer_record = _as_decoded
-        if self._isolation_level != READ_COMMITTED and not __import__("os").environ.get("CXOLD"):
+        if self._isolation_level != READ_COMMITTED:
             self.__class__ = RawPartitionRecords
             self._records_iterator = chain.from_iterable(self._unpack_batches())
 
