@@ -20,7 +20,6 @@ from typing import Any
 from aiokafka.consumer.fetcher import FetchResult, PartitionRecords
 from aiokafka.consumer.subscription_state import Assignment
 from aiokafka.errors import CorruptRecordException
-from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.record.util import calc_crc32c
 from aiokafka.structs import ConsumerRecord, TopicPartition
@@ -28,6 +27,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cxpulse.agents.kafka.transport import RawPartitionRecords, raw_records_for
+from tests.record_batches import batch_builder
 
 RAW, COPIED = "cx.rawfetch.test", "cx.rawfetch.copied"
 _ATTRIBUTES, _CRC = 21, 17  # byte offsets in a v2 record batch
@@ -43,15 +43,7 @@ class Batch:
 
 
 def _batch(base: int, b: Batch) -> bytes:
-    builder = DefaultRecordBatchBuilder(
-        magic=2,
-        compression_type=0,
-        is_transactional=0,
-        producer_id=-1,
-        producer_epoch=-1,
-        base_sequence=-1,
-        batch_size=1 << 20,
-    )
+    builder = batch_builder()
     for d in b.deltas:
         offset = base + d
         builder.append(

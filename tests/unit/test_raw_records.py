@@ -11,13 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from aiokafka.consumer.fetcher import PartitionRecords
-from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from faust.types import TP
 
 from cxpulse.agents.kafka.transport import consumer_record, raw_records_for
 from cxpulse.schemas.deadletter import dead_letter
+from tests.record_batches import batch_builder
 
 RECORDS = [
     (0, b"k0", b'{"type":"answer"}', []),
@@ -27,15 +27,7 @@ RECORDS = [
 
 
 def _fetched(topic: str, deserializer: Any = None) -> list[Any]:
-    builder = DefaultRecordBatchBuilder(
-        magic=2,
-        compression_type=0,
-        is_transactional=0,
-        producer_id=-1,
-        producer_epoch=-1,
-        base_sequence=-1,
-        batch_size=1 << 20,
-    )
+    builder = batch_builder()
     for offset, key, value, headers in RECORDS:
         builder.append(
             offset, timestamp=1_700_000_000_000 + offset, key=key, value=value, headers=headers
