@@ -135,9 +135,8 @@ def create_app(settings: Settings, broker_url: str, *, embedded: bool) -> CxApp:
         # agents produce whole record batches (cxpulse.agents.kafka.sender): fewer, bigger batches,
         # a whole batch still under Kafka's default message.max.bytes (1,048,588). A batch's
         # changelog goes to one partition one produce request at a time, so its size sets how
-        # many round trips a delivery waits for: 1,000,000 against 524,288 bytes, a worker
-        # draining the peers' answers at 1,000 ran at 152k against 140k events/s and 6.05
-        # against 6.75 µs per event (medians of six alternated drains)
+        # many round trips a delivery waits for (measured against 524,288 bytes:
+        # docs/performance.md, "Where the time goes"; lower cluster limits: docs/operations.md)
         "producer_max_batch_size": 1_000_000,
         "consumer_auto_offset_reset": "earliest",
         "broker_commit_interval": settings.worker.commit_interval_ms / 1000.0,
