@@ -172,7 +172,9 @@ class EntityLog:
             kept, kept_values, gone = touched, values, []
         if forgotten:
             gone.extend(filterfalse(changed.__contains__, forgotten))
-        entries: dict[str, Any] = dict(zip(kept, kept_values, strict=True))
+        own = len(kept)  # the batch's own values: kept[:own], kept_values
+        #: the chunk's other entries (markers, compacted values), after the batch's own
+        entries: dict[str, Any] = {}
         # only a key that existed before the batch can have a value in a chunk (``where``
         # holds exactly the keys that exist between batches): for new ones (every
         # survey response once) no lookup in that large map
@@ -190,7 +192,7 @@ class EntityLog:
                 entries.update(dict.fromkeys(compress(gone, map(is_, gone_from, repeat(None)))))
             self._release(Counter(gone_from))
         self._drop_front()
-        budget = max(MIN_COMPACTION, 2 * len(entries))
+        budget = max(MIN_COMPACTION, 2 * (own + len(entries)))
         while chunks and budget > 0:
             old, oldest = next(iter(chunks.items()))
             if oldest.live * 2 > len(oldest.keys) and len(chunks) <= MAX_CHUNKS:
@@ -212,22 +214,27 @@ class EntityLog:
             self._drop_front()
         if gone:
             # a dropped key whose value's chunk survives this batch: a marker shadows it
-            surviving = {old for old in gone_from if old is not None and old in chunks}
+            surviving = {old for old in set(gone_from) if old is not None and old in chunks}
             if surviving:
                 entries.update(
                     dict.fromkeys(
                         k for k, old in zip(gone, gone_from, strict=True) if old in surviving
                     )
                 )
-        if not entries:
+        total = own + len(entries)
+        if not total:
             return []
         out: list[tuple[str, bytes]] = []
-        if len(entries) <= PART_ENTRIES:
-            self._encode(seq, entries, prefix, out, context)
-        else:  # parts taken straight off the items iterator: no list of every pair
-            items = iter(entries.items())
-            while part := dict(islice(items, PART_ENTRIES)):
-                self._encode(seq, part, prefix, out, context)
+        # parts of PART_ENTRIES, in order: the batch's own values, then the other entries;
+        # each part's dict built once, from slices of the lists
+        for start in range(0, total, PART_ENTRIES):
+            end = start + PART_ENTRIES
+            if end <= own:
+                part = dict(zip(kept[start:end], kept_values[start:end], strict=True))
+            else:
+                part = dict(zip(kept[start:own], kept_values[start:own], strict=True))
+                part.update(islice(entries.items(), max(start - own, 0), end - own))
+            self._encode(seq, part, prefix, out, context)
         chunks[seq] = _Chunk(keys, len(keys), [record for record, _ in out])
         self._drop_front()  # only markers, nothing older: deleted by the next batch
         return out

@@ -83,7 +83,10 @@ class Family(Protocol):
     And ``forget_at(value)``: the watermark from which the entity is inert, i.e. from
     which :meth:`on_wake` would do nothing but drop it. It is never below
     :meth:`wake_at`; the engine then drops such an entity itself, without calling
-    :meth:`on_wake` (surveys: a response at the end of its horizon).
+    :meth:`on_wake` (surveys: a response at the end of its horizon). With it a family
+    may have ``forget_below(watermark)``: an int such that an entity whose value is an
+    int below it is past ``forget_at``; a wake step whose values all are is then dropped
+    whole, by C loops (surveys: a packed response; no open gauge).
 
     And ``compact(value)``, ``chunk_context(values)`` and ``load(value, context)``: an
     entity held in a compact form that names process-local data (surveys: a response

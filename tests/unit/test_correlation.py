@@ -279,25 +279,69 @@ def test_a_response_is_remembered_for_the_horizon_after_its_first_answer(
 def test_forgetting_responses_in_the_engine_is_what_on_wake_does(
     items: list[dict[str, Any]], cuts: list[int], horizon: int, spacing: int
 ) -> None:
-    """The engine drops a response past ``forget_at`` itself: every batch's output and
-    state are those of waking it through the family's ``on_wake``."""
+    """The engine drops a response past ``forget_at`` itself, a key at a time, or a
+    whole wake step at once when every value in it is a packed int below the family's
+    ``forget_below``: every batch's output and state are those of waking it through the
+    family's ``on_wake``."""
     spread = spread_over_horizons(items, spacing)
     last = max((it["ts"] for it in spread), default=T0)
     closing = [{"type": "heartbeat", "ts": last + k * horizon} for k in (1, 3)]
     raw = [RawRecord(i, None, orjson.dumps(it), None) for i, it in enumerate([*spread, *closing])]
     points = sorted({c % (len(raw) + 1) for c in cuts} | {0, len(raw)})
-    fast = PartitionProcessor(SurveyFamily(horizon), config(horizon), 0, NOW)
+    family = SurveyFamily(horizon)
     slow = PartitionProcessor(SurveyFamily(horizon), config(horizon), 0, NOW)
-    slow._forget_at = None  # every woken response goes through on_wake
-    forget_at, asked = SurveyFamily(horizon).forget_at, []
-    fast._forget_at = lambda value: asked.append(value) or forget_at(value)
+    slow._forget_at = slow._forget_below = None  # every woken response goes through on_wake
+    keyed = PartitionProcessor(SurveyFamily(horizon), config(horizon), 0, NOW)
+    keyed._forget_below = None  # a key at a time, through forget_at
+    asked: list[Any] = []
+    keyed._forget_at = lambda value: asked.append(value) or family.forget_at(value)
+    whole = PartitionProcessor(SurveyFamily(horizon), config(horizon), 0, NOW)
+    one_by_one: list[Any] = []
+    whole._forget_at = lambda value: one_by_one.append(value) or family.forget_at(value)
     for a, b in [*pairwise(points), (len(raw), len(raw))]:  # and one batch after the end
-        got, want = fast.process(raw[a:b], NOW, None), slow.process(raw[a:b], NOW, None)
-        assert (got.writes, got.commit, got.outcomes) == (want.writes, want.commit, want.outcomes)
-        assert got.snapshots == want.snapshots
-        assert fast.entities == slow.entities
-        assert list(fast._wake.items()) == list(slow._wake.items())
-    assert fast.entities == {} and bool(asked) == bool(spread)  # the engine's path was taken
+        want = slow.process(raw[a:b], NOW, None)
+        for proc in (keyed, whole):
+            got = proc.process(raw[a:b], NOW, None)
+            assert (got.writes, got.commit, got.outcomes) == (
+                want.writes,
+                want.commit,
+                want.outcomes,
+            )
+            assert got.snapshots == want.snapshots
+            assert proc.entities == slow.entities
+            assert list(proc._wake.items()) == list(slow._wake.items())
+    assert keyed.entities == whole.entities == {}
+    assert bool(asked) == bool(spread)  # the per-key path was taken
+    assert len(one_by_one) <= len(asked)
+
+
+def test_a_wake_step_of_packed_responses_is_forgotten_whole() -> None:
+    """Responses with one answer each are packed ints: a heartbeat past their horizon
+    drops each wake step whole, without a ``forget_at`` call per key, and gives what
+    the per-key path gives, records included."""
+    horizon = 5 * MINUTE
+    items = [answer(i, f"r{i}", "nps", i % 11, T0 + i * 7_000, "web") for i in range(40)]
+    items.append({"type": "heartbeat", "ts": T0 + 40 * 7_000 + 2 * horizon})
+    raw = [RawRecord(i, None, orjson.dumps(it), None) for i, it in enumerate(items)]
+    family = SurveyFamily(horizon)
+    procs = []
+    for bulk in (True, False):
+        proc = PartitionProcessor(SurveyFamily(horizon), config(horizon), 0, NOW)
+        asked: list[Any] = []
+        proc._forget_at = lambda value, asked=asked: asked.append(value) or family.forget_at(value)
+        if not bulk:
+            proc._forget_below = None
+        outs = [proc.process(raw[:20], NOW, None)]
+        assert len(proc.entities) == 20
+        assert all(type(v) is int for v in proc.entities.values())  # packed
+        outs.append(proc.process(raw[20:], NOW, None))
+        procs.append((proc, outs, asked))
+    (whole, got, none_asked), (keyed, want, asked) = procs
+    assert [(o.writes, o.commit, o.outcomes) for o in got] == [
+        (o.writes, o.commit, o.outcomes) for o in want
+    ]
+    assert whole.entities == keyed.entities == {}
+    assert none_asked == [] and len(asked) == 40
 
 
 def test_an_answer_of_the_previous_response_arriving_after_the_next_began() -> None:

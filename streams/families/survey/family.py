@@ -309,6 +309,11 @@ class SurveyFamily:
         first: int = value >> TS_SHIFT if type(value) is int else value[0]  # no call: per response
         return first + self.horizon_ms
 
+    def forget_below(self, watermark: int) -> int:
+        """Every packed response below this int is inert at ``watermark`` (its first ``ts``
+        is in the bits above :data:`TS_SHIFT`): ``forget_at(v) <= watermark``, compared in C."""
+        return (watermark - self.horizon_ms + 1) << TS_SHIFT
+
     def on_wake(self, key: str, value: Any, watermark: int, ctx: ObserveContext) -> None:
         if first_ts(value) + self.horizon_ms <= watermark:
             ctx.drop_entity(key)
