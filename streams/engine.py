@@ -444,7 +444,7 @@ class PartitionProcessor:
             for step in steps:
                 keys = dict.fromkeys(wake.pop(step))  # each once, in listed order
                 if bound is not None:
-                    values = list(map(get, keys))
+                    values: list[Any] = list(map(get, keys))
                     try:  # a None (gone already) or a list among them: one at a time
                         whole = max(values) < bound
                     except TypeError:
