@@ -21,7 +21,12 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable
 from itertools import repeat
-from struct import pack
+from struct import calcsize, pack
+
+#: struct's code for an 8-byte time: the C ``long`` where it is 8 bytes (LP64: Linux,
+#: macOS), read by ``PyLong_AsLong``; ``long long``'s conversion goes through
+#: ``_PyLong_AsByteArray`` for any int above 2**30, ~225 instructions a time (callgrind)
+_TIME = "l" if calcsize("l") == 8 else "q"
 
 
 class _Chunk:
@@ -34,7 +39,7 @@ class _Chunk:
         self.ids = list(registered)
         # through struct, not array("q", times): array converts each int through a
         # format parser, ~3x the cost per id (valgrind --tool=callgrind)
-        self.times = array("q", pack(f"{len(times)}q", *times))
+        self.times = array("q", pack(f"{len(times)}{_TIME}", *times))
         self.newest = max(times, default=0)  # over the dict's ints: no int built per id
         self.oldest = min(times, default=0)
         self._where: dict[str, int] | None = None

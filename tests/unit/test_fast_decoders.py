@@ -447,3 +447,25 @@ def test_a_run_of_valid_records_is_decoded_whole_and_a_heartbeat_costs_one_redec
         decoded = decode([*run[:50], bad, *run[50:]])
         assert [i for i, ev in enumerate(decoded) if ev is None] == [50], family
         assert calls == [201, 50, 150] and singles == [bad], family
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    values=st.lists(
+        st.none()
+        | st.binary(max_size=6)
+        | st.binary(max_size=6).map(lambda b: b"{" + b + b"}")
+        | st.sampled_from(
+            [b"{", b"}", b"{}", b"}{", b"{" + b" " * fastpath.MAX_RECORD_BYTES + b"}"]
+        ),
+        max_size=8,
+    )
+)
+def test_the_boundary_test_of_a_run_is_each_values_own(values: list[bytes | None]) -> None:
+    """Gathered first and last bytes say what per-value checks say: no ``None``, every
+    value within the size bound, starting with ``{`` and ending with ``}``."""
+    each = all(
+        v is not None and len(v) <= fastpath.MAX_RECORD_BYTES and v[:1] == b"{" and v[-1:] == b"}"
+        for v in values
+    )
+    assert fastpath._bounded(values) == each

@@ -153,10 +153,11 @@ class SurveyFamily:
         if value is None:
             bits = home_bits(labels)
             if bits is not None:  # a new response, packed (the usual case)
-                packed = ts << TS_SHIFT | bits
+                # the low bits as small ints, then one add: ``|`` on an int above
+                # 2**30 costs ~190 instructions, the add about half (callgrind)
                 ctx.open_entity(
                     key,
-                    packed if at is None else packed | at << 3 | score,
+                    (ts << TS_SHIFT) + (bits if at is None else bits | at << 3 | score),
                     ts + self.horizon_ms,  # wake_at of the packed value, without the call
                     ts,
                     labels,
