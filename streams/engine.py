@@ -446,7 +446,7 @@ class PartitionProcessor:
                 if bound is not None:
                     values: list[Any] = list(map(get, keys))
                     try:  # a None (gone already) or a list among them: one at a time
-                        whole = max(values) < bound
+                        whole = max(values, default=bound) < bound
                     except TypeError:
                         whole = False
                     if whole:
