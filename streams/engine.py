@@ -418,9 +418,7 @@ class PartitionProcessor:
         key this saves were ~7 % of the engine on the peers' answers
         (docs/performance.md). A step whose values are all ints below the family's
         ``forget_below`` (surveys: packed responses, the usual ones) goes whole, by C
-        loops: 36,726 → 35,360 instructions per answer on the peers' answers, where
-        every response is forgotten once (``python -m benchmarks.instructions answers
-        50000``).
+        loops (its count against the per-key path: docs/performance.md).
         """
         wake = self._wake
         steps = sorted(t for t in wake if t <= watermark)
