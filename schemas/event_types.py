@@ -66,14 +66,19 @@ class SurveyEvent(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=T
     score: int | None = None  # None for invitation_sent
 
 
-class CartEvent(msgspec.Struct, frozen=True, gc=False):
-    event_id: str
+class CartEvent(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=True):
+    """A cart event; msgspec also decodes a plain valid record straight into it, as
+    :class:`SurveyEvent` (the fast path checks the type; ``cart_value`` finite, which
+    msgspec's float already is, and ``>= 0``). The defaulted fields come last, as
+    msgspec requires: build it with keywords."""
+
+    event_id: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_EVENT_ID_CHARS)]
     type: str  # "item_added" | "item_removed" | "checkout_started" | "purchased"
-    ts: int
-    channel: str
-    cart_id: str
-    customer_id: str | None
-    cart_value: float
+    ts: Annotated[int, msgspec.Meta(ge=MIN_TS_MS, le=MAX_TS_MS)]
+    cart_id: _NonEmpty
+    cart_value: Annotated[float, msgspec.Meta(ge=0.0)]
+    channel: str = "unknown"
+    customer_id: _NonEmpty | None = None
 
 
 class TicketEvent(msgspec.Struct, frozen=True, gc=False):
@@ -104,7 +109,8 @@ class CustomerEvent(msgspec.Struct, frozen=True, gc=False):
 
 Event = SurveyEvent | CartEvent | TicketEvent | CustomerEvent
 
-#: positional constructors, in field order (the decoders' names for them)
+#: the decoders' names for the constructors: positional, in field order, but
+#: ``cart_event`` (keywords: its defaulted fields come last)
 survey_event = SurveyEvent
 cart_event = CartEvent
 ticket_event = TicketEvent

@@ -225,7 +225,15 @@ def parse_cart_reference(value: bytes | None) -> CartEvent | Heartbeat | Invalid
         cart_value = float(cart_value)
     if not 0.0 <= cart_value < _INF:  # also false for NaN
         return _out_of_range_number("cart_value", cart_value)
-    return cart_event(event_id, etype, ts, channel, cart_id, customer_id, cart_value)
+    return cart_event(
+        event_id=event_id,
+        type=etype,
+        ts=ts,
+        channel=channel,
+        cart_id=cart_id,
+        customer_id=customer_id,
+        cart_value=cart_value,
+    )
 
 
 def parse_ticket_reference(value: bytes | None) -> TicketEvent | Heartbeat | Invalid:

@@ -162,9 +162,19 @@ def test_bad_scores(score: object, reason: str) -> None:
 def test_cart_full_and_minimal() -> None:
     assert parse_cart(
         with_(CART, channel="app", customer_id="c-9", type="item_added", cart_value=3)
-    ) == CartEvent("e-3", "item_added", TS, "app", "k-1", "c-9", 3.0)
+    ) == CartEvent(
+        event_id="e-3",
+        type="item_added",
+        ts=TS,
+        channel="app",
+        cart_id="k-1",
+        customer_id="c-9",
+        cart_value=3.0,
+    )
     event = parse_cart(enc(CART))
-    assert event == CartEvent("e-3", "purchased", TS, "unknown", "k-1", None, 12.5)
+    assert event == CartEvent(
+        event_id="e-3", type="purchased", ts=TS, cart_id="k-1", cart_value=12.5
+    )
 
 
 @pytest.mark.parametrize("etype", ["item_added", "item_removed", "checkout_started", "purchased"])

@@ -26,7 +26,7 @@ from typing import Any
 from cxpulse.schemas.events import CartEvent, parse_cart
 from cxpulse.schemas.fastpath import fast_carts
 from cxpulse.streams.aggregates import AggregateSpec
-from cxpulse.streams.families.cart.metrics import SLOTS, C, cart_kpis, to_micros
+from cxpulse.streams.families.cart.metrics import MICROS, SLOTS, C, cart_kpis
 from cxpulse.streams.families.queue import enqueue
 from cxpulse.streams.family import Kpi, ObserveContext
 
@@ -61,13 +61,10 @@ class CartFamily:
         else:
             queue, arrivals, session, abandoned = state
         kind = event.type
-        item = [
-            event.ts,
-            arrivals,
-            kind,
-            to_micros(event.cart_value),
-            self._intern(ctx.labels(event)),
-        ]
+        # ``to_micros`` written out, and the labels as the segments give them: a tuple
+        # shared per combination (``SegmentCap.labels``), so not interned again (a session
+        # interns what it opens with, ``_apply``); once per cart event
+        item = [event.ts, arrivals, kind, round(event.cart_value * MICROS), ctx.labels(event)]
         if queue and queue[-1][0] <= item[0]:
             # Behind the cart's earlier events, in order: the head of the queue, so the wake
             # time, stays. The open labels stay unless the event opens or closes a session
