@@ -31,7 +31,7 @@ from cxpulse.schemas.encoding import dumps_kept
 from cxpulse.streams.family import Family, Kpi
 from cxpulse.streams.series import Bucket, Series
 from cxpulse.streams.watermarks import PartitionStatus, TimePolicy, topic_watermark
-from cxpulse.streams.windows import WindowSpec, current_window_end, ends_closed_between
+from cxpulse.streams.windows import WindowSpec, current_window_end, ends_closed_in
 
 
 # not frozen: a frozen dataclass is built through object.__setattr__ per field, 4x the
@@ -255,7 +255,7 @@ class MergeState:
                     out.extend(self._level_kpis(family, label, spec, series, ends))
                     continue
                 totals: dict[int, list[Any]] = {}
-                for end in ends_closed_between(series, spec, old, new):
+                for end in ends_closed_in(series.starts, spec, old, new):
                     total = series.window(end - spec.size_ms, end)
                     if total is not None:
                         totals[end] = total

@@ -8,10 +8,13 @@ number of sources per window (240 merges for ``1h/1m`` on 4 partitions, 672 for
 ``7d/1h``) would be the largest cost of a worker (py-spy, ``benchmarks/profile.py``).
 So a :class:`Series` also keeps
 
-* ``combined``: per bucket start, the sum over sources, recomputed when a
-  snapshot replaces one source's counts (a handful of sources, once per
-  snapshot, instead of at every window that covers the bucket); a bucket with
-  one source shares that source's list (no list is ever changed in place), and
+* ``combined``: per bucket start, the sum over sources, recomputed after a
+  snapshot replaced one source's counts (a handful of sources, once, instead of
+  at every window that covers the bucket), and only when a window, a level or
+  an expiry next needs it: a merge batch carries snapshots of the same bucket
+  from several source partitions, which then cost one sum, not one each; a
+  bucket with one source shares that source's list (no list is ever changed in
+  place), and
 * for all-sum aggregates, running prefix sums over the sorted starts, so a
   window total is one subtraction. Snapshots mostly touch the newest buckets,
   and prefixes are only recomputed from the first changed start on, on demand;
@@ -41,12 +44,23 @@ Bucket = dict[int, tuple[int, list[Any]]]  # source partition -> (version, count
 class Series:
     """The buckets of one (family, segment, grid) (see the module docstring)."""
 
-    __slots__ = ("_base", "_prefix", "_slides", "_spec", "by_source", "combined", "starts")
+    __slots__ = (
+        "_base",
+        "_owed",
+        "_prefix",
+        "_slides",
+        "_spec",
+        "by_source",
+        "combined",
+        "starts",
+    )
 
     def __init__(self, spec: AggregateSpec) -> None:
         self._spec = spec
         self.by_source: dict[int, Bucket] = {}
         self.combined: dict[int, list[Any]] = {}
+        #: starts whose ``combined`` is owed: replaced since it was last summed (:meth:`_settle`)
+        self._owed: set[int] = set()
         #: bucket starts, ascending
         self.starts: list[int] = []
         #: all-sum specs only: ``_prefix[i]`` = expired totals + combined of starts[0..i];
@@ -76,17 +90,8 @@ class Series:
             if held is not None and held[0] > version:
                 return False
         bucket[source] = (version, counts)
-        self._recombine(start, bucket)
-        return True
-
-    def _recombine(self, start: int, bucket: Bucket) -> None:
-        spec = self._spec
-        if len(bucket) == 1:  # the usual case: shared, never mutated in place
-            ((_, total),) = bucket.values()
-        else:
-            total = spec.total([counts for _, counts in bucket.values()])
-        self.combined[start] = total
-        if spec.simple:
+        self._owed.add(start)  # summed when next needed (_settle)
+        if self._spec.simple:
             i = bisect_left(self.starts, start)
             if i < len(self._prefix):
                 del self._prefix[i:]
@@ -94,6 +99,22 @@ class Series:
             slides = self._slides
             for size in [n for n, (lo, hi, _) in slides.items() if lo <= start < hi]:
                 del slides[size]
+        return True
+
+    def _settle(self) -> None:
+        """Sum the sources of every bucket replaced since: before ``combined`` is read."""
+        owed = self._owed
+        if not owed:
+            return
+        spec, by_source, combined = self._spec, self.by_source, self.combined
+        for start in owed:
+            bucket = by_source[start]
+            if len(bucket) == 1:  # the usual case: shared, never mutated in place
+                ((_, total),) = bucket.values()
+            else:
+                total = spec.total([counts for _, counts in bucket.values()])
+            combined[start] = total
+        owed.clear()
 
     def window(self, lo: int, hi: int, keep: bool = True) -> list[Any] | None:
         """The total of the buckets starting in ``[lo, hi)``; ``None`` when there are none.
@@ -106,6 +127,7 @@ class Series:
         j = bisect_left(starts, hi)
         if i == j:
             return None
+        self._settle()
         spec = self._spec
         if not spec.simple:
             held = self._slides.get(hi - lo)
@@ -163,6 +185,7 @@ class Series:
     def level(self, hi: int) -> list[int] | None:
         """All-sum specs: the total of every bucket ever held starting before ``hi``
         (expired ones included); ``None`` when there are none. Not to be changed."""
+        self._settle()
         return self._prefix_at(bisect_left(self.starts, hi) - 1)
 
     def _prefix_at(self, i: int) -> list[int] | None:
@@ -185,6 +208,7 @@ class Series:
         k = bisect_right(self.starts, upto)
         if not k:
             return []
+        self._settle()
         gone = self.starts[:k]
         if self._spec.simple:
             self._base = self._prefix_at(k - 1)

@@ -9,7 +9,8 @@ every window a merge of the same integer aggregates, whatever the order.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from cxpulse.streams.durations import format_duration_ms, parse_duration_ms
@@ -90,3 +91,20 @@ def ends_closed_between(
             out.extend(range(first, last + 1, step))
             reached = last
     return iter(out)
+
+
+def ends_closed_in(
+    starts: Sequence[int], spec: WindowSpec, after_ms: int | None, upto_ms: int
+) -> Iterator[int]:
+    """:func:`ends_closed_between` of *ascending* ``starts``, looking only at the starts
+    an end in ``(after, upto]`` can cover: ``lowest - size <= start < upto``, ``lowest``
+    the first end after ``after`` and ``upto`` floored to the step (found by bisection).
+
+    The merge stage asks this of every series at every watermark move, and a series
+    holds the buckets of its longest window (a ``7d/1h`` one, 168 and more): the
+    unsorted form walks them all, most of them long final.
+    """
+    step, size = spec.step_ms, spec.size_ms
+    hi = bisect_left(starts, upto_ms - upto_ms % step)
+    lo = 0 if after_ms is None else bisect_left(starts, after_ms + step - after_ms % step - size)
+    return ends_closed_between(starts[lo:hi], spec, after_ms, upto_ms)

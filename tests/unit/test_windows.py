@@ -11,6 +11,7 @@ from cxpulse.streams.windows import (
     bucket_start,
     current_window_end,
     ends_closed_between,
+    ends_closed_in,
     parse_window,
     window_ends_for,
 )
@@ -295,6 +296,33 @@ def test_ends_closed_between_matches_brute_force(
     for end in got:
         assert end % spec.step_ms == 0
         assert (after is None or after < end) and end <= upto
+
+
+@settings(max_examples=300)
+@given(_closing_case(), st.lists(st.integers(0, 14), max_size=8))
+def test_ends_closed_in_sorted_starts_equals_the_full_walk(
+    case: tuple[WindowSpec, list[int], int | None, int], offsets: list[int]
+) -> None:
+    """The bisected form looks at fewer starts and finds the same ends, for starts on the
+    grid and off it (any offset within the step)."""
+    spec, starts, after, upto = case
+    starts = [s + o % spec.step_ms for s, o in zip(starts, offsets, strict=False)] + starts
+    ascending = sorted(starts)
+    got = list(ends_closed_in(ascending, spec, after, upto))
+    assert got == list(ends_closed_between(starts, spec, after, upto))
+    assert got == _brute_force_closed(starts, spec, after, upto)
+
+
+def test_ends_closed_in_at_every_bound() -> None:
+    """One start against every ``after`` and ``upto`` around it, on and off the grid: the
+    bisection's bounds are exact to the millisecond (a start one step outside them
+    still has an end in ``(after, upto]``; a random draw seldom lands there)."""
+    for spec in (WindowSpec(5, 5), WindowSpec(10, 5), WindowSpec(15, 5)):
+        for start in range(-12, 13):
+            for after in [None, *range(-25, 26)]:
+                for upto in range(-25, 26):
+                    got = list(ends_closed_in([start], spec, after, upto))
+                    assert got == _brute_force_closed([start], spec, after, upto)
 
 
 @settings(max_examples=200)
