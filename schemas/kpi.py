@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from cxpulse.schemas.encoding import dumps_kept
@@ -34,6 +35,41 @@ def kpi_record(
         "watermark": None if watermark_ms is None else format_ts(watermark_ms),
         "emitted_at": format_ts(now_ms),
     }
+
+
+def final_records(
+    items: Iterable[WindowKpi], watermarks: Mapping[str, int | None], now_ms: int
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(record_key(item), kpi_record(item, final=True, ...))`` of each item, in order,
+    the watermark being ``watermarks[item.family]``.
+
+    The merge stage makes one per closed window, metric and segment (~0.06 per event
+    of the mixed workload at 28 per second of event time): the strings the records of
+    one call share (the emission time, each family's watermark) are formatted once,
+    and the record is built without a call per item.
+    """
+    emitted = format_ts(now_ms)
+    marks = {family: None if wm is None else format_ts(wm) for family, wm in watermarks.items()}
+    for item in items:
+        kpi, window, segment, end = item.kpi, item.window, item.segment, item.end_ms
+        name = window.name
+        yield (
+            f"{kpi.metric}|{name}|{segment}",
+            {
+                "schema_version": SCHEMA_VERSION,
+                "metric": kpi.metric,
+                "window": name,
+                "segment": segment,
+                "window_start": format_ts(end - window.size_ms),
+                "window_end": format_ts(end),
+                "value": kpi.value,
+                "n": kpi.n,
+                "stats": kpi.stats,
+                "final": True,
+                "watermark": marks[item.family],
+                "emitted_at": emitted,
+            },
+        )
 
 
 def encode(record: dict[str, Any]) -> bytes:

@@ -15,13 +15,14 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from cxpulse.agents.publish.alerts import AlertState, evaluate
 from cxpulse.schemas import partials
 from cxpulse.schemas.alerts import alert_key, alert_record
 from cxpulse.schemas.input import Headers, InputRecord
-from cxpulse.schemas.kpi import encode, kpi_record, record_key
+from cxpulse.schemas.kpi import encode, final_records, kpi_record, record_key
 from cxpulse.streams.engine import EngineConfig, PartitionProcessor
 from cxpulse.streams.families.cart.family import CartFamily
 from cxpulse.streams.families.customer.family import CustomerFamily
@@ -77,6 +78,19 @@ class MergeResult:
     finals: list[Send] = field(default_factory=list)
     writes: list[Write] = field(default_factory=list)
     wm_writes: list[Write] = field(default_factory=list)
+
+
+_WINDOW_SIZE = attrgetter("window.size_ms")
+_END = attrgetter("end_ms")
+
+
+def in_publishing_order(finals: list[WindowKpi]) -> list[WindowKpi]:
+    """``finals`` sorted in place by end and, at one end, longer windows first (the order
+    :meth:`Runtime._alerts` needs), ties as they came: two stable sorts by C keys, not
+    one by a key tuple built per final."""
+    finals.sort(key=_WINDOW_SIZE, reverse=True)
+    finals.sort(key=_END)
+    return finals
 
 
 class Runtime:
@@ -279,14 +293,13 @@ class Runtime:
         alert_writes: list[Write] = []
         latest = self.finals.setdefault(state.partition, {})
         rules_of = self.rules_of
-        for item in sorted(finals, key=lambda f: (f.end_ms, -f.window.size_ms)):
-            record = kpi_record(item, final=True, watermark_ms=state.wm[item.family], now_ms=now)
-            key = record_key(item)
+        sends = result.finals
+        for key, record in final_records(in_publishing_order(finals), state.wm, now):
             latest[key] = record
-            result.finals.append((kpi_topic, key.encode(), encode(record), None))
-            rules = rules_of.get(item.kpi.metric)
+            sends.append((kpi_topic, key.encode(), encode(record), None))
+            rules = rules_of.get(record["metric"])
             if rules:
-                alert_writes.extend(self._alerts(state, rules, record, now, result.finals))
+                alert_writes.extend(self._alerts(state, rules, record, now, sends))
         # alert state before the watermark: a durable watermark implies durable alert state
         result.wm_writes[:0] = alert_writes
         for family, wm in state.proposed.items():
