@@ -71,6 +71,8 @@ class MergeState:
         self.proposed: dict[str, int | None] = {f: None for f in families}
         #: other state of this partition's series, by key (alert baselines and states)
         self.extras: dict[str, Any] = {}
+        #: buckets changed since the last :meth:`bucket_writes`: (family, label, grid, start)
+        self._changed: dict[tuple[str, str, int, int], Series] = {}
         #: families whose metrics need all-history sums (see the module docstring)
         self._levels = frozenset(f for f, fam in families.items() if getattr(fam, "levels", False))
         self._span = {
@@ -154,18 +156,32 @@ class MergeState:
         version: int,
         label: str,
         entries: Iterable[Sequence[Any]],
-    ) -> list[tuple[str, bytes | None]]:
-        """Replace source buckets unless we already hold a newer version; return table writes."""
-        writes: list[tuple[str, bytes | None]] = []
+    ) -> None:
+        """Replace source buckets unless we already hold a newer version; the table writes
+        of the buckets changed come from :meth:`bucket_writes`."""
         wm = self.wm.get(family)
         fit = self.families[family].aggregate.fit  # a snapshot of a worker not yet upgraded
+        changed = self._changed
         for grid, start, counts in entries:
             if wm is not None and start + self._span.get(grid, 0) <= wm:
                 continue  # every window holding it is final already
             series = self._grid(family, label, grid)
             if series.put(start, source, version, fit(counts)):
-                key = self.bucket_key(family, label, grid, start)
-                writes.append((key, _dump_bucket(series.bucket(start))))
+                changed[(family, label, grid, start)] = series
+
+    def bucket_writes(self) -> list[tuple[str, bytes | None]]:
+        """The table write of each bucket changed since the last call: its value now.
+
+        One per bucket, however many snapshots changed it: a merge batch carries snapshots
+        of the same bucket from several source partitions. The caller writes them before
+        the statuses of the same batch, so a durable status still implies durable buckets
+        of every snapshot sent before it (restored, a window never closes without them).
+        """
+        writes: list[tuple[str, bytes | None]] = [
+            (self.bucket_key(*key), _dump_bucket(series.bucket(key[3])))
+            for key, series in self._changed.items()
+        ]
+        self._changed.clear()
         return writes
 
     def apply_status(self, family: str, status: PartitionStatus) -> list[tuple[str, bytes | None]]:

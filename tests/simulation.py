@@ -102,7 +102,8 @@ class Simulation:
         for s in snapshots:
             by_label.setdefault(s.label, []).append([s.grid, s.start, s.counts])
         for label, entries in by_label.items():
-            self._persist(self.merge.apply_snapshot(self.family.name, 0, version, label, entries))
+            self.merge.apply_snapshot(self.family.name, 0, version, label, entries)
+        self._persist(self.merge.bucket_writes())
         self._persist(self.merge.apply_status(self.family.name, self.proc.status()))
         finals, writes = self.merge.advance(self.now)
         if merge_durable is None:

@@ -263,6 +263,9 @@ class Runtime:
         taken_over = partition not in self.merges
         state = self.merge_state(partition, table)
         result = MergeResult()
+        #: the batch's status writes, the last per key, written after its buckets'
+        #: (MergeState.bucket_writes)
+        statuses: dict[str, bytes | None] = {}
         for rec in records:
             if rec.value is None:
                 continue
@@ -271,13 +274,14 @@ class Runtime:
             if family not in self.families:
                 continue
             if isinstance(msg, partials.Buckets):
-                snapshot = (msg.partition, msg.version, msg.segment, msg.buckets)
-                result.writes.extend(state.apply_snapshot(family, *snapshot))
+                state.apply_snapshot(family, msg.partition, msg.version, msg.segment, msg.buckets)
             else:
                 status = PartitionStatus(
                     msg.partition, msg.version, msg.max_ts, msg.last_arrival_wall_ms, msg.ack
                 )
-                result.writes.extend(state.apply_status(family, status))
+                statuses.update(state.apply_status(family, status))
+        result.writes.extend(state.bucket_writes())
+        result.writes.extend(statuses.items())
         self.advance(state, result)
         if taken_over:
             # export this partition's series now, not at the next emission: after a
