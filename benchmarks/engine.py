@@ -31,7 +31,7 @@ from benchmarks.workloads import EVENT_TIME_RATE, Record, build
 from cxpulse.agents.worker.collector import CollectionPolicy
 from cxpulse.agents.worker.runtime import Runtime
 from cxpulse.schemas.input import InputRecord, RawRecord
-from cxpulse.streams.settings import load_settings
+from cxpulse.streams.settings import Settings, load_settings
 
 Batch = tuple[str, int, list[InputRecord]]
 
@@ -61,6 +61,11 @@ def batches_of(backlog: Iterable[Record], size: int = 5_000) -> list[Batch]:
     ]
 
 
+def _settings(windows: str | None) -> Settings:
+    """The defaults, with ``windows`` (a ``windows.list`` value) when given."""
+    return load_settings(env={} if windows is None else {"CXPULSE_WINDOWS_LIST": windows})
+
+
 def run_once(work: list[Batch], merge: bool = False, windows: str | None = None) -> float:
     """CPU seconds to process every batch with a fresh runtime (default settings).
 
@@ -68,8 +73,7 @@ def run_once(work: list[Batch], merge: bool = False, windows: str | None = None)
     through the merge stage, one merge batch per partials partition, as a worker
     with every partition would do; the time is then both stages'.
     """
-    env = {} if windows is None else {"CXPULSE_WINDOWS_LIST": windows}
-    runtime = Runtime(load_settings(env=env), "partials")
+    runtime = Runtime(_settings(windows), "partials")
     offsets: dict[int, int] = {}
     collector = CollectionPolicy()  # collected as a worker is (cxpulse.agents.worker.collector)
     collector.batches_begin()
@@ -77,6 +81,47 @@ def run_once(work: list[Batch], merge: bool = False, windows: str | None = None)
     try:
         for family, partition, records in work:
             _stages(runtime, family, partition, records, offsets, merge)
+            collector.after_batch()
+    finally:
+        collector.batches_end()
+    return time.process_time() - began
+
+
+def merge_batches(
+    work: list[Batch], group: int = 1, windows: str | None = None
+) -> list[tuple[int, list[InputRecord]]]:
+    """The partials the source stage sends for ``work``, as merge batches: per partials
+    partition, the partials of ``group`` consecutive source batches (a draining worker's
+    merge agent gets those of several at once)."""
+    runtime = Runtime(_settings(windows), "partials")
+    offsets: dict[int, int] = {}
+    merges: list[tuple[int, list[InputRecord]]] = []
+    pending: dict[int, list[InputRecord]] = {}
+    for i, (family, partition, records) in enumerate(work, 1):
+        for send in runtime.process_source(family, partition, records, {}).sends:
+            topic, key, value, part = send[0], send[1], send[2], send[3]
+            if topic == "partials" and part is not None:
+                offset = offsets[part] = offsets.get(part, -1) + 1
+                pending.setdefault(part, []).append(RawRecord(offset, key, value, None))
+        if i % group == 0:
+            merges.extend(pending.items())
+            pending = {}
+    merges.extend(pending.items())
+    return merges
+
+
+def run_merge_once(
+    merges: list[tuple[int, list[InputRecord]]], windows: str | None = None
+) -> float:
+    """CPU seconds for a fresh runtime's merge stage to process ``merges``, collected as a
+    worker collects."""
+    runtime = Runtime(_settings(windows), "partials")
+    collector = CollectionPolicy()
+    collector.batches_begin()
+    began = time.process_time()
+    try:
+        for partition, records in merges:
+            runtime.process_merge(partition, records, {})
             collector.after_batch()
     finally:
         collector.batches_end()

@@ -12,8 +12,13 @@ stalls, which a change of data layout moves; those still need CPU-time pairs.
 The workload (``benchmarks.engine.batches``: ``answers``, ``survey`` or ``mixed``)
 is built first, uncounted; the count covers one :func:`benchmarks.engine.run_once`
 (a fresh runtime, the source stage on every batch, collections as a worker makes
-them), and the process then exits without finalizing. Needs ``valgrind`` (with
-``callgrind_control``) on the PATH; about a minute per 50,000 answers.
+them), and the process then exits without finalizing. ``--stage=both`` counts the
+merge stage too (each source batch's partials as a merge batch), ``--stage=merge``
+the merge stage alone on partials built uncounted, ``--group=K`` source batches'
+partials per merge batch (a draining worker's merge batches carry several);
+``--batch=N`` sets the source batch size (5,000) and ``--family=F`` keeps one
+family's batches. Needs ``valgrind`` (with ``callgrind_control``) on the PATH;
+about a minute per 50,000 answers.
 """
 
 from __future__ import annotations
@@ -28,26 +33,47 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.engine import batches, run_once
+from benchmarks.engine import batches, merge_batches, run_merge_once, run_once
 from benchmarks.workloads import EVENT_TIME_RATE
 
 #: what valgrind prints at the end: ``==123== Collected : 1851680917``
 _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 
 
-def child(workload: str, events: int, rate: float, ready: Path, go: Path) -> None:
+def child(
+    workload: str, events: int, rate: float, ready: Path, go: Path, options: dict[str, str]
+) -> None:
     """Under valgrind, instrumentation off: build, say so, wait to be counted, run, exit."""
-    work = batches(workload, events, event_time_rate=rate)
+    work = batches(workload, events, int(options.get("batch", 5_000)), event_time_rate=rate)
+    if "family" in options:
+        work = [batch for batch in work if batch[0] == options["family"]]
     windows = '["1m/1m"]' if workload == "answers" else None
+    stage = options.get("stage", "source")
+    merges = merge_batches(work, int(options.get("group", 1)), windows) if stage == "merge" else []
     ready.write_text(str(sum(len(records) for _, _, records in work)))
     while not go.exists():
         time.sleep(0.01)
-    run_once(work, False, windows)
+    if stage == "merge":
+        run_merge_once(merges, windows)
+    else:
+        run_once(work, stage == "both", windows)
     os._exit(0)  # no finalization: freeing the workload is not the engine's work
 
 
-def count(workload: str, events: int, rate: float = EVENT_TIME_RATE) -> tuple[int, int]:
-    """``(instructions, events)`` of one engine run on the workload, under callgrind."""
+def count(
+    workload: str,
+    events: int,
+    rate: float = EVENT_TIME_RATE,
+    options: dict[str, str] | None = None,
+) -> tuple[int, int]:
+    """``(instructions, events)`` of one engine run on the workload, under callgrind.
+
+    ``options`` (all optional): ``stage`` ``source`` (the default), ``both`` (each source
+    batch's partials through the merge stage, as ``benchmarks.engine --merge``) or
+    ``merge`` (the merge stage alone, its partials built uncounted, ``group`` source
+    batches' partials per merge batch); ``batch``, the source batch size (5,000);
+    ``family``, one family's batches only.
+    """
     for tool in ("valgrind", "callgrind_control"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} not found: install valgrind (Debian: apt install valgrind)")
@@ -68,6 +94,7 @@ def count(workload: str, events: int, rate: float = EVENT_TIME_RATE) -> tuple[in
             f"--event-time-rate={rate:g}",
             str(ready),
             str(go),
+            *(f"--{name}={value}" for name, value in (options or {}).items()),
         ]
         proc = subprocess.Popen(command)
         try:
@@ -91,12 +118,17 @@ def count(workload: str, events: int, rate: float = EVENT_TIME_RATE) -> tuple[in
         return int(found.group(1)), int(ready.read_text())
 
 
+#: the options of :func:`count`, as ``--name=value`` on the command line
+_OPTIONS = ("stage", "batch", "group", "family")
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] == "--child":
         rest = [a for a in args[1:] if not a.startswith("--")]
-        rates = [a.split("=", 1)[1] for a in args if a.startswith("--event-time-rate=")]
-        child(rest[0], int(rest[1]), float(rates[0]), Path(rest[2]), Path(rest[3]))
+        flags = dict(a[2:].split("=", 1) for a in args[1:] if a.startswith("--") and "=" in a)
+        rate = float(flags.pop("event-time-rate"))
+        child(rest[0], int(rest[1]), rate, Path(rest[2]), Path(rest[3]), flags)
         return
     parser = argparse.ArgumentParser(prog="python -m benchmarks.instructions")
     parser.add_argument(
@@ -104,11 +136,28 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("events", nargs="?", type=int, default=50_000)
     parser.add_argument("--event-time-rate", type=float, default=1_000.0)
+    parser.add_argument(
+        "--stage",
+        choices=["source", "both", "merge"],
+        default="source",
+        help="source stage (default), both stages, or the merge stage alone",
+    )
+    parser.add_argument("--batch", type=int, default=5_000, help="source batch size")
+    parser.add_argument(
+        "--group", type=int, default=1, help="--stage=merge: source batches per merge batch"
+    )
+    parser.add_argument("--family", choices=["survey", "cart", "ticket"], default=None)
     parsed = parser.parse_args(args)
-    instructions, n = count(parsed.workload, parsed.events, parsed.event_time_rate)
+    options = {
+        name: str(getattr(parsed, name)) for name in _OPTIONS if getattr(parsed, name) is not None
+    }
+    instructions, n = count(parsed.workload, parsed.events, parsed.event_time_rate, options)
+    what = parsed.stage if parsed.family is None else f"{parsed.stage}, {parsed.family} only"
     print(
-        f"{parsed.workload} (source, {parsed.event_time_rate:g} events/s of event time):"
-        f" {n} events, {instructions:,} instructions, {instructions / n:,.0f} per event"
+        f"{parsed.workload} ({what}, {parsed.event_time_rate:g} events/s of event time,"
+        f" batches of {parsed.batch}"
+        + (f", {parsed.group} per merge batch" if parsed.stage == "merge" else "")
+        + f"): {n} events, {instructions:,} instructions, {instructions / n:,.0f} per event"
     )
 
 

@@ -24,3 +24,13 @@ def test_the_count_covers_the_run_and_grows_with_the_events() -> None:
     # the interpreter's start-up and the imports (hundreds of millions of instructions,
     # uncounted) would put a thousand events far above this
     assert 5_000 < per_large < per_small < 200_000
+
+
+def test_the_merge_stage_alone_counts_less_than_both_stages() -> None:
+    """``stage=merge`` counts the merge stage's run only: the source stage that built its
+    partials is not in it, and both stages together count more."""
+    options = {"batch": "500", "group": "2"}
+    merge, n_merge = count("mixed", 3_000, 28.0, {**options, "stage": "merge"})
+    both, n_both = count("mixed", 3_000, 28.0, {**options, "stage": "both"})
+    assert n_merge == n_both >= 3_000
+    assert 0 < merge < both / 2
