@@ -25,6 +25,7 @@ import pstats
 import sys
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from benchmarks.peers.workload import build as answers_workload
 from benchmarks.workloads import EVENT_TIME_RATE, Record, build
@@ -98,11 +99,8 @@ def merge_batches(
     merges: list[tuple[int, list[InputRecord]]] = []
     pending: dict[int, list[InputRecord]] = {}
     for i, (family, partition, records) in enumerate(work, 1):
-        for send in runtime.process_source(family, partition, records, {}).sends:
-            topic, key, value, part = send[0], send[1], send[2], send[3]
-            if topic == "partials" and part is not None:
-                offset = offsets[part] = offsets.get(part, -1) + 1
-                pending.setdefault(part, []).append(RawRecord(offset, key, value, None))
+        sends = runtime.process_source(family, partition, records, {}).sends
+        _partials(sends, offsets, pending)
         if i % group == 0:
             merges.extend(pending.items())
             pending = {}
@@ -140,13 +138,21 @@ def _stages(
     if not merge:
         return
     partials: dict[int, list[InputRecord]] = {}
-    for send in result.sends:
+    _partials(result.sends, offsets, partials)
+    for part, recs in partials.items():
+        runtime.process_merge(part, recs, {})
+
+
+def _partials(
+    sends: Iterable[Any], offsets: dict[int, int], into: dict[int, list[InputRecord]]
+) -> None:
+    """The partials among a source batch's sends, as the merge agent reads them: per
+    partials partition, with the offsets that partition's topic would give them."""
+    for send in sends:
         topic, key, value, part = send[0], send[1], send[2], send[3]
         if topic == "partials" and part is not None:
             offset = offsets[part] = offsets.get(part, -1) + 1
-            partials.setdefault(part, []).append(RawRecord(offset, key, value, None))
-    for part, recs in partials.items():
-        runtime.process_merge(part, recs, {})
+            into.setdefault(part, []).append(RawRecord(offset, key, value, None))
 
 
 def main(
