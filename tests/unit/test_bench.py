@@ -570,3 +570,19 @@ def test_bench_takes_the_rounds() -> None:
 
     assert build_parser().parse_args(["bench"]).repeat == 1
     assert build_parser().parse_args(["bench", "--repeat", "3"]).repeat == 3
+
+
+def test_a_drain_without_a_latency_phase_is_complete() -> None:
+    """``--paced-events 0`` asks for no latency phase: its absent figures are not missing,
+    and every other figure still is."""
+    workloads = _rounds([{"survey": (100.0, 5.0, 150.0)}])
+    del workloads["survey"]["runs"][0]["latency"]
+    assert report.result({"paced_events": 0}, workloads)["complete"]
+    assert report.result({"paced_events": 1000}, workloads)["missing"] == [
+        "survey/1 worker(s).latency.p50_ms",
+        "survey/1 worker(s).latency.p99_ms",
+    ]
+    workloads["survey"]["runs"][0]["cpu_us_per_event"] = None
+    assert report.result({"paced_events": 0}, workloads)["missing"] == [
+        "survey/1 worker(s).cpu_us_per_event"
+    ]
