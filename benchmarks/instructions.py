@@ -16,8 +16,10 @@ them), and the process then exits without finalizing. ``--stage=both`` counts th
 merge stage too (each source batch's partials as a merge batch), ``--stage=merge``
 the merge stage alone on partials built uncounted, ``--group=K`` source batches'
 partials per merge batch (a draining worker's merge batches carry several);
-``--batch=N`` sets the source batch size (5,000) and ``--family=F`` keeps one
-family's batches. Needs ``valgrind`` (with ``callgrind_control``) on the PATH;
+``--batch=N`` sets the source batch size (5,000), ``--family=F`` keeps one
+family's batches, and ``--heartbeats=drop`` leaves out the heartbeats (the workloads
+close every window with heartbeats at their end: the count with and without them is
+what that end costs). Needs ``valgrind`` (with ``callgrind_control``) on the PATH;
 about a minute per 50,000 answers.
 """
 
@@ -33,11 +35,18 @@ import tempfile
 import time
 from pathlib import Path
 
+import orjson
+
 from benchmarks.engine import batches, merge_batches, run_merge_once, run_once
 from benchmarks.workloads import EVENT_TIME_RATE
 
 #: what valgrind prints at the end: ``==123== Collected : 1851680917``
 _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
+
+
+def _heartbeat(value: bytes | None) -> bool:
+    """Whether a record of the workload is a heartbeat (they carry ``"type": "heartbeat"``)."""
+    return value is not None and orjson.loads(value).get("type") == "heartbeat"
 
 
 def child(
@@ -47,6 +56,9 @@ def child(
     work = batches(workload, events, int(options.get("batch", 5_000)), event_time_rate=rate)
     if "family" in options:
         work = [batch for batch in work if batch[0] == options["family"]]
+    if options.get("heartbeats") == "drop":
+        work = [(family, p, [r for r in rs if not _heartbeat(r.value)]) for family, p, rs in work]
+        work = [batch for batch in work if batch[2]]
     windows = '["1m/1m"]' if workload == "answers" else None
     stage = options.get("stage", "source")
     merges = merge_batches(work, int(options.get("group", 1)), windows) if stage == "merge" else []
@@ -72,7 +84,8 @@ def count(
     batch's partials through the merge stage, as ``benchmarks.engine --merge``) or
     ``merge`` (the merge stage alone, its partials built uncounted, ``group`` source
     batches' partials per merge batch); ``batch``, the source batch size (5,000);
-    ``family``, one family's batches only.
+    ``family``, one family's batches only; ``heartbeats`` ``drop``, the workload
+    without its heartbeat records.
     """
     for tool in ("valgrind", "callgrind_control"):
         if shutil.which(tool) is None:
@@ -119,7 +132,7 @@ def count(
 
 
 #: the options of :func:`count`, as ``--name=value`` on the command line
-_OPTIONS = ("stage", "batch", "group", "family")
+_OPTIONS = ("stage", "batch", "group", "family", "heartbeats")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -147,12 +160,17 @@ def main(argv: list[str] | None = None) -> None:
         "--group", type=int, default=1, help="--stage=merge: source batches per merge batch"
     )
     parser.add_argument("--family", choices=["survey", "cart", "ticket"], default=None)
+    parser.add_argument(
+        "--heartbeats", choices=["keep", "drop"], default=None, help="drop: without them"
+    )
     parsed = parser.parse_args(args)
     options = {
         name: str(getattr(parsed, name)) for name in _OPTIONS if getattr(parsed, name) is not None
     }
     instructions, n = count(parsed.workload, parsed.events, parsed.event_time_rate, options)
     what = parsed.stage if parsed.family is None else f"{parsed.stage}, {parsed.family} only"
+    if parsed.heartbeats == "drop":
+        what += ", no heartbeats"
     print(
         f"{parsed.workload} ({what}, {parsed.event_time_rate:g} events/s of event time,"
         f" batches of {parsed.batch}"

@@ -34,3 +34,12 @@ def test_the_merge_stage_alone_counts_less_than_both_stages() -> None:
     both, n_both = count("mixed", 3_000, 28.0, {**options, "stage": "both"})
     assert n_merge == n_both >= 3_000
     assert 0 < merge < both / 2
+
+
+def test_the_closing_heartbeats_can_be_left_out() -> None:
+    """``heartbeats=drop`` counts the answers alone: fewer records, and less work, since
+    the closing heartbeats close every window and forget every response."""
+    kept, n_kept = count("answers", 2_000)
+    dropped, n_dropped = count("answers", 2_000, options={"heartbeats": "drop"})
+    assert n_dropped == 2_000 < n_kept
+    assert dropped < kept
