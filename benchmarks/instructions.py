@@ -17,9 +17,10 @@ merge stage too (each source batch's partials as a merge batch), ``--stage=merge
 the merge stage alone on partials built uncounted, ``--group=K`` source batches'
 partials per merge batch (a draining worker's merge batches carry several);
 ``--batch=N`` sets the source batch size (5,000), ``--family=F`` keeps one
-family's batches, and ``--heartbeats=drop`` leaves out the heartbeats (the workloads
-close every window with heartbeats at their end: the count with and without them is
-what that end costs). Needs ``valgrind`` (with ``callgrind_control``) on the PATH;
+family's batches, and ``--heartbeats=drop`` leaves out the heartbeats (``answers`` ends
+with heartbeats that close every window and forget every response, as the peers'
+bench does; ``survey`` and ``mixed`` have none here): the count with and without them
+is what that end costs. Needs ``valgrind`` (with ``callgrind_control``) on the PATH;
 about a minute per 50,000 answers.
 """
 
