@@ -25,12 +25,11 @@ import pstats
 import sys
 import time
 from collections.abc import Iterable
-from typing import Any
 
 from benchmarks.peers.workload import build as answers_workload
 from benchmarks.workloads import EVENT_TIME_RATE, Record, build
 from cxpulse.agents.worker.collector import CollectionPolicy
-from cxpulse.agents.worker.runtime import Runtime
+from cxpulse.agents.worker.runtime import Runtime, Send
 from cxpulse.schemas.input import InputRecord, RawRecord
 from cxpulse.streams.settings import Settings, load_settings
 
@@ -144,7 +143,7 @@ def _stages(
 
 
 def _partials(
-    sends: Iterable[Any], offsets: dict[int, int], into: dict[int, list[InputRecord]]
+    sends: Iterable[Send], offsets: dict[int, int], into: dict[int, list[InputRecord]]
 ) -> None:
     """The partials among a source batch's sends, as the merge agent reads them: per
     partials partition, with the offsets that partition's topic would give them."""
