@@ -9,8 +9,10 @@ none of the processes it started still running.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -65,8 +67,11 @@ def _running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def _wait_for(path: Path, pattern: re.Pattern[str], deadline: float) -> re.Match[str] | None:
-    while time.monotonic() < deadline:
+def _wait_for(
+    path: Path, pattern: re.Pattern[str], demo: subprocess.Popen[bytes], deadline: float
+) -> re.Match[str] | None:
+    """The first line of ``path`` that matches, while the demo runs and time is left."""
+    while time.monotonic() < deadline and demo.poll() is None:
         for line in path.read_text().splitlines():
             found = pattern.search(line)
             if found:
@@ -89,7 +94,7 @@ def test_the_demo_shows_live_kpis_and_stops_everything_it_started(tmp_path: Path
         started: set[int] = set()
         try:
             deadline = time.monotonic() + DURATION_S + 30
-            first = _wait_for(out, SUMMARY, deadline)
+            first = _wait_for(out, SUMMARY, demo, deadline)
             assert first is not None, f"no KPI summary line:\n{out.read_text()}\n{err.read_text()}"
             started = _descendants(demo.pid)
             url = METRICS_URL.search(err.read_text())
@@ -98,9 +103,15 @@ def test_the_demo_shows_live_kpis_and_stops_everything_it_started(tmp_path: Path
                 exposition = response.read().decode()
             rc = demo.wait(timeout=DURATION_S + 60)
         finally:
-            if demo.poll() is None:
-                demo.kill()
-                demo.wait()
+            if demo.poll() is None:  # a failed check: SIGTERM stops the children too
+                demo.terminate()
+                try:
+                    demo.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    for pid in [*_descendants(demo.pid), demo.pid]:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, signal.SIGKILL)
+                    demo.wait()
 
     assert rc == 0, err.read_text()
     lines = out.read_text().splitlines()
