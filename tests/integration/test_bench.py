@@ -8,13 +8,18 @@ result and exits 0 — and leaves no worker behind.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from pathlib import Path
 
+import orjson
 import pytest
 
+from benchmarks.kafka_io import ceiling, produce_records
 from benchmarks.report import CEILING_FIGURES, RUN_FIGURES
+from benchmarks.workloads import DAY0, PARTITIONS, Record
+from cxpulse.agents.tools.broker import EmbeddedBroker, ensure_topics
 from tests.integration.harness import run_bench
 
 pytestmark = pytest.mark.integration
@@ -89,3 +94,30 @@ def test_rounds_alternate_the_workloads_and_are_summarised(tmp_path: Path) -> No
     (ratio,) = doc["summary"]["mixed_to_survey"]
     assert ratio["rounds"] == [1, 2] and len(ratio["events_per_s"]["per_round"]) == 2
     assert "median over the rounds" in done.stdout and "mixed ÷ survey" in done.stdout
+
+
+async def test_the_ceiling_is_timed_from_its_first_records(
+    broker: EmbeddedBroker, unique: str
+) -> None:
+    """The ceiling's consumer starts on an empty topic whose records come 3 s later: the
+    wait is not the loop's speed, so its span is the reading alone (a worker's window
+    also opens at its first count)."""
+    topic = f"ceiling-{unique}"
+    await ensure_topics(broker.bootstrap, {topic: PARTITIONS})
+    n = 4_000
+    answers = (
+        {"type": "answer", "question": "nps", "channel": "web", "score": i % 11, "ts": DAY0 + i}
+        for i in range(n)
+    )
+    records = [Record("t", i % PARTITIONS, b"k", orjson.dumps(a)) for i, a in enumerate(answers)]
+
+    async def produce_later() -> None:
+        await asyncio.sleep(3.0)
+        await produce_records(broker.bootstrap, {"t": topic}, records)
+
+    producing = asyncio.ensure_future(produce_later())
+    figures = await ceiling(broker.bootstrap, [topic], n)
+    await producing
+    assert figures["measured_s"] < 1.5, figures
+    assert figures["events_per_s"] == pytest.approx(n / figures["measured_s"])
+    assert figures["cpu_us_per_event"] > 0
