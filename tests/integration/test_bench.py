@@ -9,13 +9,16 @@ result and exits 0 — and leaves no worker behind.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import uuid
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
+from benchmarks import kafka_io
 from benchmarks.kafka_io import ceiling, produce_records
 from benchmarks.report import CEILING_FIGURES, RUN_FIGURES
 from benchmarks.workloads import DAY0, PARTITIONS, Record
@@ -96,12 +99,23 @@ def test_rounds_alternate_the_workloads_and_are_summarised(tmp_path: Path) -> No
     assert "median over the rounds" in done.stdout and "mixed ÷ survey" in done.stdout
 
 
-async def test_the_ceiling_is_timed_from_its_first_records(
-    broker: EmbeddedBroker, unique: str
+async def test_the_ceiling_is_timed_from_its_first_records_outside_the_collectors_reach(
+    broker: EmbeddedBroker, unique: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The ceiling's consumer starts on an empty topic whose records come 3 s later: the
     wait is not the loop's speed, so its span is the reading alone (a worker's window
-    also opens at its first count)."""
+    also opens at its first count). While it reads, what the process held before is
+    frozen out of the cyclic collector's reach (the bench's process holds the whole
+    workload; each collection traversed it), and thawed after."""
+    frozen_while_reading: list[int] = []
+    tally = kafka_io._tally
+
+    def counting_tally(value: bytes, *acc: Any) -> None:
+        if not frozen_while_reading:  # the count walks the frozen objects: once
+            frozen_while_reading.append(gc.get_freeze_count())
+        tally(value, *acc)
+
+    monkeypatch.setattr(kafka_io, "_tally", counting_tally)
     topic = f"ceiling-{unique}"
     await ensure_topics(broker.bootstrap, {topic: PARTITIONS})
     n = 4_000
@@ -121,3 +135,5 @@ async def test_the_ceiling_is_timed_from_its_first_records(
     assert figures["measured_s"] < 1.5, figures
     assert figures["events_per_s"] == pytest.approx(n / figures["measured_s"])
     assert figures["cpu_us_per_event"] > 0
+    assert frozen_while_reading[0] > 10_000  # the interpreter's own objects at least
+    assert gc.get_freeze_count() == 0
