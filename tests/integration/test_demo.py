@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.workers import parse_event_counts
 from tests.integration.harness import ROOT
 
 pytestmark = pytest.mark.integration
@@ -32,22 +33,25 @@ SUMMARY = re.compile(
     r" First response p90 \d+ s \| SLA breached \d+% \| alerts firing: "
 )
 METRICS_URL = re.compile(r"worker metrics at (http://127\.0\.0\.1:\d+/metrics)")
-ACCEPTED = re.compile(r'^cx_events_total\{[^}]*outcome="accepted"[^}]*\} (\S+)$', re.M)
 DURATION_S = 50.0
+
+
+def _stat(pid: int | str) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state, ppid, …), or
+    ``None`` when the process is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
 
 
 def _descendants(pid: int) -> set[int]:
     """Every live process below ``pid``, from ``/proc``'s parent links."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue  # gone meanwhile
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
+        stat = _stat(entry.name) if entry.name.isdigit() else None
+        if stat is not None:
+            children.setdefault(int(stat[1]), []).append(int(entry.name))
     found: set[int] = set()
     todo = [pid]
     while todo:
@@ -60,11 +64,8 @@ def _descendants(pid: int) -> set[int]:
 
 def _running(pid: int) -> bool:
     """Alive and not a zombie (a zombie has exited; only its parent's wait is missing)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    stat = _stat(pid)
+    return stat is not None and stat[0] != "Z"
 
 
 def _wait_for(
@@ -118,7 +119,8 @@ def test_the_demo_shows_live_kpis_and_stops_everything_it_started(tmp_path: Path
     assert lines[0].startswith("cxpulse: output is not a terminal")
     summaries = [line for line in lines if SUMMARY.match(line)]
     assert len(summaries) >= 2, lines  # a summary every 10 s while the demo runs
-    accepted = [float(v) for v in ACCEPTED.findall(exposition)]
+    counts = parse_event_counts(exposition)
+    accepted = [v for (_, outcome), v in counts.items() if outcome == "accepted"]
     assert accepted and sum(accepted) > 0, exposition[:2000]
     # broker, worker and traffic at least (Prometheus too when installed), none left
     assert len(started) >= 3, started
