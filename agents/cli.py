@@ -500,7 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--repeat",
         type=_rounds,
         default=1,
-        help="rounds: run everything N times, the workloads alternated, and add each"
+        help="rounds: run everything N times, the order counterbalanced, and add each"
         " figure's median and range and mixed ÷ survey within each round (default: 1);"
         " with --peers, every contender once a round, each ratio taken within its round",
     )

@@ -14,12 +14,12 @@ For each workload (``survey``; ``mixed`` = surveys, carts and tickets, see
 2. After the 1-worker run, the ceiling: a plain aiokafka consumer reads as many
    records of the same topics (``benchmarks.kafka_io``).
 
-With ``rounds`` (``cxpulse bench --repeat N``) all of it runs N times, the workloads
-alternated round by round on fresh topics, so that a slow minute of a shared
-machine falls on every workload alike: the table then adds each figure's median
-and range, and the mixed workload's rate against survey's within each round
-(``benchmarks.report.summary``). Single runs spread by up to ±30 % here, ratios
-taken within one round much less.
+With ``rounds`` (``cxpulse bench --repeat N``) all of it runs N times on fresh topics,
+the workloads' order counterbalanced round by round (``benchmarks.rounds``), so that
+a slow minute of a shared machine, or the run before, falls on every workload alike:
+the table then adds each figure's median and range, and the mixed workload's rate
+against survey's within each round (``benchmarks.report.summary``). Single runs
+spread by up to ±30 % here, ratios taken within one round much less.
 
 It writes the JSON result (``benchmarks.report``) and prints the table; it exits
 1 if any verification failed or any figure is missing, so a fast wrong answer
@@ -43,6 +43,7 @@ from benchmarks import report, throughput
 from benchmarks.expected import WINDOW, WINDOW_END_MS, verify
 from benchmarks.kafka_io import ceiling, close_windows, produce_records, read_finals
 from benchmarks.latency import paced_phase
+from benchmarks.rounds import round_order
 from benchmarks.workers import Worker, peak_rss_mb, topic_names, wait_stable, worker_env
 from benchmarks.workloads import (
     EVENT_TIME_RATE,
@@ -207,7 +208,7 @@ def main(
     ):
         built: dict[str, Workload] = {}
         for number in range(1, rounds + 1):
-            for name in workloads:
+            for name in round_order(workloads, number):
                 workload = built.get(name)
                 if workload is None:
                     print(

@@ -48,6 +48,7 @@ from benchmarks.peers.workload import (
     rows_to_counts,
     window_counts,
 )
+from benchmarks.rounds import round_order
 from benchmarks.workers import Worker, peak_rss_mb, topic_names, worker_env
 from benchmarks.workloads import FAMILIES
 from cxpulse.agents.tools.broker import EmbeddedBroker, ensure_topics
@@ -277,13 +278,15 @@ def run_density(
     rounds: int = 1,
 ) -> dict[str, Any]:
     """Produce the workload to a fresh topic and run every contender on it, ``rounds``
-    times in the same order; ratios are taken within each round, then their medians."""
+    times, each round in its counterbalanced order (:func:`benchmarks.rounds.round_order`);
+    ratios are taken within each round, then their medians."""
     topic = f"peers-answers-{uuid.uuid4().hex[:8]}"
     asyncio.run(ensure_topics(broker.bootstrap, {topic: PARTITIONS}))
     began = time.perf_counter()
     asyncio.run(produce_records(broker.bootstrap, {"survey": topic}, workload.records))
     results: list[dict[str, Any]] = []
-    for round_no, name in ((r, n) for r in range(1, rounds + 1) for n in contenders):
+    order = ((r, n) for r in range(1, rounds + 1) for n in round_order(contenders, r))
+    for round_no, name in order:
         of = f", round {round_no} of {rounds}" if rounds > 1 else ""
         print(f"peers: density {workload.density:g}, {name}{of}…", flush=True)
         if name in skipped:
