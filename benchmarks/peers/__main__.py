@@ -44,7 +44,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--contenders",
         type=_names,
         default=report.CONTENDERS,
-        help=f"comma-separated, in running order (default: {','.join(report.CONTENDERS)})",
+        help=f"comma-separated, in the first round's running order, later rounds"
+        f" counterbalanced (default: {','.join(report.CONTENDERS)})",
     )
     p.add_argument(
         "--lateness-s", type=float, default=PEER_LATENESS_S, help="the peers' window grace"
