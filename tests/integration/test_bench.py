@@ -79,8 +79,9 @@ def test_a_tiny_bench_measures_and_verifies_every_configuration(tmp_path: Path) 
     assert not _processes_with(token), "the bench left a process running"
 
 
-def test_rounds_alternate_the_workloads_and_are_summarised(tmp_path: Path) -> None:
-    """``--repeat 2``: every workload twice on fresh topics, each run verified, medians shown."""
+def test_rounds_counterbalance_the_workloads_and_are_summarised(tmp_path: Path) -> None:
+    """``--repeat 2``: every workload twice on fresh topics, each run verified, medians shown,
+    the second round in the first's reverse order (``benchmarks.rounds``)."""
     out = tmp_path / "results.json"
     done, doc = run_bench(
         out, "--events", str(EVENTS), "--paced-events", "1500", "--workers", "1", "--repeat", "2"
@@ -90,10 +91,10 @@ def test_rounds_alternate_the_workloads_and_are_summarised(tmp_path: Path) -> No
         assert [(run["workers"], run["round"]) for run in wl["runs"]] == [(1, 1), (1, 2)]
         assert len(wl["ceilings"]) == 2
         assert all(run["verification"]["passed"] for run in wl["runs"])
-    # the rounds alternate: survey, mixed, survey, mixed
+    # counterbalanced: survey then mixed, then mixed then survey
     rounds = [line for line in done.stdout.splitlines() if line.startswith("bench: ")]
     order = [line.split()[1].rstrip(",") for line in rounds if "1 worker(s)" in line]
-    assert order == ["survey", "mixed", "survey", "mixed"], rounds
+    assert order == ["survey", "mixed", "mixed", "survey"], rounds
     (ratio,) = doc["summary"]["mixed_to_survey"]
     assert ratio["rounds"] == [1, 2] and len(ratio["events_per_s"]["per_round"]) == 2
     assert "median over the rounds" in done.stdout and "mixed ÷ survey" in done.stdout
