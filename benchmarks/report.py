@@ -130,9 +130,10 @@ def summary(workloads: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
 
     ``mixed_to_survey``, per worker count: within each round, the mixed workload's
     events/s over survey's, and survey's CPU µs/event over mixed's (what the rate
-    ratio would be for a worker bound by its own CPU). Rounds alternate the
-    workloads, so a ratio taken within one round is steadier than one of two runs
-    minutes apart. Only figures every run has are summarised.
+    ratio would be for a worker bound by its own CPU). Every round runs both
+    workloads (in a counterbalanced order, ``benchmarks.rounds``), so a ratio taken
+    within one round is steadier than one of two runs minutes apart. Only figures every
+    run has are summarised.
     """
     runs_of: dict[tuple[str, int], dict[int, Mapping[str, Any]]] = {}
     for name, wl in workloads.items():

@@ -344,8 +344,9 @@ def main(
     timeout_s: float = 1_800.0,
     rounds: int = 1,
 ) -> int:
-    """Run every contender at every density (``rounds`` times each, alternated: a round is
-    every contender once); 0 only if every one that ran was verified."""
+    """Run every contender at every density (``rounds`` times each, round by round: a round
+    is every contender once, in a counterbalanced order); 0 only if every one that ran was
+    verified."""
     unknown = [c for c in contenders if c not in report.COMPUTES]
     if unknown:
         raise ValueError(f"unknown contenders {unknown}; known: {list(report.COMPUTES)}")
