@@ -3,14 +3,17 @@
 Run: ``.venv/bin/python -m benchmarks.state_size [n]``. Feeds N carts, each with
 one open session, and N tickets, each created and waiting for a reply, through a
 real :class:`PartitionProcessor` and measures the Python heap it holds
-(tracemalloc) and the bytes of the table records it writes (what the changelog
-and the table store hold per entity).
+(tracemalloc), the bytes of the table records it writes (what the changelog
+and the table store hold per entity), and what a full collection of the cyclic
+collector takes with them held, against the same process before (a worker runs
+one from its timer, :mod:`cxpulse.agents.worker.collector`).
 """
 
 from __future__ import annotations
 
 import gc
 import sys
+import time
 import tracemalloc
 
 import orjson
@@ -51,8 +54,22 @@ def _ticket(i: int) -> dict[str, object]:
     }
 
 
+def full_collection_ms() -> float:
+    """The fastest of three full collections, after three that untrack what they can
+    (a collection untracks one level of nested tuples)."""
+    for _ in range(3):
+        gc.collect()
+    best = float("inf")
+    for _ in range(3):
+        began = time.perf_counter()
+        gc.collect()
+        best = min(best, time.perf_counter() - began)
+    return best * 1000
+
+
 def measure(carts: int, kind: str = "cart") -> dict[str, float]:
-    """Open entities of ``kind`` (``cart`` or ``ticket``): heap and table bytes each."""
+    """Open entities of ``kind`` (``cart`` or ``ticket``): heap and table bytes each, and
+    a full collection's milliseconds with and without them."""
     policy = TimePolicy(120_000, 60_000, 300_000)
     config = EngineConfig(
         kind, (60_000, 900_000, 3_600_000, 86_400_000), policy, 86_400_000, ("channel",), 20
@@ -63,6 +80,7 @@ def measure(carts: int, kind: str = "cart") -> dict[str, float]:
     else:
         sla = {"urgent": 3_600_000, "high": 4 * 3_600_000, "normal": 8 * 3_600_000}
         family, make = TicketFamily({**sla, "low": 86_400_000}, None, 86_400_000), _ticket
+    without = full_collection_ms()
     proc = PartitionProcessor(family, config, 0, WALL)
     records = [RawRecord(i, None, orjson.dumps(make(i)), None) for i in range(carts)]
     closing = {"type": "heartbeat", "ts": T0 + carts + 200_000}
@@ -86,10 +104,13 @@ def measure(carts: int, kind: str = "cart") -> dict[str, float]:
     tracemalloc.stop()
     open_now = proc.gauges[(f"cx_{kind}s_open", "all")]
     assert open_now == carts, open_now
+    held = full_collection_ms()
     return {
         f"{kind}s": carts,
         f"engine_bytes_per_{kind}": engine / carts,
         f"table_record_bytes_per_{kind}": record,
+        f"full_collection_ms_with_{kind}s": held,
+        f"full_collection_ms_without_{kind}s": without,
     }
 
 

@@ -94,7 +94,9 @@ class Family(Protocol):
     :mod:`~cxpulse.streams.families.survey.packed`). Each changelog chunk record
     carries ``chunk_context`` of the values it holds (what they name, or ``None``); on
     restore every value of a record with one goes through ``load`` with it, then every
-    entity through ``compact`` (values of records written without one, too).
+    entity through ``compact`` (values of records written without one, too). A family
+    may have ``compact`` alone: the form it holds in memory, from the lists JSON gives
+    back (carts, tickets, customers: tuples, :mod:`~cxpulse.streams.families.queue`).
     """
 
     name: str

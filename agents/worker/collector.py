@@ -18,7 +18,8 @@ Policy, while the worker processes batches:
 * a full collection runs from the worker's timer once ``min_interval_s`` has passed
   since the last one *and* ``1 / max_share`` times the last one's duration, so full
   collections cost at most ``max_share`` of the time however large the state grows
-  (1M open carts make one take seconds).
+  (held state is mostly tuples and ints the collector no longer scans, yet 1M open
+  carts still make one take ~85 ms: docs/performance.md, "State and recovery").
 
 While tables recover there are no batch boundaries, so the default automatic
 collection is back on from a revocation until the rebalance completes.

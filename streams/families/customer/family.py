@@ -2,14 +2,14 @@
 
 Leads and acquisition spend are stateless: counted at their own ``ts`` in their
 own ``channel``, as are signups. Everything keyed by a customer goes through its
-entity ``[queue, arrivals, state]``:
+entity ``(queue, arrivals, state)``:
 
 * ``queue``: the events not yet applied, sorted by event time, ties by arrival
-  (``[ts, arrival, type, mrr micros, labels]``), applied only once the effective
+  (``(ts, arrival, type, mrr micros, labels)``), applied only once the effective
   watermark has passed them, so no earlier event of the customer can still
   arrive (like carts): outcomes equal applying each customer's events sorted by
   ``ts``, whatever their arrival order within the lateness and the batches;
-* ``state``: ``[labels, active, mrr micros, was active, cancelled at]`` or
+* ``state``: ``(labels, active, mrr micros, was active, cancelled at)`` or
   ``None``: the segment labels of the customer's first event (fixed), whether it
   is active, its MRR, whether it was ever active (a start is then a
   reactivation) and when it was last cancelled.
@@ -18,6 +18,10 @@ A cancelled customer is forgotten once the watermark passes its cancellation +
 ``forget_after`` (365 d): its next event, if later than that, starts a new
 customer (new segment, a ``new`` start). The decision is by event time, so it
 does not depend on when the watermark happened to move.
+
+Tuples of ints, strings and shared label tuples: an active customer is held for
+ever, and out of the cyclic collector's scans once a collection has seen it
+(:mod:`~cxpulse.streams.families.queue`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any
 from cxpulse.schemas.events import CustomerEvent, parse_customer
 from cxpulse.streams.aggregates import AggregateSpec
 from cxpulse.streams.families.customer.metrics import MONTH_MS, SLOTS, K, to_micros, window_kpis
+from cxpulse.streams.families.queue import enqueue, frozen
 from cxpulse.streams.family import Kpi, ObserveContext
 
 #: a cancelled customer is forgotten this long after its cancellation (SPEC §3.4)
@@ -79,12 +84,19 @@ class CustomerFamily:
             return
         customer = event.customer_id
         assert customer is not None
-        value = ctx.entity(customer) or [None, 0, None]
+        value = ctx.entity(customer) or (None, 0, None)
         queue, arrivals, state = value
         micros = 0 if event.mrr is None else to_micros(event.mrr)
-        item = [event.ts, arrivals, kind, micros, labels]
-        queue = sorted([*(queue or ()), item], key=lambda e: (e[0], e[1]))
-        ctx.set_entity(customer, [queue, arrivals + 1, state])
+        item = (event.ts, arrivals, kind, micros, labels)
+        ctx.set_entity(customer, (enqueue(queue, item), arrivals + 1, state))
+
+    def compact(self, value: Any) -> tuple[Any, ...]:
+        """A restored customer (lists, from JSON) as the tuples held in memory, its labels
+        shared (:class:`~cxpulse.streams.family.Family`)."""
+        queue, arrivals, state = value
+        if state is not None:
+            state = (self._intern(state[0]), *state[1:])
+        return (frozen(queue, 4, self._intern), arrivals, state)
 
     def wake_at(self, value: Any) -> int | None:
         queue, _, state = value
@@ -95,21 +107,24 @@ class CustomerFamily:
         return None
 
     def on_wake(self, key: str, value: Any, watermark: int, ctx: ObserveContext) -> None:
-        queue = list(value[0] or ())
+        queue = value[0] or ()
         arrivals, state = value[1], value[2]
-        while queue and queue[0][0] < watermark:
-            ts, _, kind, micros, labels = queue.pop(0)
+        i, n = 0, len(queue)  # queue[i:] is still to apply
+        while i < n and queue[i][0] < watermark:
+            ts, _, kind, micros, labels = queue[i]
+            i += 1
             if self._forgotten(state, ts):
                 state = None  # back after a year: a new customer
             state = self._apply(ts, kind, micros, labels, state, ctx)
         if self._forgotten(state, watermark):
             state = None
-        if not queue and state is None:
+        left = (queue[i:] if i else queue) or None
+        if left is None and state is None:
             ctx.drop_entity(key)
         else:
-            ctx.set_entity(key, [queue or None, arrivals, state])
+            ctx.set_entity(key, (left, arrivals, state))
 
-    def _forgotten(self, state: list[Any] | None, at: int) -> bool:
+    def _forgotten(self, state: Sequence[Any] | None, at: int) -> bool:
         """A cancelled customer is forgotten at any time after cancellation + a year."""
         return (
             state is not None
@@ -124,12 +139,12 @@ class CustomerFamily:
         kind: str,
         micros: int,
         labels: Sequence[str],
-        state: list[Any] | None,
+        state: Sequence[Any] | None,
         ctx: ObserveContext,
-    ) -> list[Any]:
+    ) -> Sequence[Any]:
         """One event in event-time order; returns the customer's new state."""
         if state is None:
-            state = [self._intern(labels), 0, 0, 0, None]  # its first event fixes the segment
+            state = (self._intern(labels), 0, 0, 0, None)  # its first event fixes the segment
         segment, active, mrr, was_active, cancelled_at = state
         if kind == "signed_up":
             return state
@@ -138,17 +153,17 @@ class CustomerFamily:
                 return state  # cancelling an inactive customer changes nothing
             deltas = ((K.CANCELLED, 1), (K.ACTIVE, -1), (K.MRR, -mrr), (K.CHURNED, mrr))
             ctx.add(ts, segment, deltas)
-            return [segment, 0, 0, 1, ts]
+            return (segment, 0, 0, 1, ts)
         if not active:  # started, or changed while inactive: a start
             flow = K.REACTIVATED if was_active else K.NEW
             deltas = ((K.STARTED, 1), (K.ACTIVE, 1), (K.MRR, micros), (flow, micros))
             ctx.add(ts, segment, deltas)
-            return [segment, 1, micros, 1, None]
+            return (segment, 1, micros, 1, None)
         diff = micros - mrr  # started while active: a change
         if diff:
             flow = K.EXPANSION if diff > 0 else K.CONTRACTION
             ctx.add(ts, segment, ((K.MRR, diff), (flow, abs(diff))))
-        return [segment, 1, micros, 1, cancelled_at]
+        return (segment, 1, micros, 1, cancelled_at)
 
     # ----------------------------------------------------------- outputs
     def kpis(self, counts: Sequence[int]) -> list[Kpi]:

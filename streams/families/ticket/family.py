@@ -1,6 +1,6 @@
 """The support-ticket family (SPEC §3.3): lifecycle in event time, SLA, business hours.
 
-Per ``ticket_id`` the entity is ``[queue, arrivals, state]``. As for carts, events
+Per ``ticket_id`` the entity is ``(queue, arrivals, state)``. As for carts, events
 wait in the queue until the watermark passes them and then apply in event-time
 order (ties: arrival), so *first* reply, *first* solve and *last* solve before
 close mean what the SPEC says whatever the arrival order within the lateness.
@@ -15,6 +15,9 @@ close mean what the SPEC says whatever the arrival order within the lateness.
   breached, ``"x"`` no outcome (merged before the deadline without a reply);
 * ``open``, ``closed``, ``m`` (merge time: the ticket stops counting);
 * ``la``: the last applied event's time.
+
+Tuples, and a state of ints, strings and shared label tuples: out of the cyclic
+collector's scans once a collection has seen them (:mod:`~cxpulse.streams.families.queue`).
 
 A breach is decided when the watermark passes the deadline strictly, and an
 event at exactly the deadline is applied first (a reply then is achieved). A
@@ -39,7 +42,7 @@ from typing import Any
 
 from cxpulse.schemas.events import TicketEvent, parse_ticket
 from cxpulse.schemas.fastpath import fast_tickets
-from cxpulse.streams.families.queue import enqueue
+from cxpulse.streams.families.queue import enqueue, frozen
 from cxpulse.streams.families.ticket.business_time import BusinessCalendar
 from cxpulse.streams.families.ticket.metrics import Layout, ticket_kpis
 from cxpulse.streams.family import Kpi, ObserveContext
@@ -81,7 +84,7 @@ class TicketFamily:
     def observe(self, event: TicketEvent, ctx: ObserveContext) -> None:
         queue, arrivals, state = ctx.entity(event.ticket_id) or [None, 0, None]
         complaint = any(t.lower() == "complaint" for t in event.tags)
-        item = [
+        item = (
             event.ts,
             arrivals,
             event.type,
@@ -89,8 +92,16 @@ class TicketFamily:
             event.priority,
             event.public and event.via == "human",
             complaint,
-        ]
-        ctx.set_entity(event.ticket_id, [enqueue(queue, item), arrivals + 1, state])
+        )
+        ctx.set_entity(event.ticket_id, (enqueue(queue, item), arrivals + 1, state))
+
+    def compact(self, value: Any) -> tuple[Any, ...]:
+        """A restored ticket (lists, from JSON) as the tuples held in memory, its labels
+        shared (:class:`~cxpulse.streams.family.Family`)."""
+        queue, arrivals, st = value
+        if st is not None and st.get("lb") is not None:
+            st = {**st, "lb": self._intern(st["lb"])}
+        return (frozen(queue, 3, self._intern), arrivals, st)
 
     def wake_at(self, value: Any) -> int | None:
         queue, _, st = value
@@ -113,10 +124,11 @@ class TicketFamily:
         return min(times) if times else None
 
     def on_wake(self, key: str, value: Any, watermark: int, ctx: ObserveContext) -> None:
-        queue = list(value[0] or ())
+        queue = value[0] or ()
+        i, n = 0, len(queue)  # queue[i:] is still to apply
         st = None if value[2] is None else dict(value[2])
         while True:
-            head = queue[0][0] if queue else None
+            head = queue[i][0] if i < n else None
             if st is not None and self._breach_due(st, "sla", "dl", watermark, head):
                 self._breach(st, "sla", "dl", "ticket_sla_breach", ctx)
                 continue
@@ -126,13 +138,15 @@ class TicketFamily:
             if head is not None and head < watermark:
                 if st is not None and self._inert(st, head):
                     st = None  # forgotten before this event: it counts as a new ticket's
-                st = self._apply(queue.pop(0), st, ctx)
+                st = self._apply(queue[i], st, ctx)
+                i += 1
                 continue
             break
-        if not queue and (st is None or self._inert(st, watermark)):
+        left = (queue[i:] if i else queue) or None
+        if left is None and (st is None or self._inert(st, watermark)):
             ctx.drop_entity(key)
         else:
-            ctx.set_entity(key, [queue or None, value[1], st])
+            ctx.set_entity(key, (left, value[1], st))
 
     def _inert(self, st: dict[str, Any], watermark: int) -> bool:
         if _pending(st):
