@@ -82,7 +82,7 @@ class TicketFamily:
 
     # ------------------------------------------------------------ events
     def observe(self, event: TicketEvent, ctx: ObserveContext) -> None:
-        queue, arrivals, state = ctx.entity(event.ticket_id) or [None, 0, None]
+        queue, arrivals, state = ctx.entity(event.ticket_id) or (None, 0, None)
         complaint = any(t.lower() == "complaint" for t in event.tags)
         item = (
             event.ts,
